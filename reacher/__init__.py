@@ -1,0 +1,21 @@
+"""reacher: teach a simulated MuJoCo arm to reach with DDPG, and watch it on video.
+
+Importing reacher registers the Gymnasium environments ``reacher/TwoLink-v0``,
+``reacher/ThreeLink-v0`` and ``reacher/Reach-v0`` (any arm: ``arm=``, ``end_effector=``).
+"""
+
+from reacher.rendering import select_gl_backend
+
+# Must run before anything imports mujoco: MuJoCo reads MUJOCO_GL once, at import.
+select_gl_backend()
+
+import gymnasium as _gym  # noqa: E402
+
+__version__ = "0.1.0"
+
+_ENTRY_POINT = "reacher.env:ReachEnv"
+for _env_id, _kwargs in (("reacher/TwoLink-v0", {"arm": "two_link"}),
+                         ("reacher/ThreeLink-v0", {"arm": "three_link"}),
+                         ("reacher/Reach-v0", {})):
+    if _env_id not in _gym.registry:
+        _gym.register(id=_env_id, entry_point=_ENTRY_POINT, kwargs=_kwargs)

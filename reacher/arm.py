@@ -1,0 +1,359 @@
+"""What the arm is: load an MJCF arm, check it, and complete it for reaching.
+
+`load_arm` takes a built-in name (``two_link``, ``three_link``) or a path to an
+MJCF file and returns an `Arm`: the compiled MjModel plus the names and sensor
+addresses the environment needs. The user's file is never modified; anything it
+lacks — joint sensors, a target, cameras — is added to the compiled copy through
+``mujoco.MjSpec``, under names that do not clash with the file's own.
+
+Conventions (all optional except joints and actuators):
+  * the end effector is a site or body named ``fingertip`` (or ``end_effector=``);
+  * a mocap body named ``target`` is used as the goal marker if present;
+  * cameras named ``top`` and ``angled`` are used for video if present.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+BUILTIN_ARMS = ("two_link", "three_link")
+TARGET_NAME = "target"
+VIDEO_CAMERAS = ("top", "angled")
+_WORKSPACE_SAMPLES = 512
+
+
+class ArmFileError(ValueError):
+    """An arm file that reacher cannot use; the message names the file and the problem."""
+
+    def __init__(self, source: str | Path, problem: str):
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"arm file {self.source}: {problem}")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A compiled arm ready for reaching, with everything referred to by name.
+
+    Sensor addresses index ``MjData.sensordata``: the environment's observation is
+    read from them rather than from ``qpos``/``qvel`` directly.
+    """
+
+    name: str
+    source: str
+    model: mujoco.MjModel
+    joint_names: tuple[str, ...]
+    hinge: np.ndarray  # bool per joint: hinge (angle, observed as cos/sin) or slide
+    actuator_names: tuple[str, ...]
+    ctrl_low: np.ndarray
+    ctrl_high: np.ndarray
+    end_effector: str
+    target_mocap: int  # index into MjData.mocap_pos
+    joint_pos_adr: np.ndarray  # sensordata index of each joint's position
+    joint_vel_adr: np.ndarray
+    end_effector_adr: np.ndarray  # three sensordata indices: fingertip xyz (world)
+    target_adr: np.ndarray
+    qpos_adr: np.ndarray  # qpos index of each joint, for setting configurations
+    qvel_adr: np.ndarray
+    joint_low: np.ndarray  # the range joint configurations are sampled from
+    joint_high: np.ndarray
+    planar: bool  # every reachable fingertip position lies in one horizontal plane
+    reach_m: float  # furthest fingertip distance from the arm's base seen when sampling
+    base_pos: np.ndarray
+    cameras: tuple[str, ...]
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def n_actuators(self) -> int:
+        return len(self.actuator_names)
+
+    def random_configuration(self, rng: np.random.Generator) -> np.ndarray:
+        """Joint positions drawn uniformly within the joint limits."""
+        return rng.uniform(self.joint_low, self.joint_high)
+
+    def fingertip_at(self, data: mujoco.MjData, joint_pos: np.ndarray) -> np.ndarray:
+        """End-effector position for the given joint positions (overwrites ``data``)."""
+        data.qpos[self.qpos_adr] = joint_pos
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_sensorPos(self.model, data)
+        return data.sensordata[self.end_effector_adr].copy()
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a built-in arm file, from a checkout or from an installed wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "assets" / f"{name}.xml"
+    if checkout.is_file():
+        return checkout
+    return Path(str(resources.files("reacher.assets").joinpath(f"{name}.xml")))
+
+
+def resolve_arm_path(arm: str | Path) -> Path:
+    """A built-in name or a file path → the MJCF file to read."""
+    if isinstance(arm, str) and arm in BUILTIN_ARMS:
+        return builtin_path(arm)
+    path = Path(arm).expanduser()
+    if not path.exists():
+        hint = "" if path.suffix else f" (built-in arms: {', '.join(BUILTIN_ARMS)})"
+        raise ArmFileError(path, f"no such file{hint}")
+    if path.is_dir():
+        raise ArmFileError(path, "is a directory, not an MJCF file")
+    return path
+
+
+def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> Arm:
+    """Load, check and complete an arm; raises `ArmFileError` on anything unusable."""
+    path = resolve_arm_path(arm)
+    spec = _read_spec(path)
+    _check_joints_and_actuators(spec, path)
+    ee_type = _find_end_effector(spec, path, end_effector)
+    _name_joints(spec)
+    sensors = _add_missing_sensors(spec, end_effector, ee_type)
+    target_body = _ensure_target(spec)
+    sensors["target"] = _add_sensor(
+        spec, "target_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_BODY, target_body
+    )
+    model = _compile(spec, path)
+    joint_names = tuple(j.name for j in spec.joints)
+    low, high = _sampling_ranges(model, joint_names, path)
+    fingertips = _sample_workspace(model, joint_names, sensors["end_effector"], low, high)
+    base = _world_pos(model, model.joint(joint_names[0]).bodyid[0])
+    reach = float(np.max(np.linalg.norm(fingertips - base, axis=1)))
+    missing_cams = [c for c in VIDEO_CAMERAS if _lookup(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
+    if missing_cams:
+        _add_cameras(spec, missing_cams, base, reach)
+        model = _compile(spec, path)
+    return _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
+                     fingertips, reach, base)
+
+
+# --- reading and checking ---------------------------------------------------------------
+
+def _read_spec(path: Path) -> mujoco.MjSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ArmFileError(path, "is not a text file (expected MJCF XML)") from None
+    except OSError as err:
+        raise ArmFileError(path, f"cannot be read ({err.strerror})") from None
+    if not text.strip():
+        raise ArmFileError(path, "is empty")
+    if not text.lstrip().startswith("<"):
+        raise ArmFileError(path, "is not XML (expected an MJCF <mujoco> document)")
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as err:
+        raise ArmFileError(path, f"is malformed XML ({err})") from None
+    if root.tag != "mujoco":
+        raise ArmFileError(path, f"has root element <{root.tag}>, expected <mujoco>")
+    try:
+        return mujoco.MjSpec.from_file(str(path))
+    except ValueError as err:
+        raise ArmFileError(path, f"is not valid MJCF ({_one_line(err)})") from None
+
+
+def _compile(spec: mujoco.MjSpec, path: Path) -> mujoco.MjModel:
+    try:
+        return spec.compile()
+    except ValueError as err:
+        raise ArmFileError(path, f"does not compile ({_one_line(err)})") from None
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+def _check_joints_and_actuators(spec: mujoco.MjSpec, path: Path) -> None:
+    joints = list(spec.joints)
+    if not joints:
+        raise ArmFileError(path, "has no joints; an arm needs hinge or slide joints")
+    for i, joint in enumerate(joints):
+        if joint.type in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL):
+            kind = "free" if joint.type == mujoco.mjtJoint.mjJNT_FREE else "ball"
+            name = joint.name or f"#{i}"
+            raise ArmFileError(path, f"joint '{name}' is a {kind} joint; only hinge and slide "
+                                     "joints are supported")
+    if not list(spec.actuators):
+        raise ArmFileError(path, "has no actuators; add a <motor> per joint under <actuator>")
+
+
+def _find_end_effector(spec: mujoco.MjSpec, path: Path, name: str) -> mujoco.mjtObj:
+    if any(s.name == name for s in spec.sites):
+        return mujoco.mjtObj.mjOBJ_SITE
+    if any(b.name == name for b in spec.bodies if b.name != "world"):
+        return mujoco.mjtObj.mjOBJ_BODY
+    sites = ", ".join(s.name for s in spec.sites if s.name) or "none"
+    bodies = ", ".join(b.name for b in spec.bodies if b.name and b.name != "world") or "none"
+    raise ArmFileError(path, f"has no site or body named '{name}' for the end effector "
+                             f"(sites: {sites}; bodies: {bodies})")
+
+
+# --- completing the model --------------------------------------------------------------
+
+def _all_names(spec: mujoco.MjSpec) -> set[str]:
+    groups = (spec.bodies, spec.joints, spec.geoms, spec.sites, spec.cameras, spec.lights,
+              spec.actuators, spec.sensors, spec.materials, spec.textures, spec.meshes)
+    return {e.name for group in groups for e in group if e.name}
+
+
+def _unique_name(spec: mujoco.MjSpec, wanted: str) -> str:
+    taken = _all_names(spec)
+    if wanted not in taken:
+        return wanted
+    i = 1
+    while f"reacher_{wanted}_{i}" in taken:
+        i += 1
+    return f"reacher_{wanted}_{i}"
+
+
+def _name_joints(spec: mujoco.MjSpec) -> None:
+    for i, joint in enumerate(spec.joints):
+        if not joint.name:
+            joint.name = _unique_name(spec, f"joint{i}")
+
+
+def _add_sensor(spec, wanted: str, kind, objtype, objname: str) -> str:
+    name = _unique_name(spec, wanted)
+    spec.add_sensor(name=name, type=kind, objtype=objtype, objname=objname)
+    return name
+
+
+def _add_missing_sensors(spec: mujoco.MjSpec, end_effector: str, ee_type) -> dict:
+    """Reuse the file's jointpos/jointvel sensors where present, add the rest."""
+    existing = {(s.type, s.objname): s.name for s in spec.sensors if s.name}
+    joint_obj = mujoco.mjtObj.mjOBJ_JOINT
+    sensors: dict = {"pos": [], "vel": []}
+    for joint in spec.joints:
+        for key, kind, suffix in (("pos", mujoco.mjtSensor.mjSENS_JOINTPOS, "pos"),
+                                  ("vel", mujoco.mjtSensor.mjSENS_JOINTVEL, "vel")):
+            name = existing.get((kind, joint.name))
+            if name is None:
+                name = _add_sensor(spec, f"{joint.name}_{suffix}", kind, joint_obj, joint.name)
+            sensors[key].append(name)
+    sensors["end_effector"] = _add_sensor(
+        spec, f"{end_effector}_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, ee_type, end_effector
+    )
+    return sensors
+
+
+def _ensure_target(spec: mujoco.MjSpec) -> str:
+    """Name of the mocap body that marks the goal; added if the file has none."""
+    for body in spec.bodies:
+        if body.name == TARGET_NAME and body.mocap:
+            return body.name
+    name = _unique_name(spec, TARGET_NAME)
+    body = spec.worldbody.add_body(name=name, mocap=True)
+    body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.012, 0, 0],
+                  rgba=[0.9, 0.15, 0.2, 0.85], contype=0, conaffinity=0, mass=0)
+    return name
+
+
+def _add_cameras(spec: mujoco.MjSpec, names: list[str], base: np.ndarray, reach: float) -> None:
+    """Cameras framing the workspace: straight down, and from the front-right above."""
+    distance = 2.6 * max(reach, 0.05)
+    for name in names:
+        cam_name = _unique_name(spec, name)
+        if name == "top":
+            spec.worldbody.add_camera(name=cam_name, pos=base + [0, 0, distance],
+                                      fovy=45)
+        else:
+            offset = np.array([0.55, -0.7, 0.55]) * distance / 1.05
+            forward = -offset / np.linalg.norm(offset)
+            x_axis = np.cross(forward, [0, 0, 1.0])
+            x_axis /= np.linalg.norm(x_axis)
+            y_axis = np.cross(-forward, x_axis)
+            frame = np.column_stack([x_axis, y_axis, -forward])  # camera looks along its -z
+            quat = np.zeros(4)
+            mujoco.mju_mat2Quat(quat, frame.flatten())
+            spec.worldbody.add_camera(name=cam_name, pos=base + offset, quat=quat, fovy=45)
+
+
+# --- the compiled model ----------------------------------------------------------------
+
+def _lookup(model: mujoco.MjModel, objtype, name: str) -> int:
+    return mujoco.mj_name2id(model, objtype, name)
+
+
+def _sampling_ranges(model, joint_names, path) -> tuple[np.ndarray, np.ndarray]:
+    low, high = [], []
+    for name in joint_names:
+        j = model.joint(name)
+        if j.limited[0]:
+            lo, hi = j.range
+        elif j.type[0] == mujoco.mjtJoint.mjJNT_HINGE:
+            lo, hi = -math.pi, math.pi
+        else:
+            raise ArmFileError(path, f"slide joint '{name}' has no range; give it range=\"lo hi\" "
+                                     "so targets can be sampled within reach")
+        low.append(lo)
+        high.append(hi)
+    return np.array(low), np.array(high)
+
+
+def _world_pos(model: mujoco.MjModel, body_id: int) -> np.ndarray:
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    return data.xpos[body_id].copy()
+
+
+def _sample_workspace(model, joint_names, ee_sensor, low, high) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    data = mujoco.MjData(model)
+    qadr = np.array([model.joint(n).qposadr[0] for n in joint_names])
+    sadr = model.sensor(ee_sensor).adr[0]
+    points = np.empty((_WORKSPACE_SAMPLES, 3))
+    for i in range(_WORKSPACE_SAMPLES):
+        data.qpos[qadr] = rng.uniform(low, high)
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_sensorPos(model, data)
+        points[i] = data.sensordata[sadr:sadr + 3]
+    return points
+
+
+def _sensor_adr(model, names) -> np.ndarray:
+    return np.array([model.sensor(n).adr[0] for n in names], dtype=np.intp)
+
+
+def _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
+              fingertips, reach, base) -> Arm:
+    hinge = np.array([model.joint(n).type[0] == mujoco.mjtJoint.mjJNT_HINGE for n in joint_names])
+    act_names = tuple(model.actuator(i).name or f"actuator{i}" for i in range(model.nu))
+    ctrl_low = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 0], -1.0)
+    ctrl_high = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 1], 1.0)
+    ee0 = model.sensor(sensors["end_effector"]).adr[0]
+    tg0 = model.sensor(sensors["target"]).adr[0]
+    cameras = tuple(model.camera(i).name for i in range(model.ncam) if model.camera(i).name)
+    name = path.stem if path.suffix else str(path)
+    return Arm(
+        name=name,
+        source=str(path),
+        model=model,
+        joint_names=joint_names,
+        hinge=hinge,
+        actuator_names=act_names,
+        ctrl_low=ctrl_low.astype(np.float64),
+        ctrl_high=ctrl_high.astype(np.float64),
+        end_effector=end_effector,
+        target_mocap=int(model.body(target_body).mocapid[0]),
+        joint_pos_adr=_sensor_adr(model, sensors["pos"]),
+        joint_vel_adr=_sensor_adr(model, sensors["vel"]),
+        end_effector_adr=np.arange(ee0, ee0 + 3),
+        target_adr=np.arange(tg0, tg0 + 3),
+        qpos_adr=np.array([model.joint(n).qposadr[0] for n in joint_names], dtype=np.intp),
+        qvel_adr=np.array([model.joint(n).dofadr[0] for n in joint_names], dtype=np.intp),
+        joint_low=low,
+        joint_high=high,
+        planar=bool(np.ptp(fingertips[:, 2]) < 1e-6),
+        reach_m=reach,
+        base_pos=base,
+        cameras=cameras,
+    )

@@ -1,0 +1,58 @@
+"""Offscreen OpenGL for MuJoCo, chosen so that rendering works headless.
+
+MuJoCo reads ``MUJOCO_GL`` once, when ``mujoco`` is first imported, so
+`select_gl_backend` runs from ``reacher/__init__.py`` before that import. Without
+a display it picks EGL, then OSMesa, by which libraries are installed; a user's
+own ``MUJOCO_GL`` always wins.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import sys
+
+_INSTALL_HINT = (
+    "install EGL (Debian/Ubuntu: apt install libegl1; with an NVIDIA GPU its driver "
+    "provides it) or OSMesa (apt install libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
+)
+
+
+class RenderError(RuntimeError):
+    """No working OpenGL backend for offscreen rendering."""
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def select_gl_backend() -> str | None:
+    """Set ``MUJOCO_GL`` for headless machines; returns the backend chosen, if any."""
+    if "MUJOCO_GL" in os.environ or "mujoco" in sys.modules:
+        return os.environ.get("MUJOCO_GL")
+    if not sys.platform.startswith("linux") or has_display():
+        return None  # mujoco's own default (GLFW, or CGL/WGL) works with a display
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(library):
+            os.environ["MUJOCO_GL"] = backend
+            if backend == "osmesa":
+                os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+            return backend
+    return None
+
+
+def make_renderer(model, height: int, width: int):
+    """A ``mujoco.Renderer``, or a `RenderError` that says what to install."""
+    import mujoco
+
+    if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
+        model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
+        model.vis.global_.offheight = max(height, model.vis.global_.offheight)
+    try:
+        return mujoco.Renderer(model, height=height, width=width)
+    except Exception as err:  # each GL backend fails in its own way
+        backend = os.environ.get("MUJOCO_GL", "glfw (default)")
+        raise RenderError(
+            f"cannot render offscreen with MUJOCO_GL={backend} ({' '.join(str(err).split())}); "
+            + _INSTALL_HINT
+        ) from err
