@@ -65,7 +65,7 @@ class Arm:
     joint_low: np.ndarray  # the range joint configurations are sampled from
     joint_high: np.ndarray
     planar: bool  # every reachable fingertip position lies in one horizontal plane
-    reach_m: float  # furthest fingertip distance from the arm's base seen when sampling
+    reach_m: float  # furthest fingertip distance from the arm's base (m)
     base_pos: np.ndarray
     cameras: tuple[str, ...]
 
@@ -125,9 +125,12 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     model = _compile(spec, path)
     joint_names = tuple(j.name for j in spec.joints)
     low, high = _sampling_ranges(model, joint_names, path)
-    fingertips = _sample_workspace(model, joint_names, sensors["end_effector"], low, high)
+    fingertip = _forward_kinematics(model, joint_names, sensors["end_effector"])
+    rng = np.random.default_rng(0)
+    configs = rng.uniform(low, high, size=(_WORKSPACE_SAMPLES, len(joint_names)))
+    fingertips = np.array([fingertip(q) for q in configs])
     base = _world_pos(model, model.joint(joint_names[0]).bodyid[0])
-    reach = float(np.max(np.linalg.norm(fingertips - base, axis=1)))
+    reach = _max_reach(fingertip, configs, fingertips, base, low, high)
     missing_cams = [c for c in VIDEO_CAMERAS if _lookup(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
     if missing_cams:
         _add_cameras(spec, missing_cams, base, reach)
@@ -305,18 +308,41 @@ def _world_pos(model: mujoco.MjModel, body_id: int) -> np.ndarray:
     return data.xpos[body_id].copy()
 
 
-def _sample_workspace(model, joint_names, ee_sensor, low, high) -> np.ndarray:
-    rng = np.random.default_rng(0)
+def _forward_kinematics(model, joint_names, ee_sensor):
+    """joint positions → end-effector position, on a scratch MjData."""
     data = mujoco.MjData(model)
     qadr = np.array([model.joint(n).qposadr[0] for n in joint_names])
     sadr = model.sensor(ee_sensor).adr[0]
-    points = np.empty((_WORKSPACE_SAMPLES, 3))
-    for i in range(_WORKSPACE_SAMPLES):
-        data.qpos[qadr] = rng.uniform(low, high)
+
+    def fingertip(q: np.ndarray) -> np.ndarray:
+        data.qpos[qadr] = q
         mujoco.mj_kinematics(model, data)
         mujoco.mj_sensorPos(model, data)
-        points[i] = data.sensordata[sadr:sadr + 3]
-    return points
+        return data.sensordata[sadr:sadr + 3].copy()
+
+    return fingertip
+
+
+def _max_reach(fingertip, configs, points, base, low, high, starts: int = 8) -> float:
+    """Furthest fingertip distance from the base: the best samples, refined by
+    coordinate ascent within the joint limits (sampling alone falls a few mm short)."""
+    distance = np.linalg.norm(points - base, axis=1)
+    best = float(distance.max())
+    for i in np.argsort(distance)[-starts:]:
+        q, r, step = configs[i].copy(), float(distance[i]), (high - low) / 8
+        while step.max() > 1e-6:
+            improved = False
+            for j in range(len(q)):
+                for sign in (1.0, -1.0):
+                    trial = q.copy()
+                    trial[j] = np.clip(q[j] + sign * step[j], low[j], high[j])
+                    r_trial = float(np.linalg.norm(fingertip(trial) - base))
+                    if r_trial > r:
+                        q, r, improved = trial, r_trial, True
+            if not improved:
+                step = step / 2
+        best = max(best, r)
+    return best
 
 
 def _sensor_adr(model, names) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from reacher.arm import Arm, load_arm
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
 
-_INSTABILITY_WARNINGS = np.array([int(mujoco.mjtWarning.mjWARN_BADQPOS),
-                                  int(mujoco.mjtWarning.mjWARN_BADQVEL),
-                                  int(mujoco.mjtWarning.mjWARN_BADQACC)])
+# MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
+# the state itself; mj_resetData (every reset) clears the counts.
+_BADQPOS, _BADQVEL, _BADQACC = (int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS,
+                                                 mujoco.mjtWarning.mjWARN_BADQVEL,
+                                                 mujoco.mjtWarning.mjWARN_BADQACC))
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class ReachEnv(gym.Env):
 
     ## Episode end
     Never terminates (reaching has no terminal state). Truncates after
-    ``max_episode_steps`` steps, or at once if the physics blows up (NaN/inf state or
+    ``max_episode_steps`` steps (50; through ``gym.make`` Gymnasium's TimeLimit counts
+    them, so ``gym.make(id, max_episode_steps=N)`` works as usual), or at once if the
+    physics blows up (NaN/inf state or
     MuJoCo's instability warning), with ``info["physics_error"]`` saying so; the next
     ``reset`` starts clean.
 
@@ -93,7 +98,7 @@ class ReachEnv(gym.Env):
         arm: str | Path | Arm = "two_link",
         end_effector: str = "fingertip",
         *,
-        max_episode_steps: int = 50,
+        max_episode_steps: int | None = 50,
         frame_skip: int = 2,
         ctrl_cost_weight: float = ReachReward.ctrl_cost_weight,
         precision_weight: float = ReachReward.precision_weight,
@@ -104,7 +109,9 @@ class ReachEnv(gym.Env):
         height: int = 480,
         camera: str | None = None,
     ):
-        _check_positive(max_episode_steps=max_episode_steps, frame_skip=frame_skip,
+        if max_episode_steps is not None:
+            _check_positive(max_episode_steps=max_episode_steps)
+        _check_positive(frame_skip=frame_skip,
                         success_radius=success_radius, precision_scale_m=precision_scale_m,
                         width=width, height=height)
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -114,7 +121,7 @@ class ReachEnv(gym.Env):
         self.model = self.arm.model
         self.data = mujoco.MjData(self.model)
         self.frame_skip = int(frame_skip)
-        self.max_episode_steps = int(max_episode_steps)
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.success_radius = float(success_radius)
         self.reward_fn = ReachReward(ctrl_cost_weight, precision_weight, precision_scale_m)
         self.dt = self.model.opt.timestep * self.frame_skip
@@ -128,12 +135,17 @@ class ReachEnv(gym.Env):
         self.goal_layout = GoalLayout(achieved=slice(i, i + 3), desired=slice(i + 3, i + 6),
                                       delta=slice(i + 6, i + 9), reward=self.reward_fn,
                                       success_radius_m=self.success_radius)
-        self._obs = np.zeros(i + 9)
+        self._gather = np.concatenate([self._hinge_pos, self._hinge_pos, self._slide_pos,
+                                       arm_.joint_vel_adr, arm_.end_effector_adr, arm_.target_adr,
+                                       arm_.end_effector_adr])
         self._n_hinge = n_hinge
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, self._obs.shape, np.float64)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (i + 9,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (arm_.n_actuators,), np.float32)
         self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
+        self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
+        self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
+        self._target = np.zeros(3)
 
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
@@ -142,7 +154,6 @@ class ReachEnv(gym.Env):
         self._viewer = None
         self._warned_no_display = False
         self._steps = 0
-        self._warnings_seen = 0
 
     # --- Gymnasium API ----------------------------------------------------------------
 
@@ -156,37 +167,59 @@ class ReachEnv(gym.Env):
         d.mocap_pos[arm.target_mocap] = target
         mujoco.mj_forward(m, d)
         self._steps = 0
-        self._warnings_seen = self._instability_count()
+        self._target = target.copy()
         obs = self._observe()
-        distance = float(np.linalg.norm(obs[self.goal_layout.delta]))
-        return obs, self._info(distance)
+        distance = float(np.linalg.norm(obs[-3:]))
+        return obs, {"distance": distance, "is_success": distance <= self.success_radius,
+                     "target": target.copy()}
 
     def step(self, action):
+        # The hot path: a few microseconds of Python around the physics, so every
+        # operation here is chosen for speed (see scripts/bench_env.py).
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape} "
                              f"(one value per actuator: {', '.join(self.arm.actuator_names)})")
-        if not np.isfinite(a).all():
+        if not math.isfinite(a.sum()):
             raise ValueError(f"action contains NaN or inf: {a}")
         a = np.minimum(np.maximum(a, -1.0), 1.0)
-        d = self.data
-        d.ctrl[:] = self._ctrl_mid + self._ctrl_half * a
-        mujoco.mj_step(self.model, d, nstep=self.frame_skip)
+        m, d = self.model, self.data
+        d.ctrl[:] = a if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * a
+        self._advance(m, d)
         self._steps += 1
 
         obs = self._observe()
-        distance = float(np.linalg.norm(obs[self.goal_layout.delta]))
-        reward = float(self.reward_fn(distance, a))
-        info = self._info(distance)
-        truncated = self._steps >= self.max_episode_steps
-        error = self._physics_error(obs)
-        if error:
-            info["physics_error"] = error
+        delta = obs[-3:]
+        distance = math.sqrt(float(delta @ delta))
+        reward = self.reward_fn.from_effort(distance, float(a @ a))
+        info = {"distance": distance, "is_success": distance <= self.success_radius,
+                "target": self._target.copy()}
+        truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
+        warnings = d.warning.number
+        if warnings[_BADQPOS] or warnings[_BADQVEL] or warnings[_BADQACC] or not math.isfinite(reward):
+            # MuJoCo resets the state itself when it detects NaN/inf or huge values.
+            info["physics_error"] = (f"MuJoCo reported an unstable simulation at step "
+                                     f"{self._steps}; the episode was truncated")
             truncated = True
-            reward = 0.0 if not np.isfinite(reward) else reward
+            reward = reward if math.isfinite(reward) else 0.0
         if self.render_mode == "human":
             self.render()
         return obs, reward, False, truncated, info
+
+    def _advance(self, m: mujoco.MjModel, d: mujoco.MjData) -> None:
+        """`frame_skip` physics steps, leaving positions, velocities and sensors fresh.
+
+        mj_step computes sensors *before* integrating, so after it they lag the state
+        by one substep. Splitting it as mj_step2 then mj_step1 (dm_control's trick)
+        leaves them in sync at no extra cost; RK4 does not support the split, so it
+        pays for an extra mj_forward instead."""
+        if self._split_steps:
+            for _ in range(self.frame_skip):
+                mujoco.mj_step2(m, d)
+                mujoco.mj_step1(m, d)
+        else:
+            mujoco.mj_step(m, d, nstep=self.frame_skip)
+            mujoco.mj_forward(m, d)
 
     def render(self):
         if self.render_mode == "rgb_array":
@@ -220,38 +253,21 @@ class ReachEnv(gym.Env):
     # --- helpers ----------------------------------------------------------------------
 
     def _observe(self) -> np.ndarray:
-        sd = self.data.sensordata
-        arm, obs, h = self.arm, self._obs, self._n_hinge
-        angles = sd[self._hinge_pos]
-        obs[:h] = np.cos(angles)
-        obs[h:2 * h] = np.sin(angles)
-        j = 2 * h + len(self._slide_pos)
-        obs[2 * h:j] = sd[self._slide_pos]
-        k = j + arm.n_joints
-        obs[j:k] = sd[arm.joint_vel_adr]
-        obs[k:k + 3] = sd[arm.end_effector_adr]
-        obs[k + 3:k + 6] = sd[arm.target_adr]
-        obs[k + 6:k + 9] = obs[k:k + 3] - obs[k + 3:k + 6]
-        return obs.copy()
-
-    def _info(self, distance: float) -> dict:
-        return {"distance": distance, "is_success": distance <= self.success_radius,
-                "target": self.data.mocap_pos[self.arm.target_mocap].copy()}
-
-    def _instability_count(self) -> int:
-        return int(self.data.warning.number[_INSTABILITY_WARNINGS].sum())
-
-    def _physics_error(self, obs: np.ndarray) -> str | None:
-        count = self._instability_count()
-        if count != self._warnings_seen:
-            self._warnings_seen = count
-            return f"MuJoCo reported an unstable simulation at step {self._steps}; state was reset"
-        if not np.isfinite(obs).all():
-            return f"physics state became NaN or inf at step {self._steps}"
-        return None
+        # One gather from sensordata in observation order (hinge angles twice, for cos
+        # and sin; the fingertip twice, for fingertip − target), then in-place maths.
+        obs = self.data.sensordata[self._gather]
+        h = self._n_hinge
+        if h:
+            np.cos(obs[:h], out=obs[:h])
+            np.sin(obs[h:2 * h], out=obs[h:2 * h])
+        np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
+        return obs
 
     def _target_from(self, options: dict) -> np.ndarray:
-        target = np.asarray(options["target"], dtype=np.float64)
+        try:
+            target = np.asarray(options["target"], dtype=np.float64)
+        except (TypeError, ValueError):
+            target = np.full(1, np.nan)
         if target.shape != (3,) or not np.isfinite(target).all():
             raise ValueError(f"options['target'] must be 3 finite numbers (xyz, m), "
                              f"got {options['target']!r}")
@@ -268,3 +284,28 @@ def _check_positive(**values) -> None:
     for name, value in values.items():
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env:
+    """The environment a `Config` describes: a ReachEnv for its arm, or its Gymnasium id
+    (``config.env``) with actions rescaled to [-1, 1] like ReachEnv's."""
+    if config.env:
+        import reacher  # noqa: F401  (registers reacher/* ids)
+
+        try:
+            env = gym.make(config.env, render_mode=render_mode, **render_kwargs)
+        except gym.error.Error as err:
+            raise ValueError(f"env '{config.env}': {err}") from None
+        if not isinstance(env.action_space, gym.spaces.Box) or \
+                not isinstance(env.observation_space, gym.spaces.Box):
+            raise ValueError(f"env '{config.env}': needs Box observation and action spaces, has "
+                             f"{type(env.observation_space).__name__} and "
+                             f"{type(env.action_space).__name__}")
+        if not isinstance(env.unwrapped, ReachEnv):
+            env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        return env
+    return ReachEnv(
+        config.arm, config.end_effector, max_episode_steps=config.max_episode_steps,
+        frame_skip=config.frame_skip, ctrl_cost_weight=config.ctrl_cost_weight,
+        precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
+        success_radius=config.success_radius, render_mode=render_mode, **render_kwargs)

@@ -1,0 +1,138 @@
+"""Environment steps per second: ReachEnv beside raw ``mujoco.mj_step`` on the same model.
+
+For each arm the same compiled model (``env.unwrapped.model``) is stepped four ways,
+``frame_skip`` physics steps per environment step, with random actions in [-1, 1] and a
+reset every ``max_episode_steps``:
+
+  raw loop      data.ctrl[:] = a; mj_step(model, data) frame_skip times
+                (what Gymnasium's MujocoEnv does)
+  raw nstep     data.ctrl[:] = a; mj_step(model, data, nstep=frame_skip)
+  ReachEnv      env.unwrapped.step(a)
+  gym.make      env.step(a) through gym.make's default wrappers
+
+The machine is shared and noisy, so the four are measured in interleaved rounds and the
+medians reported; "× raw loop" is the median over rounds of each round's own ratio.
+The issue's goal: ReachEnv at least 0.5× the raw loop.
+
+    python scripts/bench_env.py [--seconds 2] [--rounds 5] [--arms two_link three_link]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+import reacher  # noqa: F401  (registers the environments)
+
+_CHECK_EVERY = 64  # steps between clock reads, so reading the clock costs nothing
+_N_ACTIONS = 4096  # pre-drawn random actions, shared by every variant
+
+
+def _timed(step: Callable[[np.ndarray], None], actions: np.ndarray, seconds: float) -> float:
+    """Call `step` over `actions` (cyclically) for about `seconds`; return steps per second."""
+    n, i = 0, 0
+    start = time.perf_counter()
+    while True:
+        for _ in range(_CHECK_EVERY):
+            step(actions[i])
+            i = (i + 1) % len(actions)
+        n += _CHECK_EVERY
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def _env_stepper(env: gym.Env, seed: int) -> Callable[[np.ndarray], None]:
+    env.reset(seed=seed)
+
+    def step(action: np.ndarray) -> None:
+        if env.step(action)[3]:
+            env.reset()
+
+    return step
+
+
+def _raw_stepper(model: mujoco.MjModel, episode_steps: int, frame_skip: int,
+                 nstep: bool) -> Callable[[np.ndarray], None]:
+    data = mujoco.MjData(model)  # the env's own MjData stays untouched
+    count = [0]
+
+    def step_loop(action: np.ndarray) -> None:
+        data.ctrl[:] = action
+        for _ in range(frame_skip):
+            mujoco.mj_step(model, data)
+        count[0] += 1
+        if count[0] == episode_steps:
+            mujoco.mj_resetData(model, data)
+            count[0] = 0
+
+    def step_nstep(action: np.ndarray) -> None:
+        data.ctrl[:] = action
+        mujoco.mj_step(model, data, nstep=frame_skip)
+        count[0] += 1
+        if count[0] == episode_steps:
+            mujoco.mj_resetData(model, data)
+            count[0] = 0
+
+    return step_nstep if nstep else step_loop
+
+
+def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> None:
+    kwargs = {} if frame_skip is None else {"frame_skip": frame_skip}
+    wrapped = gym.make("reacher/Reach-v0", arm=arm, **kwargs)
+    unwrapped = gym.make("reacher/Reach-v0", arm=arm, **kwargs).unwrapped
+    model, skip = unwrapped.model, unwrapped.frame_skip
+    episode = unwrapped.max_episode_steps
+    actions = np.random.default_rng(0).uniform(
+        -1, 1, (_N_ACTIONS, model.nu)).astype(np.float32)
+    variants = {
+        "raw loop": _raw_stepper(model, episode, skip, nstep=False),
+        f"raw nstep={skip}": _raw_stepper(model, episode, skip, nstep=True),
+        "ReachEnv": _env_stepper(unwrapped, seed=0),
+        "gym.make": _env_stepper(wrapped, seed=0),
+    }
+    for step in variants.values():  # warm up caches and the env checker's first step
+        _timed(step, actions, 0.1)
+
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in variants.items():
+            rates[name].append(_timed(step, actions, seconds))
+
+    raw = rates["raw loop"]
+    print(f"\n{arm}: frame_skip={skip}, timestep={model.opt.timestep} s, "
+          f"{rounds} rounds of {seconds:g} s each")
+    print(f"  {'':<14}{'env steps/s':>12}{'min':>10}{'max':>10}{'× raw loop':>12}")
+    for name, values in rates.items():
+        ratio = statistics.median(v / r for v, r in zip(values, raw))
+        print(f"  {name:<14}{statistics.median(values):>12,.0f}{min(values):>10,.0f}"
+              f"{max(values):>10,.0f}{ratio:>12.2f}")
+    wrapped.close()
+    unwrapped.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="length of one measurement, per variant and round (default 2)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds; medians are reported (default 5)")
+    parser.add_argument("--arms", nargs="+", default=["two_link", "three_link"],
+                        help="built-in names or MJCF paths (default: two_link three_link)")
+    parser.add_argument("--frame-skip", type=int, default=None,
+                        help="physics steps per env step (default: the env's own, 2)")
+    args = parser.parse_args()
+    print(f"mujoco {mujoco.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}")
+    for arm in args.arms:
+        bench_arm(arm, args.seconds, args.rounds, args.frame_skip)
+    print("\ngoal: ReachEnv ≥ 0.5× raw loop")
+
+
+if __name__ == "__main__":
+    main()

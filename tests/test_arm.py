@@ -1,0 +1,241 @@
+"""reacher.arm: loading, checking and completing arm files."""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+import pytest
+from conftest import ARM_CASES, write_arm
+
+from reacher.arm import BUILTIN_ARMS, ArmFileError, builtin_path, load_arm
+
+BUILTIN_JOINTS = {"two_link": ("shoulder", "elbow"), "three_link": ("shoulder", "elbow", "wrist")}
+
+
+def _id(model: mujoco.MjModel, objtype: mujoco.mjtObj, name: str) -> int:
+    return mujoco.mj_name2id(model, objtype, name)
+
+
+def _target_body(arm) -> str:
+    """Name of the mocap body the arm uses as its target."""
+    return arm.model.body(int(np.flatnonzero(arm.model.body_mocapid == arm.target_mocap)[0])).name
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BUILTIN_ARMS)
+def test_builtin_by_name_and_by_path_agree(name):
+    by_name = load_arm(name)
+    by_path = load_arm(builtin_path(name))
+    assert by_name.name == by_path.name == name
+    assert by_name.joint_names == by_path.joint_names == BUILTIN_JOINTS[name]
+    assert by_name.actuator_names == BUILTIN_JOINTS[name]
+    assert by_name.planar and by_path.planar
+    assert by_name.model.nq == by_path.model.nq == len(BUILTIN_JOINTS[name])
+    np.testing.assert_allclose(by_name.reach_m, by_path.reach_m)
+
+
+def test_builtin_reuses_the_files_own_target_cameras_and_sensors():
+    arm = load_arm("two_link")
+    model = arm.model
+    assert arm.cameras == ("top", "angled")
+    assert model.ncam == 2  # nothing added when the file has both cameras
+    assert _target_body(arm) == "target"
+    # the file's jointpos sensors are read, not duplicates of them
+    assert [model.sensor_adr[_id(model, mujoco.mjtObj.mjOBJ_SENSOR, n)] for n in
+            ("shoulder_pos", "elbow_pos")] == arm.joint_pos_adr.tolist()
+
+
+def test_user_arm_discovers_joints_actuators_and_end_effector(four_link_path):
+    arm = load_arm(four_link_path, end_effector="tip")
+    assert arm.name == "four_link"
+    assert arm.source == str(four_link_path)
+    assert arm.joint_names == ("j1", "j2", "j3", "j4")
+    assert arm.actuator_names == ("m1", "m2", "m3", "m4")
+    assert arm.hinge.tolist() == [True] * 4
+    assert arm.end_effector == "tip"
+    np.testing.assert_array_equal(arm.ctrl_low, -1.0)
+    np.testing.assert_array_equal(arm.ctrl_high, 1.0)
+    # j1 has no range: sampled over a full turn; the others within their limits
+    np.testing.assert_allclose(arm.joint_low, [-math.pi, -2.5, -2.5, -2.5])
+    np.testing.assert_allclose(arm.joint_high, [math.pi, 2.5, 2.5, 2.5])
+
+
+def test_planar_flag(arm_case):
+    case, path = arm_case
+    arm = load_arm(path, case.end_effector)
+    assert arm.planar is case.planar
+    np.testing.assert_allclose(arm.base_pos, case.base_pos, atol=1e-12)
+    # reach_m is the furthest sampled fingertip distance: never beyond the true reach,
+    # and close to it
+    assert 0.95 * case.reach_m <= arm.reach_m <= case.reach_m + 1e-9
+
+
+def test_missing_target_cameras_and_sensors_are_added(four_link_path):
+    arm = load_arm(four_link_path, end_effector="tip")
+    model = arm.model
+    target = _id(model, mujoco.mjtObj.mjOBJ_BODY, "target")
+    assert target >= 0 and model.body_mocapid[target] == arm.target_mocap >= 0
+    for camera in ("top", "angled"):
+        assert _id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) >= 0
+    assert arm.cameras == ("top", "angled")
+
+    # The sensors read what they should: joint positions and velocities, the `tip`
+    # site and the target body, compared with MjData's own fields.
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(1)
+    data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
+    data.qvel[arm.qvel_adr] = rng.normal(size=arm.n_joints)
+    data.mocap_pos[arm.target_mocap] = [0.05, -0.07, 0.02]
+    mujoco.mj_forward(model, data)
+    sd = data.sensordata
+    np.testing.assert_allclose(sd[arm.joint_pos_adr], data.qpos[arm.qpos_adr])
+    np.testing.assert_allclose(sd[arm.joint_vel_adr], data.qvel[arm.qvel_adr])
+    np.testing.assert_allclose(sd[arm.end_effector_adr], data.site("tip").xpos)
+    np.testing.assert_allclose(sd[arm.target_adr], [0.05, -0.07, 0.02])
+
+
+def test_body_as_end_effector(body_hand_path):
+    arm = load_arm(body_hand_path, end_effector="hand")
+    data = mujoco.MjData(arm.model)
+    tip = arm.fingertip_at(data, np.array([0.4, -1.1]))
+    np.testing.assert_allclose(tip, data.body("hand").xpos)
+    expected = [0.08 * math.cos(0.4) + 0.07 * math.cos(0.4 - 1.1),
+                0.08 * math.sin(0.4) + 0.07 * math.sin(0.4 - 1.1), 0.05]
+    np.testing.assert_allclose(tip, expected, atol=1e-12)
+
+
+def test_spatial_arm_is_not_planar_and_leaves_the_plane(spatial_path):
+    arm = load_arm(spatial_path)
+    data = mujoco.MjData(arm.model)
+    level = arm.fingertip_at(data, np.array([0.0, 0.0, 0.0]))
+    raised = arm.fingertip_at(data, np.array([0.0, -1.0, 0.0]))  # about +y: -angle lifts x
+    np.testing.assert_allclose(level, [0.19, 0.0, 0.3], atol=1e-12)
+    assert raised[2] > level[2] + 0.1
+
+
+def test_user_file_is_not_modified(arm_dir):
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in arm_dir.iterdir()}
+    for case in ARM_CASES.values():
+        load_arm(arm_dir / f"{case.name}.xml", case.end_effector)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in arm_dir.iterdir()}
+    assert after == before  # same bytes, untouched, and no file written beside them
+
+
+def test_existing_names_do_not_clash(clashing_path):
+    arm = load_arm(clashing_path)
+    model = arm.model
+    # the file's own elements keep their names and kinds
+    geom = model.geom("target")
+    assert geom.type[0] == mujoco.mjtGeom.mjGEOM_BOX and geom.bodyid[0] == 0
+    assert _id(model, mujoco.mjtObj.mjOBJ_SITE, "target_pos") >= 0
+    assert model.sensor("shoulder_pos").type[0] == mujoco.mjtSensor.mjSENS_FRAMEPOS
+    # the added target is a mocap body under another name
+    assert _target_body(arm) not in ("", "target")
+    assert model.nmocap == 1
+    # the joint sensors read joints (not the file's frame sensor called shoulder_pos),
+    # and the file's own jointvel sensor on the elbow is reused
+    assert model.sensor_type[model.sensor_adr.tolist().index(arm.joint_pos_adr[0])] == \
+        mujoco.mjtSensor.mjSENS_JOINTPOS
+    assert arm.joint_vel_adr[1] == model.sensor("elbow_speed").adr[0]
+    data = mujoco.MjData(model)
+    data.qpos[:] = [0.3, -0.9]
+    data.qvel[:] = [1.5, -2.0]
+    data.mocap_pos[arm.target_mocap] = [0.1, 0.1, 0.02]
+    mujoco.mj_forward(model, data)
+    np.testing.assert_allclose(data.sensordata[arm.joint_pos_adr], [0.3, -0.9])
+    np.testing.assert_allclose(data.sensordata[arm.joint_vel_adr], [1.5, -2.0])
+    np.testing.assert_allclose(data.sensordata[arm.target_adr], [0.1, 0.1, 0.02])
+    np.testing.assert_allclose(data.sensordata[arm.end_effector_adr], data.site("fingertip").xpos)
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+_ONE_JOINT_BODY = ('<body name="link"><joint name="j"/><geom size=".01"/>'
+                   '<site name="fingertip"/></body>')
+_ONE_MOTOR = '<actuator><motor joint="j"/></actuator>'
+
+BAD_FILES = {
+    "empty": ("", ["is empty"]),
+    "whitespace": ("  \n\t\n", ["is empty"]),
+    "plain_text": ("my arm has two links", ["not XML"]),
+    "json": ('{"mujoco": {"worldbody": []}}', ["not XML"]),
+    "unclosed_tag": ("<mujoco><worldbody><body></worldbody></mujoco>", ["malformed XML"]),
+    "wrong_root": ("<robot name='r'/>", ["<robot>", "<mujoco>"]),
+    "missing_mesh": ('<mujoco><asset><mesh name="m" file="nope.stl"/></asset><worldbody>'
+                     '<body><joint name="j"/><geom type="mesh" mesh="m"/>'
+                     f'<site name="fingertip"/></body></worldbody>{_ONE_MOTOR}</mujoco>',
+                     ["nope.stl"]),
+    "bad_keyword": ('<mujoco><worldbody><body><joint name="j" type="spiral"/>'
+                    '<geom size=".01"/></body></worldbody></mujoco>', ["spiral"]),
+    "no_actuators": (f"<mujoco><worldbody>{_ONE_JOINT_BODY}</worldbody></mujoco>",
+                     ["no actuators", "<motor>"]),
+    "no_joints": ('<mujoco><worldbody><body><geom size=".01"/><site name="fingertip"/></body>'
+                  '</worldbody></mujoco>', ["no joints"]),
+    "free_joint": ('<mujoco><worldbody><body><freejoint name="float"/><geom size=".01"/>'
+                   f'{_ONE_JOINT_BODY}</body></worldbody>{_ONE_MOTOR}</mujoco>',
+                   ["'float'", "free joint", "hinge and slide"]),
+    "ball_joint": ('<mujoco><worldbody><body><joint name="wrist" type="ball"/><geom size=".01"/>'
+                   f'{_ONE_JOINT_BODY}</body></worldbody>{_ONE_MOTOR}</mujoco>',
+                   ["'wrist'", "ball joint", "hinge and slide"]),
+    "slide_without_range": ('<mujoco><worldbody><body><joint name="j" type="slide"/>'
+                            f'<geom size=".01"/><site name="fingertip"/></body></worldbody>'
+                            f'{_ONE_MOTOR}</mujoco>', ["slide joint 'j'", "range"]),
+    "unknown_actuator_joint": (f'<mujoco><worldbody>{_ONE_JOINT_BODY}</worldbody>'
+                               '<actuator><motor joint="elbow"/></actuator></mujoco>',
+                               ["does not compile", "elbow"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_arm_file_names_path_and_problem(tmp_path, case):
+    xml, words = BAD_FILES[case]
+    path = write_arm(tmp_path, case, xml)
+    with pytest.raises(ArmFileError) as excinfo:
+        load_arm(path)
+    message = str(excinfo.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message
+    assert excinfo.value.source == str(path)
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere.xml"
+    with pytest.raises(ArmFileError, match="no such file") as excinfo:
+        load_arm(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_misspelt_builtin_lists_the_builtins():
+    with pytest.raises(ArmFileError, match="no such file") as excinfo:
+        load_arm("two_links")
+    assert "two_link, three_link" in str(excinfo.value)
+
+
+def test_directory_and_binary_file(tmp_path):
+    with pytest.raises(ArmFileError, match="directory") as excinfo:
+        load_arm(tmp_path)
+    assert str(tmp_path) in str(excinfo.value)
+    binary = tmp_path / "arm.xml"
+    binary.write_bytes(b"\xff\xfe\x00\x01\x89PNG")
+    with pytest.raises(ArmFileError, match="not a text file") as excinfo:
+        load_arm(binary)
+    assert str(binary) in str(excinfo.value)
+
+
+def test_unknown_end_effector_lists_sites_and_bodies(four_link_path, body_hand_path):
+    with pytest.raises(ArmFileError) as excinfo:
+        load_arm(four_link_path, end_effector="fingertip")
+    message = str(excinfo.value)
+    assert str(four_link_path) in message and "'fingertip'" in message
+    assert "sites: tip;" in message
+    assert "bodies: link1, link2, link3, link4" in message
+
+    with pytest.raises(ArmFileError) as excinfo:
+        load_arm(body_hand_path)
+    assert "sites: none;" in str(excinfo.value)
+    assert "hand" in str(excinfo.value)
