@@ -1,0 +1,270 @@
+"""The `reacher` command: train, evaluate, render, demo.
+
+Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
+generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
+the flags. Errors print one ``error: …`` line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from reacher import config as cfg
+
+EXIT_USAGE = 2
+DEMO_RUN = Path("runs") / "demo-two_link"
+DEMO_VIDEO = Path("videos") / "two_link.mp4"
+DEMO_CURVE = Path("videos") / "two_link_curve.png"
+
+
+class CliError(Exception):
+    """A user-facing error raised by the CLI itself."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for the user; the traceback only on request
+        if args.debug or not _is_user_error(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _is_user_error(err: Exception) -> bool:
+    from reacher.rendering import RenderError
+
+    return isinstance(err, (ValueError, OSError, CliError, RenderError))
+
+
+# --- parser -----------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line (exit 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reacher", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.set_defaults(command=None)
+    sub = parser.add_subparsers(title="commands")
+
+    train = sub.add_parser("train", help="train an arm (or a Gymnasium env) with DDPG",
+                           description="Train with DDPG. Flags override --config, which overrides defaults.")
+    train.add_argument("--run-dir", type=Path, help="where the run is written (default runs/<arm>-seed<seed>)")
+    train.add_argument("--config", type=Path, help="TOML file of config fields")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    add_config_flags(train)
+    train.set_defaults(command="train", handler=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a trained policy deterministically")
+    ev.add_argument("run", type=Path, help="run directory or checkpoint file")
+    ev.add_argument("--episodes", type=_positive_int("--episodes"), default=100)
+    ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(command="evaluate", handler=cmd_evaluate)
+
+    rd = sub.add_parser("render", help="render rollouts of a trained policy to MP4 or GIF")
+    rd.add_argument("run", type=Path, help="run directory or checkpoint file")
+    rd.add_argument("--episodes", type=_positive_int("--episodes"), default=3)
+    rd.add_argument("--out", type=Path, default=None, help="output .mp4 or .gif (default RUN/rollout.mp4)")
+    rd.add_argument("--camera", default=None, help="camera name (built-in arms: top, angled)")
+    rd.add_argument("--size", type=_size, default=(480, 480), help="frame size WxH (default 480x480)")
+    rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
+    rd.set_defaults(command="render", handler=cmd_render)
+
+    demo = sub.add_parser("demo", help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
+    demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    demo.set_defaults(command="demo", handler=cmd_demo)
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field; unset flags stay out of the namespace."""
+    group = parser.add_argument_group("config (see `reacher train --help`; defaults shown)")
+    for f in cfg.fields():
+        kind = cfg.field_type(f)
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{f.metadata['help']} (default: {shown!r})" if shown != "" else f.metadata["help"]
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, metavar=_metavar(kind),
+                               type=_converter(f.name, kind), help=help_text)
+
+
+def _converter(name: str, kind):
+    def convert(text: str):
+        try:
+            return cfg.coerce(name, text, kind)
+        except cfg.ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = name
+    return convert
+
+
+def _metavar(kind) -> str:
+    return {int: "N", float: "X", str: "TEXT"}.get(kind, "N,N")
+
+
+def _positive_int(flag: str):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}")
+        return value
+    return convert
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size must be WxH, e.g. 640x480, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"--size must be positive, got {text!r}")
+    return width, height
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
+    """Defaults < --config file < flags. Returns the config and the flags given."""
+    base = cfg.load_toml(args.config) if args.config else cfg.Config()
+    overrides = {f.name: getattr(args, f.name) for f in cfg.fields() if hasattr(args, f.name)}
+    try:
+        return base.replace(**overrides), overrides
+    except cfg.ConfigError as err:
+        raise cfg.ConfigError(f"command line: {err}") from None
+
+
+# --- commands ---------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from reacher.train import default_run_dir, train
+
+    config, overrides = config_from_args(args)
+    _check_device(config.device)
+    run_dir = args.run_dir or default_run_dir(config)
+    outcome = train(config, run_dir, resume=args.resume, progress=not args.quiet, overrides=overrides)
+    if outcome.interrupted_by:
+        print(f"stopped by {outcome.interrupted_by} at step {outcome.env_steps:,}: checkpoint saved in "
+              f"{run_dir}; continue with: reacher train --run-dir {run_dir} --resume", file=sys.stderr)
+        return 130 if outcome.interrupted_by == "SIGINT" else 143
+    if not args.quiet:
+        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s; run saved in {run_dir}")
+        if outcome.evaluation is not None:
+            print(_table(outcome.evaluation))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from reacher.evaluate import EVAL_SEED, evaluate
+    from reacher.policy import load_policy
+
+    _check_device(args.device)
+    policy = load_policy(args.run, device=args.device)
+    env = policy.make_env()
+    try:
+        result = evaluate(policy, env, args.episodes, EVAL_SEED if args.seed is None else args.seed)
+    finally:
+        env.close()
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        meta = policy.checkpoint.metadata
+        what = meta.get("env") or meta.get("arm")
+        print(f"{policy.checkpoint.path}  ({what}, {meta.get('env_steps', 0):,} training steps)")
+        print(_table(result))
+    return 0
+
+
+def cmd_render(args) -> int:
+    from reacher.checkpoint import resolve
+    from reacher.video import render_run
+
+    out = args.out or resolve(args.run).parent / "rollout.mp4"
+    kwargs = {} if args.seed is None else {"seed": args.seed}
+    info = render_run(args.run, out, episodes=args.episodes, camera=args.camera, size=args.size, **kwargs)
+    print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from reacher.train import train
+    from reacher.video import render_run
+
+    config = cfg.Config() if args.steps is None else cfg.Config(steps=args.steps)
+    finished = _finished_steps(DEMO_RUN)
+    if finished is not None and finished >= config.steps:
+        print(f"using the finished demo run in {DEMO_RUN}")
+    else:
+        resume = finished is not None
+        print(f"training the two-link arm ({config.steps:,} steps) in {DEMO_RUN}"
+              + (" (resuming)" if resume else ""))
+        outcome = train(config, DEMO_RUN, resume=resume, overrides={"steps": config.steps})
+        if outcome.interrupted_by:
+            print(f"stopped by {outcome.interrupted_by}; run `make demo` again to continue",
+                  file=sys.stderr)
+            return 130 if outcome.interrupted_by == "SIGINT" else 143
+        print(_table(outcome.evaluation))
+    info = render_run(DEMO_RUN, DEMO_VIDEO, episodes=4, camera="angled")
+    curve = DEMO_RUN / "curve.png"
+    if curve.exists():
+        shutil.copyfile(curve, DEMO_CURVE)
+    print(f"wrote {info.path} and {DEMO_CURVE}")
+    return 0
+
+
+def _finished_steps(run_dir: Path) -> int | None:
+    from reacher import checkpoint as ckpt
+
+    if not (run_dir / ckpt.FILENAME).is_file():
+        return None
+    try:
+        return int(ckpt.load(run_dir).metadata["env_steps"])
+    except (ckpt.CheckpointError, KeyError):
+        return None
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError(f"device '{device}' requested but no CUDA GPU is available to torch")
+
+
+def _table(result) -> str:
+    rows = [("episodes", f"{result.episodes}")]
+    if result.success_rate is not None:
+        rows.append(("success rate", f"{100 * result.success_rate:.1f} %"))
+    if result.mean_final_distance is not None:
+        rows.append(("mean final distance", f"{100 * result.mean_final_distance:.2f} cm"))
+    rows.append(("mean return", f"{result.mean_return:.2f}"))
+    return "\n".join(f"  {name:<20} {value}" for name, value in rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

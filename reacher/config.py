@@ -1,0 +1,209 @@
+"""The one typed training configuration; the CLI flags and config.toml are generated from it.
+
+Each field's ``help`` is its documentation: it is what ``reacher train --help`` prints
+and what the README's config reference lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config file or value reacher cannot use; the message names the key."""
+
+
+def setting(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Config:
+    # --- the task ----------------------------------------------------------------------
+    arm: str = setting("two_link", "built-in arm (two_link, three_link) or path to an MJCF file")
+    end_effector: str = setting("fingertip", "site or body of the arm whose position must reach the target")
+    env: str = setting("", "a registered Gymnasium id to train on instead of an arm (e.g. Pendulum-v1)")
+    max_episode_steps: int = setting(50, "steps per episode (reaching env)")
+    frame_skip: int = setting(2, "physics steps per env step (reaching env)")
+    ctrl_cost_weight: float = setting(0.05, "reward: weight of the squared action")
+    precision_weight: float = setting(1.0, "reward: depth of the precision bowl around the target")
+    precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
+    success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
+    # --- training loop -----------------------------------------------------------------
+    steps: int = setting(20_000, "environment steps to train for")
+    seed: int = setting(0, "seed for networks, noise, replay sampling and environments")
+    warmup_steps: int = setting(1_000, "uniformly random actions before learning starts")
+    updates_per_step: float = setting(1.0, "gradient updates per environment step")
+    batch_size: int = setting(256, "transitions per gradient update")
+    buffer_size: int = setting(1_000_000, "replay capacity; the oldest transitions are dropped")
+    hindsight_fraction: float = setting(0.8, "share of sampled transitions relabelled with a target the "
+                                             "fingertip reached later in the episode (0 disables)")
+    # --- agent -------------------------------------------------------------------------
+    hidden_sizes: tuple[int, ...] = setting((128, 128), "hidden layer widths of actor and critic")
+    actor_lr: float = setting(1e-3, "actor Adam learning rate")
+    critic_lr: float = setting(1e-3, "critic Adam learning rate")
+    gamma: float = setting(0.95, "discount factor")
+    tau: float = setting(0.01, "Polyak averaging rate of the target networks")
+    twin_critics: bool = setting(False, "TD3: two critics, regress to the smaller target")
+    policy_delay: int = setting(1, "TD3: critic updates per actor update")
+    target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
+    target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    normalize_obs: bool = setting(True, "normalise observations with running mean and std")
+    noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
+    noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
+    noise_final_scale: float = setting(0.2, "noise std at the end of training (linear decay)")
+    ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
+    # --- evaluation, checkpoints, hardware ---------------------------------------------
+    eval_every: int = setting(5_000, "environment steps between deterministic evaluations")
+    eval_episodes: int = setting(20, "episodes per periodic evaluation")
+    final_eval_episodes: int = setting(100, "episodes of the evaluation at the end of training")
+    checkpoint_every: int = setting(5_000, "environment steps between checkpoints")
+    device: str = setting("cpu", "torch device: cpu or cuda")
+    threads: int = setting(0, "torch threads (0: all cores)")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first bad field."""
+        positive = ("max_episode_steps", "frame_skip", "precision_scale_m", "success_radius",
+                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
+                    "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        non_negative = ("steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+                        "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
+                        "noise_final_scale", "ou_theta", "threads")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
+        if not 0 <= self.hindsight_fraction <= 1:
+            raise ConfigError(f"hindsight_fraction must be within [0, 1], got {self.hindsight_fraction!r}")
+        if not 0 < self.gamma < 1:
+            raise ConfigError(f"gamma must be within (0, 1), got {self.gamma!r}")
+        if not 0 < self.tau <= 1:
+            raise ConfigError(f"tau must be within (0, 1], got {self.tau!r}")
+        if self.noise not in ("gaussian", "ou"):
+            raise ConfigError(f"noise must be 'gaussian' or 'ou', got {self.noise!r}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes!r}")
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Config))
+
+
+def field_type(f: dataclasses.Field) -> type:
+    return typing.get_type_hints(Config)[f.name]
+
+
+def coerce(name: str, value, kind: type):
+    """Convert a TOML or command-line value to the field's type, or raise ConfigError naming it."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == tuple[int, ...]:
+            items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
+            return tuple(int(v) for v in items if v != "")
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {value!r}")
+
+
+def _type_name(kind) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, "a list of integers")
+
+
+def from_mapping(values: dict, base: Config | None = None, source: str = "config") -> Config:
+    """A Config from a flat mapping of field names (TOML tables are flattened)."""
+    known = {f.name: f for f in fields()}
+    changes = {}
+    for key, value in _flatten(values).items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{key}'")
+        changes[key] = coerce(key, value, field_type(known[key]))
+    try:
+        return dataclasses.replace(base or Config(), **changes)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _flatten(values: dict) -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
+    return from_mapping(values, base, source=f"config file {path}")
+
+
+def to_toml(config: Config) -> str:
+    """The fully resolved config as TOML, one commented line per field."""
+    lines = ["# reacher training configuration (every field, resolved)"]
+    for f in fields():
+        value = getattr(config, f.name)
+        lines.append(f"# {f.metadata['help']}")
+        lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def as_dict(config: Config) -> dict:
+    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
+            for f in fields()}

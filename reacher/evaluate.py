@@ -1,0 +1,47 @@
+"""Deterministic evaluation: run the policy without noise on fixed seeds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+EVAL_SEED = 1_000_000  # evaluation episodes never share seeds with training episodes
+
+
+@dataclass
+class Evaluation:
+    success_rate: float | None  # share of episodes ending within the success radius
+    mean_final_distance: float | None  # metres, at each episode's last step
+    mean_return: float
+    episodes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int,
+             seed: int = EVAL_SEED) -> Evaluation:
+    """Episode i starts from ``env.reset(seed=seed + i)``; success and distance are read
+    from the last step's info (None where the env reports no such notion)."""
+    returns, distances, successes = [], [], []
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(policy(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+        if "distance" in info:
+            distances.append(float(info["distance"]))
+        if "is_success" in info:
+            successes.append(bool(info["is_success"]))
+    return Evaluation(
+        success_rate=float(np.mean(successes)) if len(successes) == episodes else None,
+        mean_final_distance=float(np.mean(distances)) if len(distances) == episodes else None,
+        mean_return=float(np.mean(returns)),
+        episodes=episodes,
+    )

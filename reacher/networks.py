@@ -1,0 +1,91 @@
+"""The actor and critic networks, and the running observation normaliser they share."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Actor(nn.Module):
+    """μ(s): observation → action in [-1, 1]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, act_dim])
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+
+class EnsembleLinear(nn.Module):
+    """`n` independent linear layers applied in one batched matmul (for twin critics)."""
+
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)  # nn.Linear's default initialisation
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, batch, in) → (k, batch, out)
+        k = x.shape[0]  # the first k members: the actor step needs only Q1
+        return torch.baddbmm(self.bias[:k], x, self.weight[:k])
+
+
+class Critic(nn.Module):
+    """Q(s, a), as `n_critics` independent networks evaluated together: shape (n_critics, batch)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n_critics: int = 1):
+        super().__init__()
+        sizes = [obs_dim + act_dim, *hidden, 1]
+        self.n_critics = n_critics
+        self.layers = nn.ModuleList(EnsembleLinear(n_critics, a, b) for a, b in zip(sizes, sizes[1:]))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, members: int | None = None) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1).expand(members or self.n_critics, -1, -1)
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x).squeeze(-1)
+
+
+class RunningNorm(nn.Module):
+    """Observation normaliser: (x − mean) / std from all observations seen, clipped to ±5.
+
+    Statistics are buffers, so they travel with the checkpoint; they are updated from
+    numpy on the collecting side and never by gradients."""
+
+    def __init__(self, dim: int, clip: float = 5.0, eps: float = 1e-4):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(dim))  # 1/std, float32 for the forward pass
+        self.register_buffer("shift", torch.zeros(dim))
+        self.clip, self.eps = clip, eps
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        """Merge a batch (n, dim) into the statistics (parallel variance formula)."""
+        batch = batch.to(torch.float64)
+        n = batch.shape[0]
+        mean, var = batch.mean(0), batch.var(0, unbiased=False)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + var * n + delta.square() * self.count * n / total) / total)
+        self.count.copy_(total)
+        self.scale.copy_((1.0 / torch.sqrt(self.var + self.eps)).float())
+        self.shift.copy_(self.mean.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.shift) * self.scale).clamp(-self.clip, self.clip)

@@ -1,0 +1,46 @@
+"""A trained policy loaded from a run directory or checkpoint, with the env it was trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from reacher import checkpoint as ckpt
+from reacher.agent import Agent
+from reacher.config import Config, ConfigError, from_mapping
+from reacher.env import make_env
+
+
+@dataclass
+class TrainedPolicy:
+    config: Config
+    agent: Agent
+    checkpoint: ckpt.Checkpoint
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action for an observation (no exploration noise)."""
+        return self.agent.act(obs)
+
+    def make_env(self, render_mode: str | None = None, **render_kwargs) -> gym.Env:
+        """The env this policy was trained on, checked against the checkpoint's sizes."""
+        env = make_env(self.config, render_mode=render_mode, **render_kwargs)
+        ckpt.check_sizes(self.checkpoint, int(np.prod(env.observation_space.shape)),
+                         int(np.prod(env.action_space.shape)), "its env now")
+        return env
+
+
+def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
+    """Load the actor (and normaliser) of a run; raises CheckpointError on a bad checkpoint."""
+    checkpoint = ckpt.load(run, with_replay=False, map_location=device)
+    meta = checkpoint.metadata
+    try:
+        config = from_mapping(meta["config"], source=f"checkpoint {checkpoint.path}")
+        config = config.replace(device=device)
+        agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
+        agent.load_state_dict(checkpoint.model["agent"], policy_only=True)
+    except (KeyError, TypeError, RuntimeError, ConfigError) as err:
+        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({err})") from None
+    return TrainedPolicy(config, agent, checkpoint)
