@@ -146,6 +146,7 @@ class ReachEnv(gym.Env):
         self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
         self._target = np.zeros(3)
+        self._action_shape = self.action_space.shape
 
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
@@ -177,21 +178,24 @@ class ReachEnv(gym.Env):
         # The hot path: a few microseconds of Python around the physics, so every
         # operation here is chosen for speed (see scripts/bench_env.py).
         a = np.asarray(action, dtype=np.float64)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape} "
+        if a.shape != self._action_shape:
+            raise ValueError(f"action has shape {a.shape}, expected {self._action_shape} "
                              f"(one value per actuator: {', '.join(self.arm.actuator_names)})")
-        if not math.isfinite(a.sum()):
+        # Arms have a handful of actuators: plain floats beat numpy calls here.
+        values = a.tolist()
+        if not math.isfinite(sum(values)):  # any NaN or inf makes the sum NaN or inf
             raise ValueError(f"action contains NaN or inf: {a}")
-        a = np.minimum(np.maximum(a, -1.0), 1.0)
+        clipped = [min(max(v, -1.0), 1.0) for v in values]
+        effort = sum(v * v for v in clipped)
         m, d = self.model, self.data
-        d.ctrl[:] = a if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * a
+        d.ctrl[:] = clipped if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * np.array(clipped)
         self._advance(m, d)
         self._steps += 1
 
         obs = self._observe()
         delta = obs[-3:]
         distance = math.sqrt(float(delta @ delta))
-        reward = self.reward_fn.from_effort(distance, float(a @ a))
+        reward = self.reward_fn.from_effort(distance, effort)
         info = {"distance": distance, "is_success": distance <= self.success_radius,
                 "target": self._target.copy()}
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 COLUMNS = ("step", "wall_time", "episodes", "success_rate", "mean_final_distance", "mean_return",
-           "critic_loss", "actor_loss", "mean_q", "steps_per_s")
+           "critic_loss", "actor_loss", "mean_q", "steps_per_s", "eval_time")
 
 
 class MetricsLog:

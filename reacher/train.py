@@ -39,6 +39,7 @@ class Counters:
     env_steps: int = 0
     episodes: int = 0
     wall_time: float = 0.0  # seconds of training, summed across resumes
+    eval_time: float = 0.0  # the part of wall_time spent in periodic evaluations
 
 
 @dataclass
@@ -197,8 +198,11 @@ class Training:
     # --- evaluation, files, checkpoints -------------------------------------------------
 
     def _evaluate(self, episodes: int) -> Evaluation:
+        t0 = time.perf_counter()
         result = evaluate(self.agent.act, self.eval_env, episodes)
+        self.counters.eval_time += time.perf_counter() - t0
         row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
+               "eval_time": self.counters.eval_time,
                "episodes": self.counters.episodes, **result.as_dict(),
                "steps_per_s": self.counters.env_steps / max(self.counters.wall_time, 1e-9)}
         for key, values in self._losses.items():
@@ -219,7 +223,8 @@ class Training:
             "end_effector": None if c.env else c.end_effector,
             "config": as_dict(c), "env_steps": self.counters.env_steps,
             "episodes": self.counters.episodes, "updates": self.agent.updates,
-            "wall_time": self.counters.wall_time, "update_debt": self._update_debt,
+            "wall_time": self.counters.wall_time, "eval_time": self.counters.eval_time,
+            "update_debt": self._update_debt,
             "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
             "noise": self.noise.state_dict(), "versions": ckpt.library_versions(),
@@ -241,7 +246,8 @@ class Training:
             self.rng.bit_generator.state = meta["rng"]
             self.env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
             self.noise.load_state_dict(meta["noise"])
-            self.counters = Counters(meta["env_steps"], meta["episodes"], meta["wall_time"])
+            self.counters = Counters(meta["env_steps"], meta["episodes"], meta["wall_time"],
+                                     meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
