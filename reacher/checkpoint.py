@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -61,11 +62,19 @@ def save(path: str | Path, metadata: dict, model: dict,
                 buf = io.BytesIO()
                 np.savez(buf, **replay)
                 archive.writestr("replay.npz", buf.getvalue())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def default_file_mode() -> int:
+    """The mode a plain open() would give (0o666 less the umask); mkstemp uses 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def resolve(run: str | Path) -> Path:
@@ -88,28 +97,33 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            for member in ("metadata.json", "model.pt"):
-                if member not in names:
-                    raise CheckpointError(path, f"is incomplete (no {member})")
-            metadata = json.loads(archive.read("metadata.json"))
-            model_bytes = archive.read("model.pt")
-            replay_bytes = archive.read("replay.npz") if with_replay and "replay.npz" in names else None
-    except zipfile.BadZipFile:
+            missing = [m for m in ("metadata.json", "model.pt") if m not in names]
+            if not missing:
+                metadata_bytes = archive.read("metadata.json")
+                model_bytes = archive.read("model.pt")
+                replay_bytes = archive.read("replay.npz") if with_replay and "replay.npz" in names else None
+    except zipfile.BadZipFile:  # also a CRC mismatch found by read()
         raise CheckpointError(path, "is not a reacher checkpoint, or is truncated or corrupted "
                                     "(not a readable zip archive)") from None
     except (zipfile.LargeZipFile, EOFError, OSError) as err:
         raise CheckpointError(path, f"cannot be read ({err})") from None
-    except json.JSONDecodeError:
+    if missing:
+        raise CheckpointError(path, f"is incomplete (no {missing[0]})")
+    try:
+        metadata = json.loads(metadata_bytes)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
         raise CheckpointError(path, "has corrupted metadata (metadata.json is not JSON)") from None
-    # A CRC mismatch surfaces as BadZipFile from read(); caught above.
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict):
+        raise CheckpointError(path, "has corrupted metadata (metadata.json is not an object)")
+    if metadata.get("format") != FORMAT:
         raise CheckpointError(path, f"has format {metadata.get('format')!r}, expected {FORMAT!r}")
     try:
         model = torch.load(io.BytesIO(model_bytes), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
-        raise CheckpointError(path, "model.pt holds Python objects beyond tensors, which could run "
-                                    f"code when loaded; refused ({first})") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(path, f"model.pt holds Python objects beyond tensors{what}, which "
+                                    "could run code when loaded; refused") from None
     except Exception as err:  # torch raises several types for damaged data
         raise CheckpointError(path, f"model.pt is corrupted ({' '.join(str(err).split())[:200]})") from None
     replay = None

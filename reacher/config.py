@@ -78,10 +78,12 @@ class Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         non_negative = ("steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
-                        "noise_final_scale", "ou_theta", "threads")
+                        "noise_final_scale", "threads")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
+        if not 0 < self.ou_theta <= 1:
+            raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")
         if not 0 <= self.hindsight_fraction <= 1:
             raise ConfigError(f"hindsight_fraction must be within [0, 1], got {self.hindsight_fraction!r}")
         if not 0 < self.gamma < 1:

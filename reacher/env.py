@@ -306,7 +306,7 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
                              f"{type(env.observation_space).__name__} and "
                              f"{type(env.action_space).__name__}")
         if not isinstance(env.unwrapped, ReachEnv):
-            env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+            env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
         return env
     return ReachEnv(
         config.arm, config.end_effector, max_episode_steps=config.max_episode_steps,

@@ -8,7 +8,9 @@ import os
 import tempfile
 from pathlib import Path
 
-COLUMNS = ("step", "wall_time", "episodes", "success_rate", "mean_final_distance", "mean_return",
+from reacher.checkpoint import default_file_mode
+
+COLUMNS = ("step", "wall_time", "train_episodes", "success_rate", "mean_final_distance", "mean_return",
            "critic_loss", "actor_loss", "mean_q", "steps_per_s", "eval_time")
 
 
@@ -69,6 +71,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

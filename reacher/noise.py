@@ -28,7 +28,8 @@ class GaussianNoise:
 class OrnsteinUhlenbeckNoise:
     """Temporally correlated noise: x ← x + θ(0 − x)·dt + σ√dt·N(0, 1), reset to 0 each episode.
 
-    `scale` is the stationary std σ/√(2θ) so both noises share one knob (dt = 1).
+    `scale` is the stationary std so both noises share one knob: for this discrete
+    process (dt = 1) that needs σ = scale·√(θ(2 − θ)).
     """
 
     def __init__(self, act_dim: int, scale: float, theta: float = 0.15):
@@ -41,7 +42,7 @@ class OrnsteinUhlenbeckNoise:
         self.x = np.zeros(self.act_dim)
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
-        sigma = self.scale * np.sqrt(2 * self.theta)
+        sigma = self.scale * np.sqrt(self.theta * (2.0 - self.theta))
         self.x = self.x - self.theta * self.x + sigma * rng.standard_normal(self.act_dim)
         return self.x.copy()
 

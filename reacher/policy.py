@@ -41,6 +41,6 @@ def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
         config = config.replace(device=device)
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
         agent.load_state_dict(checkpoint.model["agent"], policy_only=True)
-    except (KeyError, TypeError, RuntimeError, ConfigError) as err:
+    except (KeyError, IndexError, TypeError, RuntimeError, ConfigError) as err:
         raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({err})") from None
     return TrainedPolicy(config, agent, checkpoint)

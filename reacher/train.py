@@ -203,7 +203,7 @@ class Training:
         self.counters.eval_time += time.perf_counter() - t0
         row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
                "eval_time": self.counters.eval_time,
-               "episodes": self.counters.episodes, **result.as_dict(),
+               **result.as_dict(), "train_episodes": self.counters.episodes,
                "steps_per_s": self.counters.env_steps / max(self.counters.wall_time, 1e-9)}
         for key, values in self._losses.items():
             row[key] = float(np.mean(values))
@@ -250,7 +250,7 @@ class Training:
                                      meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
             raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({err})") from None
 
     def _finish_files(self) -> None:
