@@ -98,6 +98,7 @@ class Training:
         self.counters = Counters()
         self._update_debt = 0.0
         self._stop: str | None = None
+        self._last_eval: Evaluation | None = None
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
         self._next_checkpoint = config.checkpoint_every
@@ -208,6 +209,7 @@ class Training:
         for key, values in self._losses.items():
             row[key] = float(np.mean(values))
         self._losses = {}
+        self._last_eval = result
         self.metrics.write(row)
         if self.progress:
             self._print_line(describe(result, self.counters.env_steps, self.counters.wall_time))
@@ -265,12 +267,20 @@ class Training:
         self._stop = signal.Signals(signum).name
 
     def _print_progress(self, elapsed: float) -> None:
+        """A one-line bar, redrawn in place on a terminal: progress, speed, latest evaluation."""
         if not getattr(self.log, "isatty", lambda: False)():
             return
-        c = self.config
-        steps = self.counters.env_steps
-        self.log.write(f"\r  step {steps:>8,}/{c.steps:,}  {steps / max(elapsed, 1e-9):6.0f} steps/s"
-                       f"  {100 * steps / max(c.steps, 1):5.1f}%  ")
+        c, steps = self.config, self.counters.env_steps
+        done = steps / max(c.steps, 1)
+        rate = steps / max(elapsed, 1e-9)
+        bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
+        line = f"\r  [{bar}] {steps:>9,}/{c.steps:,}  {rate:5.0f} steps/s  ETA {(c.steps - steps) / max(rate, 1e-9):4.0f}s"
+        last = self._last_eval
+        if last is not None and last.success_rate is not None:
+            line += f"  success {100 * last.success_rate:3.0f}%  distance {100 * last.mean_final_distance:4.1f} cm"
+        elif last is not None:
+            line += f"  return {last.mean_return:.1f}"
+        self.log.write(line + "  ")
         self.log.flush()
 
     def _print_line(self, text: str) -> None:
