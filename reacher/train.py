@@ -116,18 +116,21 @@ class Training:
         start = time.perf_counter() - self.counters.wall_time
         last_print = 0.0
         try:
-            # A resumed run's env RNG comes from the checkpoint; only a new run seeds it.
-            obs, _ = self.env.reset(seed=c.seed if self.counters.episodes == 0 else None)
-            episode_obs = [obs]
+            obs, episode_obs = None, []
             while self.counters.env_steps < c.steps and self._stop is None:
+                if obs is None:
+                    # Reset only when a step follows, so a checkpoint taken between episodes
+                    # holds the env RNG before the next reset. A resumed run's env RNG comes
+                    # from the checkpoint; only a new run seeds it.
+                    obs, _ = self.env.reset(seed=c.seed if self.counters.episodes == 0 else None)
+                    episode_obs = [obs]
                 obs, done = self._collect(obs, episode_obs)
                 self._learn()
                 if done:
                     self._end_episode(episode_obs)
                     self.counters.wall_time = time.perf_counter() - start
                     self._periodic()
-                    obs, _ = self.env.reset()
-                    episode_obs = [obs]
+                    obs = None
                 now = time.perf_counter()
                 if self.progress and now - last_print > 0.5:
                     last_print = now
