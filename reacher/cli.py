@@ -18,6 +18,7 @@ from reacher import config as cfg
 EXIT_USAGE = 2
 DEMO_RUN = Path("runs") / "demo-two_link"
 DEMO_VIDEO = Path("videos") / "two_link.mp4"
+DEMO_GIF = Path("videos") / "two_link.gif"  # what the README shows inline
 DEMO_CURVE = Path("videos") / "two_link_curve.png"
 
 
@@ -230,10 +231,11 @@ def cmd_demo(args) -> int:
             return 130 if outcome.interrupted_by == "SIGINT" else 143
         print(_table(outcome.evaluation))
     info = render_run(DEMO_RUN, DEMO_VIDEO, episodes=4, camera="angled")
+    render_run(DEMO_RUN, DEMO_GIF, episodes=2, camera="angled", size=(320, 320))
     curve = DEMO_RUN / "curve.png"
     if curve.exists():
         shutil.copyfile(curve, DEMO_CURVE)
-    print(f"wrote {info.path} and {DEMO_CURVE}")
+    print(f"wrote {info.path}, {DEMO_GIF} and {DEMO_CURVE}")
     return 0
 
 

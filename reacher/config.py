@@ -34,7 +34,7 @@ class Config:
     precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
     success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
     # --- training loop -----------------------------------------------------------------
-    steps: int = setting(20_000, "environment steps to train for")
+    steps: int = setting(16_000, "environment steps to train for")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")
     warmup_steps: int = setting(1_000, "uniformly random actions before learning starts")
     updates_per_step: float = setting(1.0, "gradient updates per environment step")
@@ -55,7 +55,7 @@ class Config:
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
-    noise_final_scale: float = setting(0.2, "noise std at the end of training (linear decay)")
+    noise_final_scale: float = setting(0.05, "noise std at the end of training (linear decay)")
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
     # --- evaluation, checkpoints, hardware ---------------------------------------------
     eval_every: int = setting(5_000, "environment steps between deterministic evaluations")
