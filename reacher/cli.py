@@ -64,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.set_defaults(command=None)
     sub = parser.add_subparsers(title="commands")
+    # --debug is accepted after the command too; SUPPRESS keeps the top-level value.
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
 
-    train = sub.add_parser("train", help="train an arm (or a Gymnasium env) with DDPG",
+    train = sub.add_parser("train", parents=[debug], help="train an arm (or a Gymnasium env) with DDPG",
                            description="Train with DDPG. Flags override --config, which overrides defaults.")
     train.add_argument("--run-dir", type=Path, help="where the run is written (default runs/<arm>-seed<seed>)")
     train.add_argument("--config", type=Path, help="TOML file of config fields")
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.set_defaults(command="train", handler=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a trained policy deterministically")
+    ev = sub.add_parser("evaluate", parents=[debug], help="evaluate a trained policy deterministically")
     ev.add_argument("run", type=Path, help="run directory or checkpoint file")
     ev.add_argument("--episodes", type=_positive_int("--episodes"), default=100)
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
@@ -82,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(command="evaluate", handler=cmd_evaluate)
 
-    rd = sub.add_parser("render", help="render rollouts of a trained policy to MP4 or GIF")
+    rd = sub.add_parser("render", parents=[debug], help="render rollouts of a trained policy to MP4 or GIF")
     rd.add_argument("run", type=Path, help="run directory or checkpoint file")
     rd.add_argument("--episodes", type=_positive_int("--episodes"), default=3)
     rd.add_argument("--out", type=Path, default=None, help="output .mp4 or .gif (default RUN/rollout.mp4)")
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
     rd.set_defaults(command="render", handler=cmd_render)
 
-    demo = sub.add_parser("demo", help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
+    demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
     demo.set_defaults(command="demo", handler=cmd_demo)
     return parser
@@ -151,11 +155,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
-    """Defaults < --config file < flags. Returns the config and the flags given."""
-    base = cfg.load_toml(args.config) if args.config else cfg.Config()
-    overrides = {f.name: getattr(args, f.name) for f in cfg.fields() if hasattr(args, f.name)}
+    """Defaults < --config file < flags. Returns the config and every value given in the
+    file or as a flag (on --resume those override the run's saved config)."""
+    given = cfg.read_toml(args.config) if args.config else {}
+    base = cfg.Config().replace(**given) if given else cfg.Config()
+    flags = {f.name: getattr(args, f.name) for f in cfg.fields() if hasattr(args, f.name)}
     try:
-        return base.replace(**overrides), overrides
+        return base.replace(**flags), {**given, **flags}
     except cfg.ConfigError as err:
         raise cfg.ConfigError(f"command line: {err}") from None
 

@@ -7,6 +7,8 @@ and what the README's config reference lists.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -70,13 +72,17 @@ class Config:
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad field."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         positive = ("max_episode_steps", "frame_skip", "precision_scale_m", "success_radius",
                     "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+        non_negative = ("seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
                         "noise_final_scale", "threads")
         for name in non_negative:
@@ -105,6 +111,9 @@ def fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
 def field_type(f: dataclasses.Field) -> type:
     return typing.get_type_hints(Config)[f.name]
 
@@ -123,7 +132,7 @@ def coerce(name: str, value, kind: type):
             raise ValueError(value)
         if kind == tuple[int, ...]:
             items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
-            return tuple(int(v) for v in items if v != "")
+            return tuple(_integer(v) for v in items if v != "")
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -143,6 +152,13 @@ def coerce(name: str, value, kind: type):
     raise ConfigError(f"{name}: expected {_type_name(kind)}, got {value!r}")
 
 
+def _integer(value) -> int:
+    """An int from an int, an integral float or a numeral; refuses 2.5, True, "x"."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
 def _type_name(kind) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         kind, "a list of integers")
@@ -155,7 +171,10 @@ def from_mapping(values: dict, base: Config | None = None, source: str = "config
     for key, value in _flatten(values).items():
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{key}'")
-        changes[key] = coerce(key, value, field_type(known[key]))
+        try:
+            changes[key] = coerce(key, value, field_type(known[key]))
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
     try:
         return dataclasses.replace(base or Config(), **changes)
     except ConfigError as err:
@@ -173,6 +192,11 @@ def _flatten(values: dict) -> dict:
 
 
 def load_toml(path: str | Path, base: Config | None = None) -> Config:
+    return from_mapping(read_toml(path), base, source=f"config file {path}")
+
+
+def read_toml(path: str | Path) -> dict:
+    """The key/value pairs of a config file, flattened and checked against the fields."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -182,7 +206,8 @@ def load_toml(path: str | Path, base: Config | None = None) -> Config:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
-    return from_mapping(values, base, source=f"config file {path}")
+    from_mapping(values, source=f"config file {path}")  # names a bad key or value now
+    return {key: coerce(key, value, field_type(_FIELDS[key])) for key, value in _flatten(values).items()}
 
 
 def to_toml(config: Config) -> str:
@@ -202,8 +227,7 @@ def _toml_value(value) -> str:
         return repr(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(str(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return json.dumps(str(value))  # JSON string escapes are valid TOML basic-string escapes
 
 
 def as_dict(config: Config) -> dict:

@@ -42,5 +42,6 @@ def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
         agent.load_state_dict(checkpoint.model["agent"], policy_only=True)
     except (KeyError, IndexError, TypeError, RuntimeError, ConfigError) as err:
-        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({err})") from None
+        message = " ".join(str(err).split())[:300]
+        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({message})") from None
     return TrainedPolicy(config, agent, checkpoint)

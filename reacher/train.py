@@ -22,6 +22,7 @@ import torch
 
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
+from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import Evaluation, evaluate
@@ -57,6 +58,7 @@ def default_run_dir(config: Config) -> Path:
 
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
+    config = _absolute_arm(config)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
     if resume:
         if not run_dir.is_dir():
@@ -72,6 +74,19 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
         raise RunError(f"run directory {run_dir}: already holds a run; pass --resume to continue "
                        "it or choose another --run-dir")
     return config
+
+
+def _absolute_arm(config: Config) -> Config:
+    """Record a user's arm file by absolute path, so evaluate, render and --resume find
+    it from any working directory."""
+    path = Path(config.arm).expanduser()
+    if config.env or config.arm in BUILTIN_ARMS or not path.exists():
+        return config
+    return config.replace(arm=str(path.resolve()))
+
+
+# Fields that shape the networks: a checkpoint's weights only fit the same values.
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
 
 
 class Training:
@@ -232,7 +247,8 @@ class Training:
             "update_debt": self._update_debt,
             "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
-            "noise": self.noise.state_dict(), "versions": ckpt.library_versions(),
+            "noise": self.noise.state_dict(), "losses": self._losses,
+            "versions": ckpt.library_versions(),
         }
         model = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
         ckpt.save(self.run_dir / ckpt.FILENAME, metadata, model, self.buffer.state_dict())
@@ -242,6 +258,12 @@ class Training:
         before training starts, so no partially restored state is ever used."""
         ckpt.check_sizes(checkpoint, self.obs_dim, self.act_dim, "this run's env")
         meta = checkpoint.metadata
+        saved = meta.get("config", {})
+        for name in NETWORK_FIELDS:
+            ours = as_dict(self.config)[name]
+            if name in saved and saved[name] != ours:
+                raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
+                                                            f"a resumed run cannot change it (asked for {ours!r})")
         try:
             self.agent.load_state_dict(checkpoint.model["agent"])
             torch.set_rng_state(checkpoint.model["torch_rng"])
@@ -255,8 +277,9 @@ class Training:
                                      meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
+            self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
-            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({err})") from None
+            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({_one_line(err)})") from None
 
     def _finish_files(self) -> None:
         plot_curve(self.run_dir / "metrics.csv", self.run_dir / "curve.png",
@@ -292,6 +315,11 @@ class Training:
             text = "\r" + text + " " * 10
         self.log.write(text + end)
         self.log.flush()
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:

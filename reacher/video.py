@@ -171,8 +171,8 @@ def _check_out_path(out_path: str | Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OSError(err.errno, f"cannot write video {path}: cannot create its directory "
-                                 f"({err.strerror})") from None
+        raise type(err)(f"cannot write video {path}: cannot create its directory "
+                        f"({err.strerror})") from None
     return path
 
 
@@ -183,7 +183,7 @@ def _claim_temp_file(path: Path) -> Path:
     try:
         tmp.open("wb").close()
     except OSError as err:
-        raise OSError(err.errno, f"cannot write video {path} ({err.strerror})") from None
+        raise type(err)(f"cannot write video {path} ({err.strerror})") from None
     return tmp
 
 
