@@ -193,14 +193,15 @@ class ReachEnv(gym.Env):
         self._steps += 1
 
         obs = self._observe()
-        delta = obs[-3:]
-        distance = math.sqrt(float(delta @ delta))
+        dx, dy, dz = obs[-3:].tolist()
+        distance = math.sqrt(dx * dx + dy * dy + dz * dz)
         reward = self.reward_fn.from_effort(distance, effort)
         info = {"distance": distance, "is_success": distance <= self.success_radius,
                 "target": self._target.copy()}
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
         warnings = d.warning.number
-        if warnings[_BADQPOS] or warnings[_BADQVEL] or warnings[_BADQACC] or not math.isfinite(reward):
+        if (warnings.any() and (warnings[_BADQPOS] or warnings[_BADQVEL] or warnings[_BADQACC])) \
+                or not math.isfinite(reward):
             # MuJoCo resets the state itself when it detects NaN/inf or huge values.
             info["physics_error"] = (f"MuJoCo reported an unstable simulation at step "
                                      f"{self._steps}; the episode was truncated")

@@ -48,12 +48,16 @@ def _timed(step: Callable[[np.ndarray], None], actions: np.ndarray, seconds: flo
             return n / elapsed
 
 
-def _env_stepper(env: gym.Env, seed: int) -> Callable[[np.ndarray], None]:
+def _env_stepper(env: gym.Env, seed: int, episode_steps: int) -> Callable[[np.ndarray], None]:
+    """Step, resetting every `episode_steps` steps (or at truncation), like the raw loop."""
     env.reset(seed=seed)
+    count = [0]
 
     def step(action: np.ndarray) -> None:
-        if env.step(action)[3]:
+        count[0] += 1
+        if env.step(action)[3] or count[0] == episode_steps:
             env.reset()
+            count[0] = 0
 
     return step
 
@@ -83,19 +87,18 @@ def _raw_stepper(model: mujoco.MjModel, episode_steps: int, frame_skip: int,
     return step_nstep if nstep else step_loop
 
 
-def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> None:
-    kwargs = {} if frame_skip is None else {"frame_skip": frame_skip}
-    wrapped = gym.make("reacher/Reach-v0", arm=arm, **kwargs)
-    unwrapped = gym.make("reacher/Reach-v0", arm=arm, **kwargs).unwrapped
+def bench(label: str, wrapped: gym.Env, unwrapped: gym.Env, seconds: float, rounds: int,
+          env_name: str) -> dict[str, float]:
+    """Interleaved rounds of the env (bare and through gym.make) and of raw mj_step on the
+    same compiled model with the same substeps; prints medians, returns the ratios."""
     model, skip = unwrapped.model, unwrapped.frame_skip
-    episode = unwrapped.max_episode_steps
-    actions = np.random.default_rng(0).uniform(
-        -1, 1, (_N_ACTIONS, model.nu)).astype(np.float32)
+    episode = wrapped.spec.max_episode_steps or 50
+    actions = np.random.default_rng(0).uniform(-1, 1, (_N_ACTIONS, model.nu)).astype(np.float32)
     variants = {
         "raw loop": _raw_stepper(model, episode, skip, nstep=False),
         f"raw nstep={skip}": _raw_stepper(model, episode, skip, nstep=True),
-        "ReachEnv": _env_stepper(unwrapped, seed=0),
-        "gym.make": _env_stepper(wrapped, seed=0),
+        env_name: _env_stepper(unwrapped, 0, episode),
+        "gym.make": _env_stepper(wrapped, 0, episode),
     }
     for step in variants.values():  # warm up caches and the env checker's first step
         _timed(step, actions, 0.1)
@@ -106,15 +109,25 @@ def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> 
             rates[name].append(_timed(step, actions, seconds))
 
     raw = rates["raw loop"]
-    print(f"\n{arm}: frame_skip={skip}, timestep={model.opt.timestep} s, "
-          f"{rounds} rounds of {seconds:g} s each")
+    print(f"\n{label}: frame_skip={skip}, timestep={model.opt.timestep} s, integrator "
+          f"{mujoco.mjtIntegrator(model.opt.integrator).name[6:]}, {rounds} rounds of {seconds:g} s each")
     print(f"  {'':<14}{'env steps/s':>12}{'min':>10}{'max':>10}{'× raw loop':>12}")
+    ratios = {}
     for name, values in rates.items():
-        ratio = statistics.median(v / r for v, r in zip(values, raw))
+        ratios[name] = statistics.median(v / r for v, r in zip(values, raw))
         print(f"  {name:<14}{statistics.median(values):>12,.0f}{min(values):>10,.0f}"
-              f"{max(values):>10,.0f}{ratio:>12.2f}")
+              f"{max(values):>10,.0f}{ratios[name]:>12.2f}")
     wrapped.close()
     unwrapped.close()
+    return ratios
+
+
+def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> None:
+    from reacher.env import ReachEnv
+
+    kwargs = {} if frame_skip is None else {"frame_skip": frame_skip}
+    bench(arm, gym.make("reacher/Reach-v0", arm=arm, **kwargs), ReachEnv(arm, **kwargs),
+          seconds, rounds, "ReachEnv")
 
 
 def main() -> None:
@@ -127,10 +140,16 @@ def main() -> None:
                         help="built-in names or MJCF paths (default: two_link three_link)")
     parser.add_argument("--frame-skip", type=int, default=None,
                         help="physics steps per env step (default: the env's own, 2)")
+    parser.add_argument("--no-gymnasium", action="store_true",
+                        help="skip the Gymnasium Reacher-v5 comparison")
     args = parser.parse_args()
     print(f"mujoco {mujoco.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}")
     for arm in args.arms:
         bench_arm(arm, args.seconds, args.rounds, args.frame_skip)
+    if not args.no_gymnasium:
+        # For scale: Gymnasium's own Reacher, measured the same way in the same run.
+        bench("Gymnasium Reacher-v5", gym.make("Reacher-v5"), gym.make("Reacher-v5").unwrapped,
+              args.seconds, args.rounds, "Reacher-v5")
     print("\ngoal: ReachEnv ≥ 0.5× raw loop")
 
 
