@@ -61,7 +61,9 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
     run_dir = workdir / f"reacher-{arm}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    Training(config, run_dir, progress=False).run()
+    outcome = Training(config, run_dir, progress=False).run()
+    if outcome.interrupted_by:  # training caught the signal; the benchmark stops too
+        raise SystemExit(f"interrupted by {outcome.interrupted_by}")
     curve = Curve("reacher", arm, seed, total_wall=time.perf_counter() - t0)
     for row in read_metrics(run_dir / "metrics.csv"):
         curve.points.append((row["wall_time"] - row["eval_time"], row["step"], row["success_rate"],
