@@ -23,6 +23,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from reacher.errors import one_line
+
 BUILTIN_ARMS = ("two_link", "three_link")
 TARGET_NAME = "target"
 VIDEO_CAMERAS = ("top", "angled")
@@ -161,18 +163,14 @@ def _read_spec(path: Path) -> mujoco.MjSpec:
     try:
         return mujoco.MjSpec.from_file(str(path))
     except ValueError as err:
-        raise ArmFileError(path, f"is not valid MJCF ({_one_line(err)})") from None
+        raise ArmFileError(path, f"is not valid MJCF ({one_line(err)})") from None
 
 
 def _compile(spec: mujoco.MjSpec, path: Path) -> mujoco.MjModel:
     try:
         return spec.compile()
     except ValueError as err:
-        raise ArmFileError(path, f"does not compile ({_one_line(err)})") from None
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+        raise ArmFileError(path, f"does not compile ({one_line(err)})") from None
 
 
 def _check_joints_and_actuators(spec: mujoco.MjSpec, path: Path) -> None:

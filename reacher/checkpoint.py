@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from reacher.errors import one_line
+from reacher.files import atomic_write
 
 FORMAT = "reacher-checkpoint/1"
 FILENAME = "checkpoint.ckpt"
@@ -53,28 +54,14 @@ def save(path: str | Path, metadata: dict, model: dict,
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = io.BytesIO()
     torch.save(model, weights)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
-            archive.writestr("metadata.json", json.dumps({"format": FORMAT, **metadata}, indent=1))
-            archive.writestr("model.pt", weights.getvalue())
-            if replay is not None:
-                buf = io.BytesIO()
-                np.savez(buf, **replay)
-                archive.writestr("replay.npz", buf.getvalue())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("metadata.json", json.dumps({"format": FORMAT, **metadata}, indent=1))
+        archive.writestr("model.pt", weights.getvalue())
+        if replay is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **replay)
+            archive.writestr("replay.npz", buf.getvalue())
     return path
-
-
-def default_file_mode() -> int:
-    """The mode a plain open() would give (0o666 less the umask); mkstemp uses 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def resolve(run: str | Path) -> Path:
@@ -125,7 +112,7 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
         raise CheckpointError(path, f"model.pt holds Python objects beyond tensors{what}, which "
                                     "could run code when loaded; refused") from None
     except Exception as err:  # torch raises several types for damaged data
-        raise CheckpointError(path, f"model.pt is corrupted ({' '.join(str(err).split())[:200]})") from None
+        raise CheckpointError(path, f"model.pt is corrupted ({one_line(err, 200)})") from None
     replay = None
     if replay_bytes is not None:
         try:

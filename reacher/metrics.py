@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
-from reacher.checkpoint import default_file_mode
+from reacher.files import atomic_write, write_text
 
 COLUMNS = ("step", "wall_time", "train_episodes", "success_rate", "mean_final_distance", "mean_return",
            "critic_loss", "actor_loss", "mean_q", "steps_per_s", "eval_time")
@@ -58,24 +56,12 @@ class MetricsLog:
         writer.writeheader()
         for row in kept:
             writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-        atomic_write_text(self.path, text.getvalue())
+        write_text(self.path, text.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None:
@@ -109,10 +95,9 @@ def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_write(out_png) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, out_png)
     return out_png
 
 

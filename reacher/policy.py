@@ -12,6 +12,7 @@ from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, from_mapping
 from reacher.env import make_env
+from reacher.errors import one_line
 
 
 @dataclass
@@ -42,6 +43,5 @@ def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
         agent.load_state_dict(checkpoint.model["agent"], policy_only=True)
     except (KeyError, IndexError, TypeError, RuntimeError, ConfigError) as err:
-        message = " ".join(str(err).split())[:300]
-        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({message})") from None
+        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
     return TrainedPolicy(config, agent, checkpoint)

@@ -45,6 +45,8 @@ def make_renderer(model, height: int, width: int):
     """A ``mujoco.Renderer``, or a `RenderError` that says what to install."""
     import mujoco
 
+    from reacher.errors import one_line
+
     if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
         model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
         model.vis.global_.offheight = max(height, model.vis.global_.offheight)
@@ -53,6 +55,6 @@ def make_renderer(model, height: int, width: int):
     except Exception as err:  # each GL backend fails in its own way
         backend = os.environ.get("MUJOCO_GL", "glfw (default)")
         raise RenderError(
-            f"cannot render offscreen with MUJOCO_GL={backend} ({' '.join(str(err).split())}); "
+            f"cannot render offscreen with MUJOCO_GL={backend} ({one_line(err)}); "
             + _INSTALL_HINT
         ) from err

@@ -26,7 +26,9 @@ from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import Evaluation, evaluate
-from reacher.metrics import MetricsLog, atomic_write_text, plot_curve
+from reacher.errors import one_line
+from reacher.files import write_text
+from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
 
@@ -120,7 +122,7 @@ class Training:
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.toml", to_toml(config))
+        write_text(self.run_dir / "config.toml", to_toml(config))
         self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
 
     # --- the loop ---------------------------------------------------------------------
@@ -258,9 +260,9 @@ class Training:
         before training starts, so no partially restored state is ever used."""
         ckpt.check_sizes(checkpoint, self.obs_dim, self.act_dim, "this run's env")
         meta = checkpoint.metadata
-        saved = meta.get("config", {})
+        saved, ours_all = meta.get("config", {}), as_dict(self.config)
         for name in NETWORK_FIELDS:
-            ours = as_dict(self.config)[name]
+            ours = ours_all[name]
             if name in saved and saved[name] != ours:
                 raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
                                                             f"a resumed run cannot change it (asked for {ours!r})")
@@ -279,7 +281,7 @@ class Training:
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
             self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
-            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({_one_line(err)})") from None
+            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
 
     def _finish_files(self) -> None:
         plot_curve(self.run_dir / "metrics.csv", self.run_dir / "curve.png",
@@ -315,11 +317,6 @@ class Training:
             text = "\r" + text + " " * 10
         self.log.write(text + end)
         self.log.flush()
-
-
-def _one_line(err: Exception, limit: int = 300) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:
