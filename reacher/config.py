@@ -165,16 +165,24 @@ def _type_name(kind) -> str:
 
 
 def from_mapping(values: dict, base: Config | None = None, source: str = "config") -> Config:
-    """A Config from a flat mapping of field names (TOML tables are flattened)."""
-    known = {f.name: f for f in fields()}
+    """A Config from a mapping of field names (TOML tables are flattened)."""
+    return _apply(_coerced(values, source), base, source)
+
+
+def _coerced(values: dict, source: str) -> dict:
+    """The mapping flattened, each key checked against the fields and its value converted."""
     changes = {}
     for key, value in _flatten(values).items():
-        if key not in known:
+        if key not in _FIELDS:
             raise ConfigError(f"{source}: unknown key '{key}'")
         try:
-            changes[key] = coerce(key, value, field_type(known[key]))
+            changes[key] = coerce(key, value, field_type(_FIELDS[key]))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
+    return changes
+
+
+def _apply(changes: dict, base: Config | None, source: str) -> Config:
     try:
         return dataclasses.replace(base or Config(), **changes)
     except ConfigError as err:
@@ -192,7 +200,7 @@ def _flatten(values: dict) -> dict:
 
 
 def load_toml(path: str | Path, base: Config | None = None) -> Config:
-    return from_mapping(read_toml(path), base, source=f"config file {path}")
+    return _apply(read_toml(path), base, source=f"config file {path}")
 
 
 def read_toml(path: str | Path) -> dict:
@@ -206,8 +214,9 @@ def read_toml(path: str | Path) -> dict:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
-    from_mapping(values, source=f"config file {path}")  # names a bad key or value now
-    return {key: coerce(key, value, field_type(_FIELDS[key])) for key, value in _flatten(values).items()}
+    changes = _coerced(values, source=f"config file {path}")
+    _apply(changes, None, source=f"config file {path}")  # a bad value is named with the file now
+    return changes
 
 
 def to_toml(config: Config) -> str:
