@@ -128,18 +128,17 @@ class ReachEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
 
         arm_ = self.arm
-        n_hinge, n_joints = int(arm_.hinge.sum()), arm_.n_joints
-        self._hinge_pos = arm_.joint_pos_adr[arm_.hinge]
-        self._slide_pos = arm_.joint_pos_adr[~arm_.hinge]
-        i = 2 * n_hinge + (n_joints - n_hinge) + n_joints
-        self.goal_layout = GoalLayout(achieved=slice(i, i + 3), desired=slice(i + 3, i + 6),
-                                      delta=slice(i + 6, i + 9), reward=self.reward_fn,
-                                      success_radius_m=self.success_radius)
-        self._gather = np.concatenate([self._hinge_pos, self._hinge_pos, self._slide_pos,
+        # The observation, in order, as sensordata indices (see _observe).
+        hinge_pos = arm_.joint_pos_adr[arm_.hinge]
+        self._gather = np.concatenate([hinge_pos, hinge_pos, arm_.joint_pos_adr[~arm_.hinge],
                                        arm_.joint_vel_adr, arm_.end_effector_adr, arm_.target_adr,
                                        arm_.end_effector_adr])
-        self._n_hinge = n_hinge
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (i + 9,), np.float64)
+        self._n_hinge = len(hinge_pos)
+        n = len(self._gather)
+        self.goal_layout = GoalLayout(achieved=slice(n - 9, n - 6), desired=slice(n - 6, n - 3),
+                                      delta=slice(n - 3, n), reward=self.reward_fn,
+                                      success_radius_m=self.success_radius)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (arm_.n_actuators,), np.float32)
         self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
