@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -35,8 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
+        # A second Ctrl-C during training (or one outside it): stop now. The finally
+        # blocks and temp-file cleanups have run on the way here; interpreter teardown
+        # after an interrupt raised mid-call sometimes aborted with "PyThreadState_Get:
+        # GIL is released" (exit -6) instead of 130, so skip it.
         print("error: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except Exception as err:  # one line for the user; the traceback only on request
         if args.debug or not _is_user_error(err):
             raise
