@@ -15,10 +15,11 @@ __version__ = "0.1.0"
 
 _ENTRY_POINT = "reacher.env:ReachEnv"
 # Registered envs leave the episode limit to Gymnasium's TimeLimit wrapper (as its own
-# MuJoCo envs do), so gym.make(id, max_episode_steps=N) can change it.
+# MuJoCo envs do), so gym.make(id, max_episode_steps=N) can change it: 50 steps of the
+# default 0.02-s control period are the default 1-s episode.
 for _env_id, _kwargs in (("reacher/TwoLink-v0", {"arm": "two_link"}),
                          ("reacher/ThreeLink-v0", {"arm": "three_link"}),
                          ("reacher/Reach-v0", {})):
     if _env_id not in _gym.registry:
         _gym.register(id=_env_id, entry_point=_ENTRY_POINT, max_episode_steps=50,
-                      kwargs={**_kwargs, "max_episode_steps": None})
+                      kwargs={**_kwargs, "episode_s": None})

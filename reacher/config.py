@@ -29,8 +29,12 @@ class Config:
     arm: str = setting("two_link", "built-in arm (two_link, three_link) or path to an MJCF file")
     end_effector: str = setting("fingertip", "site or body of the arm whose position must reach the target")
     env: str = setting("", "a registered Gymnasium id to train on instead of an arm (e.g. Pendulum-v1)")
-    max_episode_steps: int = setting(50, "steps per episode (reaching env)")
-    frame_skip: int = setting(2, "physics steps per env step (reaching env)")
+    control_period_s: float = setting(0.02, "seconds of simulated time between actions (reaching "
+                                             "env); physics steps per action follow from the arm's timestep")
+    episode_s: float = setting(1.0, "seconds of simulated time per episode (reaching env)")
+    max_episode_steps: int = setting(0, "steps per episode; overrides episode_s (0: from episode_s)")
+    frame_skip: int = setting(0, "physics steps per action; overrides control_period_s "
+                                 "(0: from control_period_s)")
     ctrl_cost_weight: float = setting(0.05, "reward: weight of the squared action")
     precision_weight: float = setting(1.0, "reward: depth of the precision bowl around the target")
     precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
@@ -76,13 +80,13 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
-        positive = ("max_episode_steps", "frame_skip", "precision_scale_m", "success_radius",
+        positive = ("control_period_s", "episode_s", "precision_scale_m", "success_radius",
                     "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+        non_negative = ("max_episode_steps", "frame_skip", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
                         "noise_final_scale", "threads")
         for name in non_negative:

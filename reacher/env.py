@@ -13,6 +13,7 @@ import numpy as np
 from reacher.arm import Arm, load_arm
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
+from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, control_timing
 
 # MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
 # the state itself; mj_resetData (every reset) clears the counts.
@@ -71,11 +72,18 @@ class ReachEnv(gym.Env):
     anywhere in the 3-D workspace for spatial ones. ``reset(options={"target": xyz})``
     sets it explicitly.
 
+    ## Timing
+    The policy acts every ``control_period_s`` (0.02 s) of simulated time; an episode
+    lasts ``episode_s`` (1 s). The physics steps per action, ``frame_skip``, follow from
+    the arm file's own timestep (see `reacher.timing`), so a model at MuJoCo's default
+    0.002 s and the built-ins at 0.01 s both act at 50 Hz for 1 s. ``dt`` and
+    ``metadata["render_fps"]`` are the control period and rate.
+
     ## Episode end
-    Never terminates (reaching has no terminal state). Truncates after
-    ``max_episode_steps`` steps (50; through ``gym.make`` Gymnasium's TimeLimit counts
-    them, so ``gym.make(id, max_episode_steps=N)`` works as usual), or at once if the
-    physics blows up (NaN/inf state or
+    Never terminates (reaching has no terminal state). Truncates after ``episode_s``
+    (50 steps by default; through ``gym.make`` Gymnasium's TimeLimit counts the steps
+    instead, 50 unless ``gym.make(id, max_episode_steps=N)`` says otherwise), or at once
+    if the physics blows up (NaN/inf state or
     MuJoCo's instability warning), with ``info["physics_error"]`` saying so; the next
     ``reset`` starts clean.
 
@@ -85,7 +93,8 @@ class ReachEnv(gym.Env):
 
     ## Arguments
     ``arm``: built-in name or MJCF path; ``end_effector``: site or body name;
-    ``max_episode_steps`` (50); ``frame_skip`` (physics steps per env step, 2);
+    ``control_period_s`` (0.02) and ``episode_s`` (1.0; None: no limit of the env's own);
+    ``frame_skip`` and ``max_episode_steps`` state the same in steps and override them;
     ``ctrl_cost_weight``, ``precision_weight``, ``precision_scale_m``: reward weights;
     ``success_radius`` (0.02 m); ``render_mode`` ("rgb_array" or "human"); ``width``,
     ``height`` (480) and ``camera`` (name, default "angled") for rgb_array frames.
@@ -98,8 +107,10 @@ class ReachEnv(gym.Env):
         arm: str | Path | Arm = "two_link",
         end_effector: str = "fingertip",
         *,
-        max_episode_steps: int | None = 50,
-        frame_skip: int = 2,
+        control_period_s: float = CONTROL_PERIOD_S,
+        episode_s: float | None = EPISODE_S,
+        frame_skip: int | None = None,
+        max_episode_steps: int | None = None,
         ctrl_cost_weight: float = ReachReward.ctrl_cost_weight,
         precision_weight: float = ReachReward.precision_weight,
         precision_scale_m: float = ReachReward.precision_scale_m,
@@ -109,10 +120,7 @@ class ReachEnv(gym.Env):
         height: int = 480,
         camera: str | None = None,
     ):
-        if max_episode_steps is not None:
-            _check_positive(max_episode_steps=max_episode_steps)
-        _check_positive(frame_skip=frame_skip,
-                        success_radius=success_radius, precision_scale_m=precision_scale_m,
+        _check_positive(success_radius=success_radius, precision_scale_m=precision_scale_m,
                         width=width, height=height)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, "
@@ -120,12 +128,18 @@ class ReachEnv(gym.Env):
         self.arm = arm if isinstance(arm, Arm) else load_arm(arm, end_effector)
         self.model = self.arm.model
         self.data = mujoco.MjData(self.model)
-        self.frame_skip = int(frame_skip)
-        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.timing = control_timing(self.model.opt.timestep, control_period_s,
+                                     EPISODE_S if episode_s is None else episode_s,
+                                     frame_skip, max_episode_steps)
+        if self.timing.note:
+            gym.logger.warn(self.timing.note)
+        self.frame_skip = self.timing.frame_skip
+        self.max_episode_steps = (self.timing.episode_steps
+                                  if episode_s is not None or max_episode_steps is not None else None)
         self.success_radius = float(success_radius)
         self.reward_fn = ReachReward(ctrl_cost_weight, precision_weight, precision_scale_m)
-        self.dt = self.model.opt.timestep * self.frame_skip
-        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
+        self.dt = self.timing.control_period_s
+        self.metadata = {**self.metadata, "render_fps": self.timing.control_hz}
 
         arm_ = self.arm
         # The observation, in order, as sensordata indices (see _observe).
@@ -309,7 +323,8 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
             env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
         return env
     return ReachEnv(
-        config.arm, config.end_effector, max_episode_steps=config.max_episode_steps,
-        frame_skip=config.frame_skip, ctrl_cost_weight=config.ctrl_cost_weight,
+        config.arm, config.end_effector, control_period_s=config.control_period_s,
+        episode_s=config.episode_s, frame_skip=config.frame_skip or None,
+        max_episode_steps=config.max_episode_steps or None, ctrl_cost_weight=config.ctrl_cost_weight,
         precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
         success_radius=config.success_radius, render_mode=render_mode, **render_kwargs)

@@ -57,8 +57,8 @@ def test_environments_are_registered():
         assert env_id in gym.registry
         assert gym.registry[env_id].entry_point == "reacher.env:ReachEnv"
     # The episode limit is Gymnasium's TimeLimit (50 by default), not the env's own.
-    assert gym.registry["reacher/TwoLink-v0"].kwargs == {"arm": "two_link", "max_episode_steps": None}
-    assert gym.registry["reacher/ThreeLink-v0"].kwargs == {"arm": "three_link", "max_episode_steps": None}
+    assert gym.registry["reacher/TwoLink-v0"].kwargs == {"arm": "two_link", "episode_s": None}
+    assert gym.registry["reacher/ThreeLink-v0"].kwargs == {"arm": "three_link", "episode_s": None}
     assert all(gym.registry[env_id].max_episode_steps == 50 for env_id in ENV_IDS)
 
 
