@@ -4,16 +4,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Run a command with its output kept back, shown only if it fails: pip's progress
+# and its build backend's warnings are noise when the install works.
+quietly = log=$$(mktemp) && { $(1) >$$log 2>&1 || { rc=$$?; cat $$log >&2; rm -f $$log; exit $$rc; }; } && rm -f $$log
 
 .PHONY: setup test demo bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	@echo "installing reacher and its pinned dependencies into $(VENV)"
+	@$(call quietly,$(PYTHON) -m venv $(VENV))
+	@$(call quietly,$(BIN)/python -m pip install --upgrade pip)
+	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test]')
+	@touch $(STAMP)
 
 # pytest exits 5 when it collects nothing; say so instead of a bare failure.
 test: $(STAMP)
@@ -24,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/reacher demo
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test,bench]')
 	$(BIN)/python scripts/bench_env.py
 	$(BIN)/python scripts/bench_update.py
 	$(BIN)/python scripts/bench_learning.py
