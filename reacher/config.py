@@ -39,6 +39,8 @@ class Config:
     precision_weight: float = setting(1.0, "reward: depth of the precision bowl around the target")
     precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
     success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
+    goal_observation: bool = setting(False, "Dict observations (observation, achieved_goal, desired_goal) "
+                                            "as HER libraries expect; the agent reads the same values")
     # --- training loop -----------------------------------------------------------------
     steps: int = setting(16_000, "environment steps to train for")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")

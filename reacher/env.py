@@ -10,6 +10,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from reacher import goal
 from reacher.arm import Arm, load_arm
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
@@ -61,6 +62,14 @@ class ReachEnv(gym.Env):
 
     For ``two_link`` that is 2+2+2+3+3+3 = 15 values.
 
+    With ``goal_observation=True`` it is instead the Dict that goal-conditioned
+    libraries (Stable-Baselines3's ``HerReplayBuffer``, Gymnasium-Robotics) expect,
+    each part a float64 Box: ``observation`` (the rows above the fingertip),
+    ``achieved_goal`` (fingertip position) and ``desired_goal`` (target position); see
+    `reacher.goal`. ``compute_reward(achieved_goal, desired_goal, info)`` then returns
+    exactly the reward ``step`` returned, for one transition or a batch ((n, 3) goals
+    with a list or array of infos, or a dict of arrays).
+
     ## Reward
     ``-distance - ctrl_cost_weight·‖a‖² - precision_weight·(1 - exp(-(distance/precision_scale_m)²))``
     with distance the fingertip-to-target distance in metres (see `reacher.reward`).
@@ -89,7 +98,8 @@ class ReachEnv(gym.Env):
 
     ## Info
     ``distance`` (m), ``is_success`` (distance ≤ ``success_radius``), ``target`` (xyz, m),
-    from both ``reset`` and ``step``.
+    from both ``reset`` and ``step``; with ``goal_observation=True``, ``step`` adds
+    ``effort``, the ‖a‖² the reward charged, which ``compute_reward`` needs.
 
     ## Arguments
     ``arm``: built-in name or MJCF path; ``end_effector``: site or body name;
@@ -97,7 +107,8 @@ class ReachEnv(gym.Env):
     ``frame_skip`` and ``max_episode_steps`` state the same in steps and override them;
     ``ctrl_cost_weight``, ``precision_weight``, ``precision_scale_m``: reward weights;
     ``success_radius`` (0.02 m); ``render_mode`` ("rgb_array" or "human"); ``width``,
-    ``height`` (480) and ``camera`` (name, default "angled") for rgb_array frames.
+    ``height`` (480) and ``camera`` (name, default "angled") for rgb_array frames;
+    ``goal_observation`` (False): the Dict observation above.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
@@ -119,6 +130,7 @@ class ReachEnv(gym.Env):
         width: int = 480,
         height: int = 480,
         camera: str | None = None,
+        goal_observation: bool = False,
     ):
         _check_positive(success_radius=success_radius, precision_scale_m=precision_scale_m,
                         width=width, height=height)
@@ -153,6 +165,10 @@ class ReachEnv(gym.Env):
                                       delta=slice(n - 3, n), reward=self.reward_fn,
                                       success_radius_m=self.success_radius)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)
+        self.goal_observation = bool(goal_observation)
+        self._state_size = n - 9  # what precedes the fingertip, target and their difference
+        if self.goal_observation:
+            self.observation_space = goal.goal_space(self._state_size)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (arm_.n_actuators,), np.float32)
         self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
@@ -184,6 +200,8 @@ class ReachEnv(gym.Env):
         self._target = target.copy()
         obs = self._observe()
         distance = float(np.linalg.norm(obs[-3:]))
+        if self.goal_observation:
+            obs = goal.split(obs, self._state_size)
         return obs, {"distance": distance, "is_success": distance <= self.success_radius,
                      "target": target.copy()}
 
@@ -222,7 +240,38 @@ class ReachEnv(gym.Env):
             reward = reward if math.isfinite(reward) else 0.0
         if self.render_mode == "human":
             self.render()
+        if self.goal_observation:
+            info["effort"] = effort
+            obs = goal.split(obs, self._state_size)
         return obs, reward, False, truncated, info
+
+    @property
+    def compute_reward(self):
+        """``compute_reward(achieved_goal, desired_goal, info)``: the reward `step` returns
+        for the fingertip at `achieved_goal` and the target at `desired_goal` (xyz, m; (3,)
+        or a batch (n, 3)), with the action's effort read from `info` (``info["effort"]``;
+        a list or array of such dicts for a batch), as goal-conditioned libraries call it:
+        a float, or an array of n rewards.
+
+        Only goal envs have it: Stable-Baselines3 (and others) take any env with a
+        ``compute_reward`` for a goal env, so in the default mode it is absent."""
+        if not self.goal_observation:
+            raise AttributeError("compute_reward exists only with goal_observation=True")
+        return self._compute_reward
+
+    def _compute_reward(self, achieved_goal, desired_goal, info):
+        effort = goal.efforts(info, self.reward_fn.ctrl_cost_weight)
+        achieved, desired = np.asarray(achieved_goal, np.float64), np.asarray(desired_goal, np.float64)
+        try:
+            batch = np.broadcast_shapes(achieved.shape, desired.shape)[:-1]
+        except ValueError:
+            raise ValueError(f"compute_reward: achieved_goal of shape {achieved.shape} and "
+                             f"desired_goal of shape {desired.shape} do not match") from None
+        if effort.size == 1 and effort.shape != batch:
+            effort = effort.reshape(())  # one info for all
+        if effort.shape not in ((), batch):
+            raise ValueError(f"compute_reward: {effort.size} infos for goals of shape {achieved.shape}")
+        return self.reward_fn.from_goals(achieved, desired, effort)
 
     def _advance(self, m: mujoco.MjModel, d: mujoco.MjData) -> None:
         """`frame_skip` physics steps, leaving positions, velocities and sensors fresh.
@@ -310,12 +359,13 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
     if config.env:
         import reacher  # noqa: F401  (registers reacher/* ids)
 
+        goal_kwargs = {"goal_observation": True} if config.goal_observation else {}
         try:
-            env = gym.make(config.env, render_mode=render_mode, **render_kwargs)
-        except gym.error.Error as err:
+            env = gym.make(config.env, render_mode=render_mode, **goal_kwargs, **render_kwargs)
+        except (gym.error.Error, TypeError) as err:
             raise ValueError(f"env '{config.env}': {err}") from None
-        if not isinstance(env.action_space, gym.spaces.Box) or \
-                not isinstance(env.observation_space, gym.spaces.Box):
+        if not isinstance(env.action_space, gym.spaces.Box) or not (
+                isinstance(env.observation_space, gym.spaces.Box) or goal.is_goal_space(env.observation_space)):
             raise ValueError(f"env '{config.env}': needs Box observation and action spaces, has "
                              f"{type(env.observation_space).__name__} and "
                              f"{type(env.action_space).__name__}")
@@ -327,4 +377,5 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
         episode_s=config.episode_s, frame_skip=config.frame_skip or None,
         max_episode_steps=config.max_episode_steps or None, ctrl_cost_weight=config.ctrl_cost_weight,
         precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
-        success_radius=config.success_radius, render_mode=render_mode, **render_kwargs)
+        success_radius=config.success_radius, render_mode=render_mode,
+        goal_observation=config.goal_observation, **render_kwargs)

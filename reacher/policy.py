@@ -12,6 +12,7 @@ from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, from_mapping
 from reacher.env import make_env
+from reacher.goal import flat_size, flatten
 from reacher.errors import one_line
 
 
@@ -21,14 +22,15 @@ class TrainedPolicy:
     agent: Agent
     checkpoint: ckpt.Checkpoint
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """The deterministic action for an observation (no exploration noise)."""
-        return self.agent.act(obs)
+    def __call__(self, obs: np.ndarray | dict) -> np.ndarray:
+        """The deterministic action for an observation, flat or goal Dict, or a batch of
+        them (no exploration noise)."""
+        return self.agent.act(flatten(obs))
 
     def make_env(self, render_mode: str | None = None, **render_kwargs) -> gym.Env:
         """The env this policy was trained on, checked against the checkpoint's sizes."""
         env = make_env(self.config, render_mode=render_mode, **render_kwargs)
-        ckpt.check_sizes(self.checkpoint, int(np.prod(env.observation_space.shape)),
+        ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
                          int(np.prod(env.action_space.shape)), "its env now")
         return env
 

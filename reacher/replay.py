@@ -98,6 +98,8 @@ def relabel(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, layout, fraction
         part[:, layout.desired] = goal
         part[:, layout.delta] = part[:, layout.achieved] - goal
         batch[key][chosen] = part
-    distance = np.linalg.norm(batch["next_obs"][chosen][:, layout.delta], axis=1)
-    batch["reward"][chosen] = layout.reward(distance, batch["action"][chosen])
+    # The reward function of ReachEnv.compute_reward, from the fingertip after the step.
+    effort = np.square(batch["action"][chosen]).sum(axis=-1)
+    batch["reward"][chosen] = layout.reward.from_goals(batch["next_obs"][chosen][:, layout.achieved], goal,
+                                                       effort, exact=False)
     return batch

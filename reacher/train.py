@@ -26,6 +26,7 @@ from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import Evaluation, evaluate
+from reacher.goal import flat_env
 from reacher.errors import one_line
 from reacher.files import write_text
 from reacher.metrics import MetricsLog, plot_curve
@@ -103,8 +104,9 @@ class Training:
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.env = make_env(config)
-        self.eval_env = make_env(config)
+        # The agent reads the flat layout; goal observations are the same values in a Dict.
+        self.env = flat_env(make_env(config))
+        self.eval_env = flat_env(make_env(config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)

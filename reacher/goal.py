@@ -1,0 +1,95 @@
+"""Goal observations: ReachEnv as the goal-conditioned env that HER libraries expect.
+
+Gymnasium-Robotics (FetchReach), panda-gym and Stable-Baselines3's
+``HerReplayBuffer`` work with a Dict observation
+
+    observation    the arm's own state: joint angles (cos, sin) and slides, velocities
+    achieved_goal  the fingertip position (xyz, m)
+    desired_goal   the target position (xyz, m)
+
+and ``env.unwrapped.compute_reward(achieved_goal, desired_goal, info)``. The flat
+observation holds the same values plus fingertip − target, which depends on the goal
+and so has no place in ``observation`` (a relabelled goal would contradict it).
+`flatten` turns a goal observation back into the flat layout, which is what reacher's
+own agent reads in either mode.
+
+The reward also charges the action's effort, which no goal shows, so in goal mode
+``step``'s info carries ``effort`` (‖a‖² of the clipped action) and `compute_reward`
+reads it from the info it is given.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+KEYS = ("observation", "achieved_goal", "desired_goal")
+GOAL_SIZE = 3  # xyz
+
+
+def goal_space(state_size: int) -> gym.spaces.Dict:
+    """The Dict observation space for an arm whose own state has `state_size` values."""
+    box = lambda n: gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)  # noqa: E731
+    return gym.spaces.Dict({"observation": box(state_size), "achieved_goal": box(GOAL_SIZE),
+                            "desired_goal": box(GOAL_SIZE)})
+
+
+def flat_size(space: gym.Space) -> int:
+    """How many values the flat layout of an observation from `space` has (Box or goal Dict)."""
+    if isinstance(space, gym.spaces.Dict):
+        return int(np.prod(space["observation"].shape)) + 3 * GOAL_SIZE
+    return int(np.prod(space.shape))
+
+
+def is_goal_space(space: gym.Space) -> bool:
+    """Whether `space` is a goal Dict (observation, achieved_goal, desired_goal)."""
+    return isinstance(space, gym.spaces.Dict) and set(KEYS) <= set(space.spaces)
+
+
+def flat_env(env: gym.Env) -> gym.Env:
+    """`env` with its goal observations in the flat layout (unchanged if it has none)."""
+    if not is_goal_space(env.observation_space):
+        return env
+    space = gym.spaces.Box(-np.inf, np.inf, (flat_size(env.observation_space),), np.float64)
+    return gym.wrappers.TransformObservation(env, flatten, space)
+
+
+def split(flat: np.ndarray, state_size: int) -> dict[str, np.ndarray]:
+    """A flat observation (state, fingertip, target, fingertip − target) as the Dict."""
+    fingertip = state_size + GOAL_SIZE
+    return {"observation": flat[:state_size], "achieved_goal": flat[state_size:fingertip],
+            "desired_goal": flat[fingertip:fingertip + GOAL_SIZE]}
+
+
+def flatten(obs) -> np.ndarray:
+    """A goal observation (or a batch of them, as vector envs return) in the flat layout:
+    observation, achieved_goal, desired_goal, achieved_goal − desired_goal. Anything
+    that is not a Dict observation is returned unchanged."""
+    if not isinstance(obs, dict):
+        return obs
+    try:
+        achieved, desired = obs["achieved_goal"], obs["desired_goal"]
+        return np.concatenate([obs["observation"], achieved, desired, achieved - desired], axis=-1)
+    except KeyError as err:
+        raise ValueError(f"a goal observation needs the keys {', '.join(KEYS)}; "
+                         f"got {', '.join(map(str, obs))} (missing {err})") from None
+
+
+def efforts(info, ctrl_cost_weight: float):
+    """The ``effort`` of each transition from what a HER library passes as `info`: one
+    info dict, a dict of arrays (a vector env's infos), or a list or array of dicts
+    (Stable-Baselines3). Zero when the reward does not charge effort."""
+    if isinstance(info, dict):
+        if "effort" in info:
+            return np.asarray(info["effort"], dtype=np.float64)
+    elif info is not None:
+        infos = np.ravel(np.asarray(info, dtype=object)).tolist()
+        if all(isinstance(i, dict) and "effort" in i for i in infos):
+            return np.array([i["effort"] for i in infos], dtype=np.float64)
+    if ctrl_cost_weight == 0:
+        return np.float64(0.0)
+    raise ValueError(
+        "compute_reward: info has no 'effort' (‖a‖² of the step's action, which the reward's "
+        "control cost needs): pass the infos step returned (Stable-Baselines3's HerReplayBuffer "
+        "keeps them with replay_buffer_kwargs=dict(copy_info_dict=True)), or make the env with "
+        "ctrl_cost_weight=0")
