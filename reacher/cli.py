@@ -187,7 +187,8 @@ def cmd_train(args) -> int:
               f"{run_dir}; continue with: reacher train --run-dir {run_dir} --resume", file=sys.stderr)
         return 130 if outcome.interrupted_by == "SIGINT" else 143
     if not args.quiet:
-        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s; run saved in {run_dir}")
+        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
+              f"({outcome.describe_stop(config)}); run saved in {run_dir}")
         if outcome.evaluation is not None:
             print(_table(outcome.evaluation))
     return 0
@@ -230,13 +231,14 @@ def cmd_demo(args) -> int:
     from reacher.video import render_run
 
     config = cfg.Config() if args.steps is None else cfg.Config(steps=args.steps)
-    finished = _finished_steps(DEMO_RUN)
-    if finished is not None and finished >= config.steps:
+    saved = _demo_state(DEMO_RUN)
+    if saved is not None and saved.get("finished") and saved.get("config", {}).get("steps") == config.steps:
         print(f"using the finished demo run in {DEMO_RUN}")
     else:
-        resume = finished is not None
-        print(f"training the two-link arm ({config.steps:,} steps) in {DEMO_RUN}"
-              + (" (resuming)" if resume else ""))
+        resume = saved is not None
+        budget = f"{config.steps:,} steps" if config.steps else \
+            f"until {100 * config.success_target:g} % of evaluation episodes succeed"
+        print(f"training the two-link arm ({budget}) in {DEMO_RUN}" + (" (resuming)" if resume else ""))
         outcome = train(config, DEMO_RUN, resume=resume, overrides={"steps": config.steps})
         if outcome.interrupted_by:
             print(f"stopped by {outcome.interrupted_by}; run `make demo` again to continue",
@@ -252,14 +254,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _finished_steps(run_dir: Path) -> int | None:
+def _demo_state(run_dir: Path) -> dict | None:
+    """The demo run's checkpoint metadata, or None when there is no usable one."""
     from reacher import checkpoint as ckpt
 
     if not (run_dir / ckpt.FILENAME).is_file():
         return None
     try:
-        return int(ckpt.load(run_dir).metadata["env_steps"])
-    except (ckpt.CheckpointError, KeyError):
+        return ckpt.load(run_dir).metadata
+    except ckpt.CheckpointError:
         return None
 
 

@@ -42,7 +42,12 @@ class Config:
     goal_observation: bool = setting(False, "Dict observations (observation, achieved_goal, desired_goal) "
                                             "as HER libraries expect; the agent reads the same values")
     # --- training loop -----------------------------------------------------------------
-    steps: int = setting(16_000, "environment steps to train for")
+    steps: int = setting(0, "environment steps to train for exactly (0: until success_target is met, "
+                            "at most max_steps)")
+    max_steps: int = setting(0, "cap on environment steps when steps is 0 (0: 25,000 per actuator)")
+    success_target: float = setting(0.96, "when steps is 0, stop once this share of evaluation "
+                                          "episodes succeeds ...")
+    success_evals: int = setting(2, "... on this many evaluations in a row")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")
     warmup_steps: int = setting(1_000, "uniformly random actions before learning starts")
     updates_per_step: float = setting(1.0, "gradient updates per environment step")
@@ -51,7 +56,8 @@ class Config:
     hindsight_fraction: float = setting(0.8, "share of sampled transitions relabelled with a target the "
                                              "fingertip reached later in the episode (0 disables)")
     # --- agent -------------------------------------------------------------------------
-    hidden_sizes: tuple[int, ...] = setting((128, 128), "hidden layer widths of actor and critic")
+    hidden_sizes: tuple[int, ...] = setting((), "hidden layer widths of actor and critic (empty: two "
+                                                 "layers, 128 wide for up to 2 actuators, 256 beyond)")
     actor_lr: float = setting(1e-3, "actor Adam learning rate")
     critic_lr: float = setting(1e-3, "critic Adam learning rate")
     gamma: float = setting(0.95, "discount factor")
@@ -63,11 +69,13 @@ class Config:
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
-    noise_final_scale: float = setting(0.05, "noise std at the end of training (linear decay)")
+    noise_final_scale: float = setting(0.05, "noise std reached after noise_decay_steps (linear decay)")
+    noise_decay_steps: int = setting(0, "steps over which the noise decays (0: steps if set, else "
+                                        "8,000 per actuator)")
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
     # --- evaluation, checkpoints, hardware ---------------------------------------------
-    eval_every: int = setting(5_000, "environment steps between deterministic evaluations")
-    eval_episodes: int = setting(20, "episodes per periodic evaluation")
+    eval_every: int = setting(2_000, "environment steps between deterministic evaluations")
+    eval_episodes: int = setting(50, "episodes per periodic evaluation")
     final_eval_episodes: int = setting(100, "episodes of the evaluation at the end of training")
     checkpoint_every: int = setting(5_000, "environment steps between checkpoints")
     device: str = setting("cpu", "torch device: cpu or cuda")
@@ -82,13 +90,13 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
-        positive = ("control_period_s", "episode_s", "precision_scale_m", "success_radius",
+        positive = ("control_period_s", "episode_s", "precision_scale_m", "success_radius", "success_evals",
                     "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("max_episode_steps", "frame_skip", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+        non_negative = ("max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
                         "noise_final_scale", "threads")
         for name in non_negative:
@@ -106,7 +114,9 @@ class Config:
             raise ConfigError(f"noise must be 'gaussian' or 'ou', got {self.noise!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+        if not 0 < self.success_target <= 1:
+            raise ConfigError(f"success_target must be within (0, 1], got {self.success_target!r}")
+        if any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes!r}")
 
     def replace(self, **changes) -> "Config":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reacher import adapt
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.arm import BUILTIN_ARMS
@@ -52,6 +53,22 @@ class Outcome:
     env_steps: int
     wall_time: float
     interrupted_by: str | None = None  # signal name when stopped early
+    stop_reason: str = ""  # why training ended: see STOP_REASONS
+
+    def describe_stop(self, config: Config) -> str:
+        """One sentence saying why training ended."""
+        return STOP_REASONS.get(self.stop_reason, self.stop_reason).format(
+            steps=self.env_steps, target=100 * config.success_target, evals=config.success_evals,
+            max_steps=config.max_steps, signal=self.interrupted_by)
+
+
+STOP_REASONS = {
+    "steps": "ran the {steps:,} steps asked for",
+    "success": "success reached {target:g} % on {evals} evaluations in a row at step {steps:,}",
+    "max_steps": "hit max_steps ({max_steps:,}) before success reached {target:g} % on {evals} "
+                 "evaluations in a row",
+    "signal": "stopped by {signal} at step {steps:,}",
+}
 
 
 def default_run_dir(config: Config) -> Path:
@@ -109,14 +126,18 @@ class Training:
         self.eval_env = flat_env(make_env(config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
+        self.config = config = adapt.resolve(config, self.act_dim)
+        # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
+        self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
-        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(config.steps, 1)))
+        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
         self.counters = Counters()
         self._update_debt = 0.0
         self._stop: str | None = None
+        self._success_streak = 0  # evaluations in a row at or above success_target
         self._last_eval: Evaluation | None = None
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
@@ -136,7 +157,7 @@ class Training:
         last_print = 0.0
         try:
             obs, episode_obs = None, []
-            while self.counters.env_steps < c.steps and self._stop is None:
+            while self.counters.env_steps < self.budget and self._stop is None and not self._succeeded():
                 if obs is None:
                     # Reset only when a step follows, so a checkpoint taken between episodes
                     # holds the env RNG before the next reset. A resumed run's env RNG comes
@@ -158,11 +179,14 @@ class Training:
             if self._stop is not None:
                 self._save()
                 self._finish_files()
-                return Outcome(None, self.counters.env_steps, self.counters.wall_time, self._stop)
-            evaluation = self._evaluate(c.final_eval_episodes)
-            self._save()
+                return Outcome(None, self.counters.env_steps, self.counters.wall_time, self._stop,
+                               "signal")
+            reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
+            evaluation = self._evaluate(c.final_eval_episodes, final=True)
+            self._save(stop_reason=reason)
             self._finish_files()
-            return Outcome(evaluation, self.counters.env_steps, self.counters.wall_time)
+            return Outcome(evaluation, self.counters.env_steps, self.counters.wall_time,
+                           stop_reason=reason)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -176,7 +200,7 @@ class Training:
             action = self.rng.uniform(-1.0, 1.0, self.act_dim)
         else:
             self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
-                                               self.counters.env_steps, c.steps)
+                                               self.counters.env_steps, c.noise_decay_steps)
             action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
         next_obs, reward, terminated, truncated, _ = self.env.step(action.astype(np.float32))
         self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
@@ -210,20 +234,28 @@ class Training:
 
     def _periodic(self) -> None:
         steps = self.counters.env_steps
-        if steps >= self._next_eval and steps < self.config.steps:
+        if steps >= self._next_eval and steps < self.budget:
             self._next_eval += self.config.eval_every * (1 + (steps - self._next_eval) // self.config.eval_every)
             self._evaluate(self.config.eval_episodes)
-        if steps >= self._next_checkpoint and steps < self.config.steps:
+        if self._succeeded():
+            return  # the run ends now and saves anyway
+        if steps >= self._next_checkpoint and steps < self.budget:
             self._next_checkpoint += self.config.checkpoint_every * (
                 1 + (steps - self._next_checkpoint) // self.config.checkpoint_every)
             self._save()
 
     # --- evaluation, files, checkpoints -------------------------------------------------
 
-    def _evaluate(self, episodes: int) -> Evaluation:
+    def _succeeded(self) -> bool:
+        return not self.config.steps and self._success_streak >= self.config.success_evals
+
+    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation:
         t0 = time.perf_counter()
         result = evaluate(self.agent.act, self.eval_env, episodes)
         self.counters.eval_time += time.perf_counter() - t0
+        if not final:
+            good = result.success_rate is not None and result.success_rate >= self.config.success_target
+            self._success_streak = self._success_streak + 1 if good else 0
         row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
                "eval_time": self.counters.eval_time,
                **result.as_dict(), "train_episodes": self.counters.episodes,
@@ -237,7 +269,7 @@ class Training:
             self._print_line(describe(result, self.counters.env_steps, self.counters.wall_time))
         return result
 
-    def _save(self) -> None:
+    def _save(self, stop_reason: str | None = None) -> None:
         c = self.config
         env = self.env.unwrapped
         metadata = {
@@ -248,7 +280,8 @@ class Training:
             "config": as_dict(c), "env_steps": self.counters.env_steps,
             "episodes": self.counters.episodes, "updates": self.agent.updates,
             "wall_time": self.counters.wall_time, "eval_time": self.counters.eval_time,
-            "update_debt": self._update_debt,
+            "update_debt": self._update_debt, "success_streak": self._success_streak,
+            "finished": stop_reason is not None, "stop_reason": stop_reason,
             "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
             "noise": self.noise.state_dict(), "losses": self._losses,
@@ -280,6 +313,7 @@ class Training:
             self.counters = Counters(meta["env_steps"], meta["episodes"], meta["wall_time"],
                                      meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
+            self._success_streak = int(meta.get("success_streak", 0))
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
             self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
@@ -300,11 +334,13 @@ class Training:
         """A one-line bar, redrawn in place on a terminal: progress, speed, latest evaluation."""
         if not getattr(self.log, "isatty", lambda: False)():
             return
-        c, steps = self.config, self.counters.env_steps
-        done = steps / max(c.steps, 1)
+        steps, budget = self.counters.env_steps, self.budget
+        done = steps / max(budget, 1)
         rate = steps / max(elapsed, 1e-9)
         bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
-        line = f"\r  [{bar}] {steps:>9,}/{c.steps:,}  {rate:5.0f} steps/s  ETA {(c.steps - steps) / max(rate, 1e-9):4.0f}s"
+        eta = "ETA" if self.config.steps else "at most"
+        line = (f"\r  [{bar}] {steps:>9,}/{budget:,}  {rate:5.0f} steps/s  "
+                f"{eta} {(budget - steps) / max(rate, 1e-9):4.0f}s")
         last = self._last_eval
         if last is not None and last.success_rate is not None:
             line += f"  success {100 * last.success_rate:3.0f}%  distance {100 * last.mean_final_distance:4.1f} cm"

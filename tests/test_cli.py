@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reacher import adapt
 from reacher import config as cfg
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
@@ -131,12 +132,14 @@ def test_config_toml_is_complete_and_follows_defaults_file_flags(run):
     assert set(saved) == {f.name for f in cfg.fields()}
     for key, value in run.flags.items():
         assert saved[key] == value, key
+    # Fields left at their defaults hold them, those that adapt to the arm resolved
+    # for the two-link arm's two actuators (reacher.adapt) ...
     defaults = cfg.as_dict(cfg.Config())
+    expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2)
     for key in set(saved) - set(run.flags):
-        assert saved[key] == defaults[key], key
+        assert saved[key] == cfg.as_dict(expected)[key], key
     # ... and it reads back as the Config the run used.
-    assert cfg.load_toml(run.dir / "config.toml") == cfg.from_mapping(
-        {**defaults, **run.flags})
+    assert cfg.load_toml(run.dir / "config.toml") == expected
 
 
 def test_metrics_csv(run):

@@ -43,7 +43,7 @@ def test_numbers_refuse_negatives_and_name_the_field(name):
     ("gamma", 0.0), ("gamma", 1.0), ("gamma", math.nan),
     ("tau", 0.0), ("tau", 1.5),
     ("noise", "pink"), ("device", "tpu"),
-    ("hidden_sizes", ()), ("hidden_sizes", (32, 0)),
+    ("hidden_sizes", (32, 0)),
     ("actor_lr", math.nan), ("batch_size", -1),
 ])
 def test_bad_values_name_the_field(name, value):

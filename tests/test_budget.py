@@ -1,0 +1,48 @@
+"""The training budget: exactly `steps` when given, else until success is met (or a cap)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reacher import adapt
+from reacher.config import Config
+from reacher.metrics import read_metrics
+from reacher.train import Training
+
+SMALL = dict(warmup_steps=100, batch_size=16, hidden_sizes=(16, 16), eval_every=200, eval_episodes=2,
+             final_eval_episodes=2, checkpoint_every=10_000, threads=1)
+
+
+def test_success_gate_stops_after_enough_good_evaluations_in_a_row(tmp_path):
+    # Every episode succeeds within a 10-m radius, so the gate opens at the 2nd evaluation.
+    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_evals=2, **SMALL)
+    outcome = Training(config, tmp_path / "run", progress=False).run()
+    assert outcome.stop_reason == "success"
+    assert outcome.env_steps == 400
+    assert "success reached 96 % on 2 evaluations in a row at step 400" in outcome.describe_stop(config)
+    steps = [row["step"] for row in read_metrics(tmp_path / "run" / "metrics.csv")]
+    assert steps == [200, 400, 400]  # two periodic evaluations, then the final one
+
+
+def test_success_gate_gives_up_at_the_cap(tmp_path):
+    config = Config(steps=0, max_steps=600, success_radius=1e-9, **SMALL)
+    outcome = Training(config, tmp_path / "run", progress=False).run()
+    assert outcome.stop_reason == "max_steps" and outcome.env_steps == 600
+    assert "hit max_steps (600)" in outcome.describe_stop(config)
+
+
+def test_fixed_steps_ignore_success(tmp_path):
+    config = Config(steps=600, success_radius=10.0, **SMALL)
+    outcome = Training(config, tmp_path / "run", progress=False).run()
+    assert outcome.stop_reason == "steps" and outcome.env_steps == 600
+
+
+@pytest.mark.parametrize("actuators, width", [(1, 128), (2, 128), (3, 256), (7, 256)])
+def test_auto_fields_scale_with_actuators(actuators, width):
+    resolved = adapt.resolve(Config(), actuators)
+    assert resolved.hidden_sizes == (width, width)
+    assert resolved.max_steps == adapt.MAX_STEPS_PER_ACTUATOR * actuators
+    assert resolved.noise_decay_steps == adapt.NOISE_DECAY_STEPS_PER_ACTUATOR * actuators
+    # What the user set is kept; a fixed budget is also the noise horizon.
+    kept = adapt.resolve(Config(hidden_sizes=(32,), max_steps=7, steps=900), actuators)
+    assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)
