@@ -2,7 +2,14 @@
 
 Importing reacher registers the Gymnasium environments ``reacher/TwoLink-v0``,
 ``reacher/ThreeLink-v0`` and ``reacher/Reach-v0`` (any arm: ``arm=``, ``end_effector=``).
+
+The Python API (see `reacher.api`): ``Config``, ``learn``, ``load_policy``,
+``evaluate_policy``, ``render_policy``, and ``ReachEnv``. They load on first use, so
+that ``import reacher`` (which every ``gym.make("reacher/...")`` needs) stays quick
+and does not import torch.
 """
+
+import importlib
 
 from reacher.rendering import select_gl_backend
 
@@ -23,3 +30,20 @@ for _env_id, _kwargs in (("reacher/TwoLink-v0", {"arm": "two_link"}),
     if _env_id not in _gym.registry:
         _gym.register(id=_env_id, entry_point=_ENTRY_POINT, max_episode_steps=50,
                       kwargs={**_kwargs, "episode_s": None})
+
+# Top-level name -> the module that defines it.
+_API = {"Config": "reacher.config", "learn": "reacher.api", "load_policy": "reacher.api",
+        "evaluate_policy": "reacher.api", "render_policy": "reacher.api", "ReachEnv": "reacher.env"}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'reacher' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

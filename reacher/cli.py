@@ -1,4 +1,4 @@
-"""The `reacher` command: train, evaluate, render, demo.
+"""The `reacher` command: train, evaluate, render, demo; a thin layer on `reacher.api`.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from reacher import api
 from reacher import config as cfg
 
 EXIT_USAGE = 2
@@ -176,12 +177,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
 # --- commands ---------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from reacher.train import default_run_dir, train
-
     config, overrides = config_from_args(args)
     _check_device(config.device)
-    run_dir = args.run_dir or default_run_dir(config)
-    outcome = train(config, run_dir, resume=args.resume, progress=not args.quiet, overrides=overrides)
+    outcome = api.learn(config, args.run_dir, resume=args.resume, progress=not args.quiet, **overrides)
+    run_dir = outcome.run_dir
     if outcome.interrupted_by:
         print(f"stopped by {outcome.interrupted_by} at step {outcome.env_steps:,}: checkpoint saved in "
               f"{run_dir}; continue with: reacher train --run-dir {run_dir} --resume", file=sys.stderr)
@@ -195,16 +194,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from reacher.evaluate import EVAL_SEED, evaluate
-    from reacher.policy import load_policy
-
     _check_device(args.device)
-    policy = load_policy(args.run, device=args.device)
-    env = policy.make_env()
-    try:
-        result = evaluate(policy, env, args.episodes, EVAL_SEED if args.seed is None else args.seed)
-    finally:
-        env.close()
+    policy = api.load_policy(args.run, device=args.device)
+    result = api.evaluate_policy(policy, args.episodes, **_seed(args))
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -217,19 +209,18 @@ def cmd_evaluate(args) -> int:
 
 def cmd_render(args) -> int:
     from reacher.checkpoint import resolve
-    from reacher.video import render_run
 
     out = args.out or resolve(args.run).parent / "rollout.mp4"
-    kwargs = {} if args.seed is None else {"seed": args.seed}
-    info = render_run(args.run, out, episodes=args.episodes, camera=args.camera, size=args.size, **kwargs)
+    info = api.render_policy(args.run, out, args.episodes, camera=args.camera, size=args.size, **_seed(args))
     print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
     return 0
 
 
-def cmd_demo(args) -> int:
-    from reacher.train import train
-    from reacher.video import render_run
+def _seed(args) -> dict:
+    return {} if args.seed is None else {"seed": args.seed}
 
+
+def cmd_demo(args) -> int:
     config = cfg.Config() if args.steps is None else cfg.Config(steps=args.steps)
     saved = _demo_state(DEMO_RUN)
     if saved is not None and saved.get("finished") and saved.get("config", {}).get("steps") == config.steps:
@@ -239,14 +230,15 @@ def cmd_demo(args) -> int:
         budget = f"{config.steps:,} steps" if config.steps else \
             f"until {100 * config.success_target:g} % of evaluation episodes succeed"
         print(f"training the two-link arm ({budget}) in {DEMO_RUN}" + (" (resuming)" if resume else ""))
-        outcome = train(config, DEMO_RUN, resume=resume, overrides={"steps": config.steps})
+        outcome = api.learn(config, DEMO_RUN, resume=resume, steps=config.steps)
         if outcome.interrupted_by:
             print(f"stopped by {outcome.interrupted_by}; run `make demo` again to continue",
                   file=sys.stderr)
             return 130 if outcome.interrupted_by == "SIGINT" else 143
         print(_table(outcome.evaluation))
-    info = render_run(DEMO_RUN, DEMO_VIDEO, episodes=4, camera="angled")
-    render_run(DEMO_RUN, DEMO_GIF, episodes=2, camera="angled", size=(320, 320))
+    policy = api.load_policy(DEMO_RUN)
+    info = api.render_policy(policy, DEMO_VIDEO, episodes=4, camera="angled")
+    api.render_policy(policy, DEMO_GIF, episodes=2, camera="angled", size=(320, 320))
     curve = DEMO_RUN / "curve.png"
     if curve.exists():
         shutil.copyfile(curve, DEMO_CURVE)

@@ -54,6 +54,7 @@ class Outcome:
     wall_time: float
     interrupted_by: str | None = None  # signal name when stopped early
     stop_reason: str = ""  # why training ended: see STOP_REASONS
+    run_dir: Path | None = None  # where the run, its checkpoint and metrics are
 
     def describe_stop(self, config: Config) -> str:
         """One sentence saying why training ended."""
@@ -372,7 +373,9 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     """Train (or resume) a run; see `Training`."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(config)
     config = prepare_run(config, run_dir, resume, overrides)
-    return Training(config, run_dir, resume=resume, progress=progress).run()
+    outcome = Training(config, run_dir, resume=resume, progress=progress).run()
+    outcome.run_dir = run_dir
+    return outcome
 
 
 __all__ = ["Config", "ConfigError", "Outcome", "RunError", "Training", "train"]
