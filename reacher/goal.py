@@ -36,8 +36,8 @@ def goal_space(state_size: int) -> gym.spaces.Dict:
 
 def flat_size(space: gym.Space) -> int:
     """How many values the flat layout of an observation from `space` has (Box or goal Dict)."""
-    if isinstance(space, gym.spaces.Dict):
-        return int(np.prod(space["observation"].shape)) + 3 * GOAL_SIZE
+    if isinstance(space, gym.spaces.Dict):  # observation, both goals, and their difference
+        return sum(int(np.prod(space[k].shape)) for k in (*KEYS, "achieved_goal"))
     return int(np.prod(space.shape))
 
 
