@@ -31,6 +31,7 @@ Needs stable-baselines3 for the peers (the ``test`` and ``bench`` extras install
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import reacher  # noqa: F401  (registers the envs, picks the GL backend)
 from reacher.config import Config
@@ -127,11 +129,12 @@ def make_peer(peer: str, arm: str, seed: int, normalize: bool):
 
 
 def run_sb3(peer: str, arm: str, seed: int, eval_every: int, episodes: int, budget_s: float,
-            max_steps: int, normalize: bool) -> Curve:
+            max_steps: int, normalize: bool, threads: int) -> Curve:
     import gymnasium as gym
     from stable_baselines3.common.callbacks import BaseCallback
 
     model, predict, goal_mode = make_peer(peer, arm, seed, normalize)
+    torch.set_num_threads(threads or os.cpu_count() or 1)  # after SB3's own setup, as reacher's Training does
     eval_env = gym.make("reacher/Reach-v0", arm=arm, goal_observation=goal_mode)
     curve = Curve(f"sb3-{peer}", arm, seed)
 
@@ -264,6 +267,8 @@ def main() -> int:
     parser.add_argument("--sb3-steps", type=int, default=100_000, help="SB3 env steps per run at most")
     parser.add_argument("--sb3-normalize", action="store_true",
                         help="normalise the peers' observations (VecNormalize, as RL Zoo does for FetchReach)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for every method (0: all cores, reacher's default); 1 on a busy machine")
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--plot", type=Path, default=Path("docs/learning.png"))
@@ -276,7 +281,7 @@ def main() -> int:
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)} (choose from {', '.join(PEERS)})")
-    reacher_overrides = {"steps": args.reacher_steps} if args.reacher_steps else {}
+    reacher_overrides = {"threads": args.threads, **({"steps": args.reacher_steps} if args.reacher_steps else {})}
     curves = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -289,7 +294,7 @@ def main() -> int:
             for peer in peers:
                 for seed in sb3_seeds:
                     curves.append(run_sb3(peer, arm, seed, args.eval_every, args.episodes, args.sb3_budget,
-                                          args.sb3_steps, args.sb3_normalize))
+                                          args.sb3_steps, args.sb3_normalize, args.threads))
         if curves:
             report(curves)
             plot(curves, args.plot, args.episodes)
