@@ -12,8 +12,8 @@ from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, from_mapping
 from reacher.env import make_env
-from reacher.goal import flat_size, flatten
 from reacher.errors import one_line
+from reacher.goal import flat_size, flatten
 
 
 @dataclass
