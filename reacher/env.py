@@ -11,9 +11,12 @@ import mujoco
 import numpy as np
 
 from reacher.arm import Arm, load_arm
+from reacher.collision import CollisionCheck
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
 from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, control_timing
+
+_COLLISION_SAMPLES = 200  # random configurations that reveal by-design contact pairs
 
 # MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
 # the state itself; mj_resetData (every reset) clears the counts.
@@ -68,7 +71,9 @@ class ReachEnv(gym.Env):
     ## Starting state
     Joint positions uniform within the joint limits (hinges without limits: [-π, π]),
     joint velocities zero. The target is the fingertip position at another uniformly
-    drawn configuration, so it is always reachable: in the table plane for planar arms,
+    drawn configuration, so it is always reachable; configurations in which the arm
+    collides with itself or its surroundings (e.g. a floor) are redrawn for both
+    (`reacher.collision`), so no target lies inside the arm or below the floor: in the table plane for planar arms,
     anywhere in the 3-D workspace for spatial ones. ``reset(options={"target": xyz})``
     sets it explicitly.
 
@@ -158,6 +163,9 @@ class ReachEnv(gym.Env):
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
         self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
+        samples = np.random.default_rng(0).uniform(arm_.joint_low, arm_.joint_high,
+                                                   (_COLLISION_SAMPLES, arm_.n_joints))
+        self._collision = CollisionCheck(self.model, arm_.qpos_adr, samples)
         self._target = np.zeros(3)
         self._action_shape = self.action_space.shape
 
@@ -176,8 +184,8 @@ class ReachEnv(gym.Env):
         m, d, arm = self.model, self.data, self.arm
         mujoco.mj_resetData(m, d)
         target = self._target_from(options) if options and "target" in options else \
-            arm.fingertip_at(d, arm.random_configuration(self.np_random))
-        d.qpos[arm.qpos_adr] = arm.random_configuration(self.np_random)
+            arm.fingertip_at(d, self._free_configuration())
+        d.qpos[arm.qpos_adr] = self._free_configuration()
         d.mocap_pos[arm.target_mocap] = target
         mujoco.mj_forward(m, d)
         self._steps = 0
@@ -280,6 +288,11 @@ class ReachEnv(gym.Env):
             np.sin(obs[h:2 * h], out=obs[h:2 * h])
         np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
         return obs
+
+    def _free_configuration(self) -> np.ndarray:
+        """Random joint positions where the arm touches neither itself nor anything else."""
+        return self._collision.free_configuration(
+            self.data, lambda: self.arm.random_configuration(self.np_random))
 
     def _target_from(self, options: dict) -> np.ndarray:
         try:
