@@ -38,6 +38,9 @@ class Config:
     ctrl_cost_weight: float = setting(0.05, "reward: weight of the squared action")
     precision_weight: float = setting(1.0, "reward: depth of the precision bowl around the target")
     precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
+    servo_speed: float = setting(0.0, "position servos: 0 makes an action an absolute joint target; above 0, "
+                                      "an offset from the joint's position of at most this speed x "
+                                      "control_period_s (rad/s or m/s)")
     success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
     # --- training loop -----------------------------------------------------------------
     steps: int = setting(0, "environment steps to train for exactly (0: until success_target is met, "
@@ -94,7 +97,7 @@ class Config:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+        non_negative = ("servo_speed", "max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
                         "noise_final_scale", "threads")
         for name in non_negative:

@@ -120,6 +120,7 @@ class ReachEnv(gym.Env):
         precision_weight: float = ReachReward.precision_weight,
         precision_scale_m: float = ReachReward.precision_scale_m,
         success_radius: float = 0.02,
+        servo_speed: float = 0.0,
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
@@ -162,6 +163,13 @@ class ReachEnv(gym.Env):
         self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
         self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
+        # Position servos driven relative to where their joint is now (servo_speed > 0).
+        servos = _position_servos(self.model) if servo_speed > 0 else np.zeros(0, np.intp)
+        self._servo_act = servos
+        self._servo_qpos = self.model.jnt_qposadr[self.model.actuator_trnid[servos, 0]]
+        self._servo_step = float(servo_speed) * self.timing.control_period_s
+        if len(servos):
+            self._ctrl_is_action = False
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
         samples = np.random.default_rng(0).uniform(arm_.joint_low, arm_.joint_high,
                                                    (_COLLISION_SAMPLES, arm_.n_joints))
@@ -210,6 +218,10 @@ class ReachEnv(gym.Env):
         effort = sum(v * v for v in clipped)
         m, d = self.model, self.data
         d.ctrl[:] = clipped if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * np.array(clipped)
+        if len(self._servo_act):
+            s = self._servo_act
+            d.ctrl[s] = np.clip(d.qpos[self._servo_qpos] + self._servo_step * np.asarray(clipped)[s],
+                                self.arm.ctrl_low[s], self.arm.ctrl_high[s])
         self._advance(m, d)
         self._steps += 1
 
@@ -311,6 +323,16 @@ class ReachEnv(gym.Env):
         return -1
 
 
+def _position_servos(model: mujoco.MjModel) -> np.ndarray:
+    """Actuators that are position servos on a joint: force = kp·(ctrl − q) − kv·q̇, i.e.
+    MuJoCo's <position> or a <general> with an affine bias of the same form."""
+    kp, bias_q = model.actuator_gainprm[:, 0], model.actuator_biasprm[:, 1]
+    servo = ((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
+             & (kp > 0) & np.isclose(bias_q, -kp))
+    return np.flatnonzero(servo)
+
+
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if not value > 0:
@@ -338,6 +360,7 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
     return ReachEnv(
         config.arm, config.end_effector, control_period_s=config.control_period_s,
         episode_s=config.episode_s, frame_skip=config.frame_skip or None,
-        max_episode_steps=config.max_episode_steps or None, ctrl_cost_weight=config.ctrl_cost_weight,
+        max_episode_steps=config.max_episode_steps or None, servo_speed=config.servo_speed,
+        ctrl_cost_weight=config.ctrl_cost_weight,
         precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
         success_radius=config.success_radius, render_mode=render_mode, **render_kwargs)
