@@ -343,6 +343,30 @@ def _max_reach(fingertip, configs, points, base, low, high, starts: int = 8) -> 
     return best
 
 
+def position_servos(model: mujoco.MjModel) -> np.ndarray:
+    """Actuators that are position servos on a joint: force = kp·(ctrl − q) − kv·q̇, i.e.
+    MuJoCo's <position> or a <general> with an affine bias of the same form."""
+    kp, bias_q = model.actuator_gainprm[:, 0], model.actuator_biasprm[:, 1]
+    servo = ((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
+             & (kp > 0) & np.isclose(bias_q, -kp))
+    return np.flatnonzero(servo)
+
+
+def _control_ranges(model, joint_names, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """Each actuator's ctrlrange; [-1, 1] where the file gives none, except for a
+    position servo, whose control is its joint's target position: there, the range the
+    joint's configurations are drawn from (a continuous joint's [-π, π])."""
+    ctrl_low = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 0], -1.0)
+    ctrl_high = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 1], 1.0)
+    index = {model.joint(n).id: i for i, n in enumerate(joint_names)}
+    for a in position_servos(model):
+        joint = index.get(int(model.actuator_trnid[a, 0]))
+        if not model.actuator_ctrllimited[a] and joint is not None:
+            ctrl_low[a], ctrl_high[a] = low[joint], high[joint]
+    return ctrl_low, ctrl_high
+
+
 def _sensor_adr(model, names) -> np.ndarray:
     return np.array([model.sensor(n).adr[0] for n in names], dtype=np.intp)
 
@@ -351,8 +375,7 @@ def _describe(path, model, joint_names, sensors, end_effector, target_body, low,
               fingertips, reach, base) -> Arm:
     hinge = np.array([model.joint(n).type[0] == mujoco.mjtJoint.mjJNT_HINGE for n in joint_names])
     act_names = tuple(model.actuator(i).name or f"actuator{i}" for i in range(model.nu))
-    ctrl_low = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 0], -1.0)
-    ctrl_high = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 1], 1.0)
+    ctrl_low, ctrl_high = _control_ranges(model, joint_names, low, high)
     ee0 = model.sensor(sensors["end_effector"]).adr[0]
     tg0 = model.sensor(sensors["target"]).adr[0]
     cameras = tuple(model.camera(i).name for i in range(model.ncam) if model.camera(i).name)

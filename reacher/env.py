@@ -10,7 +10,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from reacher.arm import Arm, load_arm
+from reacher.arm import Arm, load_arm, position_servos
 from reacher.collision import CollisionCheck
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
@@ -164,7 +164,7 @@ class ReachEnv(gym.Env):
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
         self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
         # Position servos driven relative to where their joint is now (servo_speed > 0).
-        servos = _position_servos(self.model) if servo_speed > 0 else np.zeros(0, np.intp)
+        servos = position_servos(self.model) if servo_speed > 0 else np.zeros(0, np.intp)
         self._servo_act = servos
         self._servo_qpos = self.model.jnt_qposadr[self.model.actuator_trnid[servos, 0]]
         self._servo_step = float(servo_speed) * self.timing.control_period_s
@@ -321,16 +321,6 @@ class ReachEnv(gym.Env):
             if name in self.arm.cameras:
                 return name
         return -1
-
-
-def _position_servos(model: mujoco.MjModel) -> np.ndarray:
-    """Actuators that are position servos on a joint: force = kp·(ctrl − q) − kv·q̇, i.e.
-    MuJoCo's <position> or a <general> with an affine bias of the same form."""
-    kp, bias_q = model.actuator_gainprm[:, 0], model.actuator_biasprm[:, 1]
-    servo = ((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
-             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
-             & (kp > 0) & np.isclose(bias_q, -kp))
-    return np.flatnonzero(servo)
 
 
 def _check_positive(**values) -> None:

@@ -77,27 +77,3 @@ def test_arms_without_contacts_draw_exactly_as_before():
     rng = np.random.default_rng(3)
     expected_target = env.arm.fingertip_at(env.data, env.arm.random_configuration(rng))
     np.testing.assert_allclose(info["target"], expected_target)
-
-
-# --- position servos driven relative to the joint (servo_speed) -------------------------------
-
-def test_servo_targets_move_from_the_current_joint_position(tmp_path):
-    path = tmp_path / "over_floor.xml"
-    path.write_text(ARM)
-    env = ReachEnv(path, "tip", servo_speed=2.0)
-    env.reset(seed=0)
-    q = env.data.qpos[env.arm.qpos_adr].copy()
-    action = np.array([1.0, -0.5, 0.25], np.float32)
-    env.step(action)
-    step = 2.0 * env.dt
-    expected = np.clip(q + step * action, env.arm.ctrl_low, env.arm.ctrl_high)
-    np.testing.assert_allclose(env.data.ctrl, expected)
-
-
-def test_absolute_servo_targets_by_default(tmp_path):
-    path = tmp_path / "over_floor.xml"
-    path.write_text(ARM)
-    env = ReachEnv(path, "tip")
-    env.reset(seed=0)
-    env.step(np.array([1.0, -1.0, 0.0], np.float32))
-    np.testing.assert_allclose(env.data.ctrl, [3.14, -2.5, 0.0])
