@@ -347,9 +347,12 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
         if not isinstance(env.unwrapped, ReachEnv):
             env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
         return env
+    from reacher.adapt import episode_seconds
+
+    arm = load_arm(config.arm, config.end_effector)
     return ReachEnv(
-        config.arm, config.end_effector, control_period_s=config.control_period_s,
-        episode_s=config.episode_s, frame_skip=config.frame_skip or None,
+        arm, control_period_s=config.control_period_s,
+        episode_s=config.episode_s or episode_seconds(arm), frame_skip=config.frame_skip or None,
         max_episode_steps=config.max_episode_steps or None, servo_speed=config.servo_speed,
         ctrl_cost_weight=config.ctrl_cost_weight,
         precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,

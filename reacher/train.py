@@ -124,13 +124,14 @@ class Training:
         self.eval_env = make_env(config)
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
-        self.config = config = adapt.resolve(config, self.act_dim)
+        reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
+        self.config = config = adapt.resolve(config, self.act_dim,
+                                             reach.timing.episode_s if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
-        reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
         self.counters = Counters()
         self._update_debt = 0.0

@@ -46,3 +46,16 @@ def test_auto_fields_scale_with_actuators(actuators, width):
     # What the user set is kept; a fixed budget is also the noise horizon.
     kept = adapt.resolve(Config(hidden_sizes=(32,), max_steps=7, steps=900), actuators)
     assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)
+
+
+def test_servo_driven_arms_get_longer_episodes(tmp_path):
+    from test_collision import ARM
+
+    from reacher.config import Config
+    from reacher.env import make_env
+
+    path = tmp_path / "servo.xml"
+    path.write_text(ARM)
+    assert make_env(Config(arm=str(path), end_effector="tip")).timing.episode_s == adapt.SERVO_EPISODE_S
+    assert make_env(Config()).timing.episode_s == adapt.EPISODE_S  # two_link: torque motors
+    assert make_env(Config(arm=str(path), end_effector="tip", episode_s=0.5)).max_episode_steps == 25
