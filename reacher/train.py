@@ -26,7 +26,7 @@ from reacher.agent import Agent
 from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
-from reacher.evaluate import Evaluation, evaluate
+from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
 from reacher.files import write_text
 from reacher.metrics import MetricsLog, plot_curve
@@ -137,6 +137,7 @@ class Training:
         self._update_debt = 0.0
         self._stop: str | None = None
         self._success_streak = 0  # evaluations in a row at or above success_target
+        self._periodic_evals = 0
         self._last_eval: Evaluation | None = None
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
@@ -250,9 +251,11 @@ class Training:
 
     def _evaluate(self, episodes: int, final: bool = False) -> Evaluation:
         t0 = time.perf_counter()
-        result = evaluate(self.agent.act, self.eval_env, episodes)
+        seed = EVAL_SEED if final else VALIDATION_SEED + self._periodic_evals * episodes
+        result = evaluate(self.agent.act, self.eval_env, episodes, seed)
         self.counters.eval_time += time.perf_counter() - t0
         if not final:
+            self._periodic_evals += 1
             good = result.success_rate is not None and result.success_rate >= self.config.success_target
             self._success_streak = self._success_streak + 1 if good else 0
         row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
@@ -280,6 +283,7 @@ class Training:
             "episodes": self.counters.episodes, "updates": self.agent.updates,
             "wall_time": self.counters.wall_time, "eval_time": self.counters.eval_time,
             "update_debt": self._update_debt, "success_streak": self._success_streak,
+            "periodic_evals": self._periodic_evals,
             "finished": stop_reason is not None, "stop_reason": stop_reason,
             "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
@@ -313,6 +317,7 @@ class Training:
                                      meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
             self._success_streak = int(meta.get("success_streak", 0))
+            self._periodic_evals = int(meta.get("periodic_evals", 0))
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
             self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
