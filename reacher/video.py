@@ -7,9 +7,10 @@ another in one file, each from ``env.reset(seed=seed + i)`` (the evaluation seed
 by default, so the video shows the episodes `reacher.evaluate` scores), and the
 last frame of each is held for ``hold_s`` so the result can be seen.
 
-Video plays in simulated real time: an MP4 shows every env step (50 fps for the
-built-in arms' 0.02 s step); a GIF, to stay small, shows every second one (25 fps),
-since GIF frame durations are whole hundredths of a second. A GIF's frames are kept
+Video plays in simulated real time: an MP4 shows every control step (50 fps for the
+default 0.02 s control period), or every k-th one when the control rate is above
+60 Hz, so that it plays at rate/k ≤ 60 fps; a GIF, to stay small, shows at most
+25 frames a second, since GIF frame durations are whole hundredths of a second. A GIF's frames are kept
 in memory until the end (one palette is chosen for all of them), so GIFs suit short
 clips; MP4 frames stream to ffmpeg.
 
@@ -40,6 +41,7 @@ from reacher.rendering import make_renderer
 
 VIDEO_FORMATS = (".mp4", ".gif")
 GIF_MAX_FPS = 25.0
+MP4_MAX_FPS = 60.0  # players and browsers drop frames above this; more adds nothing to see
 MP4_QUALITY = 6  # imageio's 0-10 scale; 6 is x264's crf 20, visually clean and small
 TRAIL_RGBA = np.array([1.0, 0.75, 0.1, 0.9], dtype=np.float32)  # the fingertip's amber
 SUCCESS_RGB = (70, 200, 90)
@@ -79,7 +81,8 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     its directory is created if needed. ``size`` is (width, height) in pixels, both
     even, as yuv420p needs. ``camera`` is one of the arm's cameras (``top`` and
     ``angled`` on the built-in arms), or None for the env's default. ``fps`` defaults
-    to one frame per env step for MP4 and at most 25 for GIF; either way frames are
+    to one frame per control step for MP4 (every k-th step above 60 Hz, so at most
+    60 fps) and at most 25 for GIF; either way frames are
     spaced in simulated time, so playback is real time. ``trail_length`` is how many
     env steps back the fingertip trail reaches (0: no trail); ``hold_s`` how long each
     episode's last frame stays on screen.
@@ -195,6 +198,10 @@ def _frame_rate(path: Path, dt: float, fps: float | None) -> float:
         # GIF stores durations in hundredths of a second; browsers slow down 0.01 s frames.
         wanted = min(wanted, GIF_MAX_FPS) if fps is None else wanted
         return 100.0 / max(2, round(100.0 / wanted))
+    if fps is None and wanted > MP4_MAX_FPS + 1e-9:
+        # Every k-th control step, so frames stay evenly spaced in simulated time and the
+        # video still plays in real time (a 500 Hz arm gives 500/9 ≈ 55.6 fps).
+        wanted /= math.ceil(wanted / MP4_MAX_FPS - 1e-9)
     return float(wanted)
 
 
