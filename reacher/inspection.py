@@ -1,0 +1,272 @@
+"""`reacher inspect`: what reacher sees in an arm file, and what will hamper learning.
+
+`inspect_arm` loads the arm exactly as training would (`reacher.arm.load_arm`) and
+reports the joints, actuators, end effector, timing, workspace and gravity it found,
+what it added to the model, and warnings, each with the change to the file that
+fixes it. `format_report` writes that for people; `ArmReport.as_dict` for ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from reacher.arm import Arm, load_arm
+from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, ControlTiming, control_timing
+
+_GRAVITY_SAMPLES = 256
+_WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
+
+
+@dataclass(frozen=True)
+class ArmWarning:
+    """Something about the arm that will hamper learning, and the change that fixes it."""
+
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class ArmReport:
+    """Everything `reacher inspect` prints, as plain data."""
+
+    source: str
+    model_name: str
+    end_effector: str
+    end_effector_kind: str  # "site" or "body"
+    joints: list[dict]
+    actuators: list[dict]
+    timestep_s: float
+    integrator: str
+    gravity: list[float]
+    control_period_s: float
+    frame_skip: int
+    control_hz: float
+    episode_s: float
+    episode_steps: int
+    workspace_radius_m: float
+    base: list[float]
+    planar: bool
+    added: list[str]
+    warnings: list[ArmWarning] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
+                control_period_s: float = CONTROL_PERIOD_S, episode_s: float = EPISODE_S,
+                frame_skip: int | None = None, episode_steps: int | None = None) -> ArmReport:
+    """Load ``arm`` as training would and describe it; raises `ArmFileError` (one line)
+    for a file that cannot be used and ``ValueError`` for impossible timing."""
+    loaded = load_arm(arm, end_effector)
+    model = loaded.model
+    timing = control_timing(model.opt.timestep, control_period_s, episode_s, frame_skip,
+                            episode_steps)
+    joints = [_joint(model, name) for name in loaded.joint_names]
+    actuators = [_actuator(model, i) for i in range(model.nu)]
+    ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
+        else "body"
+    warnings = (_timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
+                + _actuator_warnings(actuators) + _gravity_warnings(loaded, actuators))
+    return ArmReport(
+        source=loaded.source, model_name=_model_name(model), end_effector=end_effector,
+        end_effector_kind=ee_kind, joints=joints, actuators=actuators,
+        timestep_s=float(model.opt.timestep),
+        integrator=mujoco.mjtIntegrator(model.opt.integrator).name.removeprefix("mjINT_").lower(),
+        gravity=[float(g) for g in model.opt.gravity],
+        control_period_s=timing.control_period_s, frame_skip=timing.frame_skip,
+        control_hz=timing.control_hz, episode_s=timing.episode_s,
+        episode_steps=timing.episode_steps, workspace_radius_m=float(loaded.reach_m),
+        base=[float(v) for v in loaded.base_pos], planar=loaded.planar,
+        added=list(loaded.added), warnings=warnings,
+    )
+
+
+# --- what the file has -----------------------------------------------------------------------
+
+def _model_name(model: mujoco.MjModel) -> str:
+    return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MODEL, 0) or ""
+
+
+def _joint(model: mujoco.MjModel, name: str) -> dict:
+    j = model.joint(name)
+    hinge = j.type[0] == mujoco.mjtJoint.mjJNT_HINGE
+    return {"name": name, "type": "hinge" if hinge else "slide", "unit": "rad" if hinge else "m",
+            "range": [float(v) for v in j.range] if j.limited[0] else None,
+            "axis_world": _joint_axis(model, j.id).tolist(), "body": model.body(j.bodyid[0]).name,
+            "dof": int(j.dofadr[0])}
+
+
+def _joint_axis(model: mujoco.MjModel, joint_id: int) -> np.ndarray:
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    return data.xaxis[joint_id].round(6)
+
+
+def _actuator(model: mujoco.MjModel, i: int) -> dict:
+    """Kind and strength of one actuator, read from the compiled model (where <motor>,
+    <position>, <velocity> and <general> all become gain/bias parameters)."""
+    gain, bias = model.actuator_gainprm[i], model.actuator_biasprm[i]
+    gear = float(model.actuator_gear[i, 0])
+    fixed_gain = model.actuator_gaintype[i] == mujoco.mjtGain.mjGAIN_FIXED
+    affine = model.actuator_biastype[i] == mujoco.mjtBias.mjBIAS_AFFINE
+    none = model.actuator_biastype[i] == mujoco.mjtBias.mjBIAS_NONE
+    kind, params = "general", {"gainprm": gain[:3].tolist(), "biasprm": bias[:3].tolist()}
+    if fixed_gain and none and gain[0] == 1:
+        kind, params = "motor", {}
+    elif fixed_gain and affine and bias[0] == 0 and math.isclose(bias[1], -gain[0]) and gain[0] > 0:
+        kind, params = "position", {"kp": float(gain[0]), "kv": float(-bias[2])}
+    elif fixed_gain and affine and bias[0] == 0 and bias[1] == 0 and math.isclose(bias[2], -gain[0]):
+        kind, params = "velocity", {"kv": float(gain[0])}
+    trn = mujoco.mjtTrn(model.actuator_trntype[i])
+    target = None
+    if trn == mujoco.mjtTrn.mjTRN_JOINT:
+        target = model.joint(model.actuator_trnid[i, 0]).name
+    return {
+        "name": model.actuator(i).name or f"actuator{i}", "kind": kind, "joint": target,
+        "transmission": trn.name.removeprefix("mjTRN_").lower(), "gear": gear, **params,
+        "ctrlrange": model.actuator_ctrlrange[i].tolist() if model.actuator_ctrllimited[i] else None,
+        "forcerange": (model.actuator_forcerange[i].tolist()
+                       if model.actuator_forcelimited[i] else None),
+    }
+
+
+def _max_joint_torque(act: dict) -> float:
+    """The most torque (or force) the actuator can exert on its joint; inf if unbounded."""
+    limit = math.inf
+    if act["forcerange"] is not None:
+        limit = max(abs(v) for v in act["forcerange"])
+    if act["kind"] == "motor":
+        ctrl = max(abs(v) for v in act["ctrlrange"] or (1.0,))  # reacher's [-1, 1] default
+        limit = min(limit, ctrl)
+    return abs(act["gear"]) * limit
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+def _timing_warnings(timing: ControlTiming) -> list[ArmWarning]:
+    if timing.note is None:
+        return []
+    return [ArmWarning(timing.note, "pick a control period that is a whole number of timesteps "
+                                  "(--control-period-s), or set --frame-skip")]
+
+
+def _joint_warnings(arm: Arm, joints: list[dict], actuators: list[dict]) -> list[ArmWarning]:
+    out = []
+    driven = {a["joint"] for a in actuators}
+    for i, j in enumerate(joints):
+        if j["name"] not in driven and not any(a["transmission"] != "joint" for a in actuators):
+            out.append(ArmWarning(f"joint '{j['name']}' has no actuator: the policy cannot move or "
+                                "hold it, so it swings freely",
+                                f"add <motor joint=\"{j['name']}\" .../> (or a position servo) "
+                                "under <actuator>, or remove the joint"))
+        if j["type"] != "hinge" or j["range"] is not None or arm.planar:
+            continue
+        vertical = abs(abs(j["axis_world"][2]) - 1) < 1e-6
+        if i == 0 and vertical:
+            continue  # a turntable at the base may turn freely
+        out.append(ArmWarning(f"hinge '{j['name']}' has no range on a spatial arm: targets are drawn "
+                            "from its whole turn, poses a real arm cannot take (links through "
+                            "each other or the floor), and the policy has twice the poses to learn",
+                            f"give it range=\"lo hi\" (and limited=\"true\" without autolimits)"))
+    return out
+
+
+def _actuator_warnings(actuators: list[dict]) -> list[ArmWarning]:
+    out = []
+    for a in actuators:
+        if a["ctrlrange"] is None:
+            out.append(ArmWarning(f"actuator '{a['name']}' has no ctrlrange: reacher maps actions "
+                                "to [-1, 1]", "give it ctrlrange=\"lo hi\" in the units it expects "
+                                "(N·m for a motor with gear 1, radians for a position servo)"))
+    return out
+
+
+def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
+    """Actuators that cannot hold their joint against gravity somewhere in the joint ranges.
+
+    Gravity's torque on each joint is MuJoCo's bias force at zero velocity, taken at
+    the worst of a few hundred configurations drawn as targets are."""
+    model = arm.model
+    if not np.any(model.opt.gravity):
+        return []
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(0)
+    worst = np.zeros(model.nv)
+    for _ in range(_GRAVITY_SAMPLES):
+        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
+        data.qvel[:] = 0
+        mujoco.mj_forward(model, data)
+        worst = np.maximum(worst, np.abs(data.qfrc_bias))
+    strength: dict[str, float] = {}
+    for a in actuators:
+        if a["joint"] is not None:
+            strength[a["joint"]] = strength.get(a["joint"], 0.0) + _max_joint_torque(a)
+    out = []
+    for name, most in strength.items():
+        j = model.joint(name)
+        needed = float(worst[j.dofadr[0]])
+        if needed > _WEAK_SHARE * most:
+            unit = "N·m" if j.type[0] == mujoco.mjtJoint.mjJNT_HINGE else "N"
+            out.append(ArmWarning(
+                f"joint '{name}': its actuators give at most {most:.3g} {unit}, but gravity "
+                f"pulls with up to {needed:.3g} {unit} in some poses: the arm sags there and "
+                "cannot reach targets that need them",
+                "raise the actuator's gear, ctrlrange or forcerange (or kp for a servo), or "
+                "make the links lighter"))
+    return out
+
+
+# --- text ------------------------------------------------------------------------------------
+
+def format_report(report: ArmReport) -> str:
+    """The report as aligned text, warnings last."""
+    r = report
+    lines = [f"arm {r.source}" + (f"  (model \"{r.model_name}\")" if r.model_name else ""),
+             f"  end effector   {r.end_effector_kind} '{r.end_effector}'",
+             f"  joints ({len(r.joints)})"]
+    width = max(len(j["name"]) for j in r.joints)
+    for j in r.joints:
+        rng = (f"[{j['range'][0]:.4g}, {j['range'][1]:.4g}] {j['unit']}" if j["range"]
+               else "no range" + (" (samples [-π, π])" if j["type"] == "hinge" else ""))
+        lines.append(f"    {j['name']:<{width}}  {j['type']:<5}  {rng}")
+    lines.append(f"  actuators ({len(r.actuators)})")
+    width = max(len(a["name"]) for a in r.actuators)
+    for a in r.actuators:
+        lines.append(f"    {a['name']:<{width}}  {_describe_actuator(a)}")
+    g = ", ".join(f"{v:g}" for v in r.gravity)
+    lines += [
+        f"  physics        timestep {r.timestep_s:g} s, {r.integrator} integrator, gravity ({g}) m/s²",
+        f"  control        every {r.control_period_s:g} s = {r.frame_skip} timestep"
+        f"{'s' if r.frame_skip > 1 else ''} ({r.control_hz:.4g} Hz); episode {r.episode_s:g} s = "
+        f"{r.episode_steps} steps",
+        f"  workspace      radius {r.workspace_radius_m:.3g} m around the base at "
+        f"({', '.join(f'{v:.3g}' for v in r.base)}); {'planar' if r.planar else 'spatial'}",
+        "  reacher adds",
+    ]
+    lines += [f"    {item}" for item in r.added]
+    if r.warnings:
+        lines.append(f"warnings ({len(r.warnings)})")
+        for w in r.warnings:
+            lines += [f"  - {w.problem}", f"    fix: {w.fix}"]
+    else:
+        lines.append("no warnings")
+    return "\n".join(lines)
+
+
+def _describe_actuator(a: dict) -> str:
+    on = f"on {a['joint']}" if a["joint"] else f"({a['transmission']} transmission)"
+    kind = {"motor": f"motor, gear {a['gear']:g}",
+            "position": f"position servo, kp {a.get('kp', 0):g}, kv {a.get('kv', 0):g}",
+            "velocity": f"velocity servo, kv {a.get('kv', 0):g}"}.get(
+        a["kind"], f"general, gain {a.get('gainprm')}, bias {a.get('biasprm')}")
+    ctrl = (f"ctrl [{a['ctrlrange'][0]:.4g}, {a['ctrlrange'][1]:.4g}]" if a["ctrlrange"]
+            else "ctrl unlimited (reacher uses [-1, 1])")
+    force = (f"force [{a['forcerange'][0]:.4g}, {a['forcerange'][1]:.4g}]" if a["forcerange"]
+             else "force unlimited")
+    return f"{kind} {on}; {ctrl}; {force}"
