@@ -117,7 +117,10 @@ def _floor_height(model: mujoco.MjModel, workspace: np.ndarray, scale: float) ->
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     geoms = _arm_geoms(model)
-    fixed = geoms[model.body_weldid[model.geom_bodyid[geoms]] == 0]
+    # A base may be a body welded to the world or geoms of the world body itself.
+    body = model.geom_bodyid
+    fixed = np.flatnonzero((model.body_weldid[body] == 0) & (model.body_mocapid[body] < 0)
+                           & (model.geom_type != mujoco.mjtGeom.mjGEOM_PLANE))
     margin = 0.02 * scale
     if len(fixed):
         floor = min(_lowest_point(model, data, i) for i in fixed)
