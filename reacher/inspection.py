@@ -72,7 +72,7 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
         else "body"
     warnings = (_timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
-                + _actuator_warnings(actuators) + _gravity_warnings(loaded, actuators))
+                + _actuator_warnings(loaded, actuators) + _gravity_warnings(loaded, actuators))
     return ArmReport(
         source=loaded.source, model_name=_model_name(model), end_effector=end_effector,
         end_effector_kind=ee_kind, joints=joints, actuators=actuators,
@@ -170,20 +170,31 @@ def _joint_warnings(arm: Arm, joints: list[dict], actuators: list[dict]) -> list
         vertical = abs(abs(j["axis_world"][2]) - 1) < 1e-6
         if i == 0 and vertical:
             continue  # a turntable at the base may turn freely
-        out.append(ArmWarning(f"hinge '{j['name']}' has no range on a spatial arm: targets are drawn "
-                            "from its whole turn, poses a real arm cannot take (links through "
-                            "each other or the floor), and the policy has twice the poses to learn",
-                            f"give it range=\"lo hi\" (and limited=\"true\" without autolimits)"))
+        out.append(ArmWarning(f"hinge '{j['name']}' has no range on a spatial arm: targets are "
+                              "drawn from its whole turn, including poses a real arm avoids "
+                              "(links through each other or the floor)",
+                              "give it range=\"lo hi\" (and limited=\"true\" without autolimits)"))
     return out
 
 
-def _actuator_warnings(actuators: list[dict]) -> list[ArmWarning]:
+def _actuator_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     out = []
     for a in actuators:
-        if a["ctrlrange"] is None:
+        if a["ctrlrange"] is not None:
+            continue
+        if a["kind"] == "position" and a["joint"] is not None:
+            # A servo's control is a joint target: [-1, 1] leaves most of the joint's turn
+            # out of reach, though targets are drawn from all of it.
+            i = arm.joint_names.index(a["joint"])
+            lo, hi = arm.joint_low[i], arm.joint_high[i]
+            out.append(ArmWarning(
+                f"position servo '{a['name']}' has no ctrlrange: reacher maps actions to targets "
+                f"in [-1, 1] for joint '{a['joint']}', whose targets are drawn from "
+                f"[{lo:.4g}, {hi:.4g}]", f"give it ctrlrange=\"{lo:.4g} {hi:.4g}\""))
+        else:
             out.append(ArmWarning(f"actuator '{a['name']}' has no ctrlrange: reacher maps actions "
-                                "to [-1, 1]", "give it ctrlrange=\"lo hi\" in the units it expects "
-                                "(N·m for a motor with gear 1, radians for a position servo)"))
+                                  "to [-1, 1]", "give it ctrlrange=\"lo hi\" in the units it "
+                                  "expects (N·m for a motor with gear 1, m/s for a velocity servo)"))
     return out
 
 

@@ -138,3 +138,13 @@ def test_slide_without_range_is_refused_with_its_fix(tmp_path, monkeypatch, caps
                                             monkeypatch, capsys))
     assert "slide joint 'elbow' has no range" in line and 'range="lo hi"' in line
 
+
+
+def test_servo_without_ctrlrange_is_told_the_joint_range_it_needs():
+    """Menagerie's Gen3 leaves its continuous joints' servos unlimited: actions would only
+    reach joint targets in [-1, 1] rad."""
+    report = inspect_arm(EXAMPLES / "gen3.xml", "pinch_site")
+    servo = [w for w in report.warnings if w.problem.startswith("position servo 'joint_1'")]
+    assert len(servo) == 1 and "[-3.142, 3.142]" in servo[0].problem
+    assert servo[0].fix == 'give it ctrlrange="-3.142 3.142"'
+    assert not any("'joint_2'" in w.problem for w in report.warnings)  # it has a ctrlrange
