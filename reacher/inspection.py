@@ -19,6 +19,9 @@ from reacher.arm import Arm, load_arm
 from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, ControlTiming, control_timing
 
 _GRAVITY_SAMPLES = 256
+_SERVO_MOVES = 20  # sampled moves timed for the servo settling estimate
+_SERVO_MAX_S = 5.0
+_SETTLE_RADIUS_M = 0.02  # the default success radius
 _WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
 
 
@@ -52,6 +55,10 @@ class ArmReport:
     base: list[float]
     planar: bool
     added: list[str]
+    # Servo arms only (else None): the share of sampled moves that end within 2 cm within
+    # _SERVO_MAX_S, commanding the goal pose, and the time by which 90 % do (None if never).
+    servo_settled_share: float | None
+    servo_settle_s: float | None
     warnings: list[ArmWarning] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -71,8 +78,13 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     actuators = [_actuator(model, i) for i in range(model.nu)]
     ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
         else "body"
+    times = _servo_move_times(loaded, actuators)
+    share = None if times is None else float(np.isfinite(times).mean())
+    settle = None if times is None else _p90(times)
+    settle = settle if settle is not None and math.isfinite(settle) else None
     warnings = (_timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
-                + _actuator_warnings(loaded, actuators) + _gravity_warnings(loaded, actuators))
+                + _actuator_warnings(loaded, actuators) + _gravity_warnings(loaded, actuators)
+                + _episode_warnings(timing, times))
     return ArmReport(
         source=loaded.source, model_name=_model_name(model), end_effector=end_effector,
         end_effector_kind=ee_kind, joints=joints, actuators=actuators,
@@ -83,7 +95,8 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
         control_hz=timing.control_hz, episode_s=timing.episode_s,
         episode_steps=timing.episode_steps, workspace_radius_m=float(loaded.reach_m),
         base=[float(v) for v in loaded.base_pos], planar=loaded.planar,
-        added=list(loaded.added), warnings=warnings,
+        added=list(loaded.added), servo_settled_share=share, servo_settle_s=settle,
+        warnings=warnings,
     )
 
 
@@ -233,6 +246,65 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     return out
 
 
+def _servo_move_times(arm: Arm, actuators: list[dict]) -> np.ndarray | None:
+    """For an arm driven by one position servo per joint: how long a move between two
+    random poses takes, commanding the servos straight to the goal pose (the best a
+    policy can do), until the end effector stays within 2 cm of the goal. None for
+    other arms, whose torques have no such obvious best command."""
+    by_joint = {a["joint"]: i for i, a in enumerate(actuators) if a["kind"] == "position"}
+    if len(by_joint) != len(actuators) or set(by_joint) != set(arm.joint_names):
+        return None
+    model, order = arm.model, [by_joint[name] for name in arm.joint_names]
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(0)
+    n_steps = int(_SERVO_MAX_S / model.opt.timestep)
+    times = []
+    for _ in range(_SERVO_MOVES):
+        goal_q = arm.random_configuration(rng)
+        goal = arm.fingertip_at(data, goal_q)
+        mujoco.mj_resetData(model, data)
+        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
+        ctrl = np.empty(model.nu)
+        ctrl[order] = goal_q
+        limited = model.actuator_ctrllimited.astype(bool)
+        ctrl[limited] = np.clip(ctrl[limited], *model.actuator_ctrlrange[limited].T)
+        data.ctrl[:] = ctrl
+        settled = math.inf
+        for step in range(1, n_steps + 1):
+            mujoco.mj_step(model, data)
+            near = np.linalg.norm(data.sensordata[arm.end_effector_adr] - goal) <= _SETTLE_RADIUS_M
+            if near and settled == math.inf:
+                settled = step * model.opt.timestep
+            elif not near:
+                settled = math.inf
+        times.append(settled)
+    return np.array(times)  # seconds; inf for a move that never settles
+
+
+def _p90(times: np.ndarray) -> float:
+    """The time by which at least 90 % of the moves have settled (inf if fewer ever do)."""
+    return float(np.percentile(times, 90, method="inverted_cdf"))
+
+
+def _episode_warnings(timing: ControlTiming, times: np.ndarray | None) -> list[ArmWarning]:
+    if times is None:
+        return []
+    in_time = float((times <= timing.episode_s).mean())
+    if in_time >= 0.9:
+        return []
+    settle = _p90(times)
+    needed = (f"90 % take {settle:.2g} s" if math.isfinite(settle) else
+              f"{100 * np.isinf(times).mean():.0f} % do not settle within {_SERVO_MAX_S:g} s "
+              "(contacts, friction or limits stop them)")
+    fix = (f"train with --episode-s {math.ceil(settle):g} or more" if math.isfinite(settle) else
+           f"train with --episode-s {math.ceil(_p90(times[np.isfinite(times)])):g} "
+           "or more; check the arm's contacts and friction loss")
+    return [ArmWarning(
+        f"an episode lasts {timing.episode_s:g} s, but commanding the servos straight to a "
+        f"target's pose brings the end effector within 2 cm in time for only "
+        f"{100 * in_time:.0f} % of {_SERVO_MOVES} sampled moves; {needed}", fix)]
+
+
 # --- text ------------------------------------------------------------------------------------
 
 def format_report(report: ArmReport) -> str:
@@ -256,6 +328,10 @@ def format_report(report: ArmReport) -> str:
         f"  control        every {r.control_period_s:g} s = {r.frame_skip} timestep"
         f"{'s' if r.frame_skip > 1 else ''} ({r.control_hz:.4g} Hz); episode {r.episode_s:g} s = "
         f"{r.episode_steps} steps",
+        *([f"  servo moves    {100 * r.servo_settled_share:.0f} % of {_SERVO_MOVES} sampled moves "
+            f"settle within 2 cm in {_SERVO_MAX_S:g} s, 90 % by "
+            + (f"{r.servo_settle_s:.2g} s" if r.servo_settle_s is not None else "never")]
+          if r.servo_settled_share is not None else []),
         f"  workspace      radius {r.workspace_radius_m:.3g} m around the base at "
         f"({', '.join(f'{v:.3g}' for v in r.base)}); {'planar' if r.planar else 'spatial'}",
         "  reacher adds",

@@ -70,7 +70,23 @@ def test_menagerie_panda_is_reported_as_position_servos_at_its_own_timestep():
     assert (first["kp"], first["kv"], first["forcerange"]) == (4500, 450, [-87, 87])
     assert (report.timestep_s, report.frame_skip, report.control_period_s) == (0.002, 10, 0.02)
     assert any("hidden groups" in a for a in report.added)
-    assert report.warnings == []  # Franka's servos hold the arm against gravity
+    # Franka's servos hold the arm against gravity; only the 1-s episode is too short.
+    assert [w.problem.split(",")[0] for w in report.warnings] == ["an episode lasts 1 s"]
+    assert 0.5 < report.servo_settle_s < 3 and report.servo_settled_share >= 0.9
+
+
+@pytest.mark.slow
+def test_episode_too_short_for_the_servos_is_a_warning_until_it_is_long_enough():
+    """Commanding the xArm7's servos straight to the goal pose needs 2-3 s to settle."""
+    short = inspect_arm(EXAMPLES / "xarm7.xml", "attachment_site", episode_s=1.0)
+    (warning,) = [w for w in short.warnings if w.problem.startswith("an episode lasts 1 s")]
+    fix_s = int(warning.fix.split("--episode-s ")[1].split()[0])
+    assert fix_s >= 2
+    assert short.servo_settle_s <= fix_s
+    long = inspect_arm(EXAMPLES / "xarm7.xml", "attachment_site", episode_s=fix_s)
+    assert not any(w.problem.startswith("an episode") for w in long.warnings)
+    motors = inspect_arm("two_link")
+    assert motors.servo_settle_s is None and motors.servo_settled_share is None
 
 
 def test_weak_actuator_against_gravity_is_named_with_its_fix(tmp_path):
