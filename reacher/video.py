@@ -41,6 +41,7 @@ from reacher.rendering import make_renderer
 
 VIDEO_FORMATS = (".mp4", ".gif")
 GIF_MAX_FPS = 25.0
+TRAIL_S = 0.8  # how far back the fingertip trail reaches by default (40 steps at 50 Hz)
 MP4_MAX_FPS = 60.0  # players and browsers drop frames above this; more adds nothing to see
 MP4_QUALITY = 6  # imageio's 0-10 scale; 6 is x264's crf 20, visually clean and small
 TRAIL_RGBA = np.array([1.0, 0.75, 0.1, 0.9], dtype=np.float32)  # the fingertip's amber
@@ -74,7 +75,7 @@ class VideoInfo:
 def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: int = 3,
                  seed: int = EVAL_SEED, camera: str | None = None,
                  size: tuple[int, int] = (480, 480), fps: float | None = None, *,
-                 trail_length: int = 40, hold_s: float = 0.5) -> VideoInfo:
+                 trail_length: int | None = None, hold_s: float = 0.5) -> VideoInfo:
     """Roll out ``policy`` (observation → action) in ``env`` and write the video.
 
     ``out_path`` ends in ``.mp4`` (H.264, yuv420p, plays in browsers) or ``.gif``;
@@ -84,7 +85,8 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     to one frame per control step for MP4 (every k-th step above 60 Hz, so at most
     60 fps) and at most 25 for GIF; either way frames are
     spaced in simulated time, so playback is real time. ``trail_length`` is how many
-    env steps back the fingertip trail reaches (0: no trail); ``hold_s`` how long each
+    env steps back the fingertip trail reaches (default: the last 0.8 s of motion, 40
+    steps at 50 Hz, whatever the control rate; 0: no trail); ``hold_s`` how long each
     episode's last frame stays on screen.
 
     Raises ValueError for a bad size, extension, camera or env and OSError for an
@@ -93,6 +95,8 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     width, height = _check_size(size)
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if trail_length is None:  # the last TRAIL_S of motion, whatever the control rate
+        trail_length = max(1, round(TRAIL_S / _reach_env(env).dt))
     if trail_length < 0 or hold_s < 0:
         raise ValueError(f"trail_length and hold_s must be ≥ 0, got {trail_length}, {hold_s}")
     reach = _reach_env(env)

@@ -174,6 +174,17 @@ def test_default_mp4_rate_is_the_control_rate_over_k_at_most_60(tmp_path, rate, 
     assert video._frame_rate(tmp_path / "a.mp4", 1 / rate, None) == pytest.approx(fps)
 
 
+@pytest.mark.parametrize("frame_skip, steps", [(2, 40), (1, 80)])
+def test_default_trail_covers_the_same_time_at_any_control_rate(tmp_path, monkeypatch,
+                                                                frame_skip, steps):
+    seen = []
+    painter = video._Painter
+    monkeypatch.setattr(video, "_Painter", lambda r, c, n, *a: seen.append(n) or painter(r, c, n, *a))
+    env = arm_env(frame_skip=frame_skip, max_episode_steps=2)
+    render_video(zeros, env, tmp_path / "clip.mp4", episodes=1, size=SIZE, hold_s=0)
+    assert seen == [steps]
+
+
 def test_an_explicit_fps_is_kept(tmp_path):
     assert video._frame_rate(tmp_path / "a.mp4", 1 / 500, 120.0) == 120.0
 
