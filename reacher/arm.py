@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -24,10 +24,10 @@ import mujoco
 import numpy as np
 
 from reacher.errors import one_line
+from reacher.scene import complete_scene, show_hidden_geoms, target_radius
 
 BUILTIN_ARMS = ("two_link", "three_link")
 TARGET_NAME = "target"
-VIDEO_CAMERAS = ("top", "angled")
 _WORKSPACE_SAMPLES = 512
 
 
@@ -70,6 +70,7 @@ class Arm:
     reach_m: float  # furthest fingertip distance from the arm's base (m)
     base_pos: np.ndarray
     cameras: tuple[str, ...]
+    added: tuple[str, ...] = ()  # what reacher added to the file's model, in words
 
     @property
     def n_joints(self) -> int:
@@ -119,7 +120,9 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     _check_joints_and_actuators(spec, path)
     ee_type = _find_end_effector(spec, path, end_effector)
     _name_joints(spec)
+    n_sensors = len(spec.sensors)
     sensors = _add_missing_sensors(spec, end_effector, ee_type)
+    had_target = any(b.name == TARGET_NAME and b.mocap for b in spec.bodies)
     target_body = _ensure_target(spec)
     sensors["target"] = _add_sensor(
         spec, "target_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_BODY, target_body
@@ -133,12 +136,19 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     fingertips = np.array([fingertip(q) for q in configs])
     base = _world_pos(model, model.joint(joint_names[0]).bodyid[0])
     reach = _max_reach(fingertip, configs, fingertips, base, low, high)
-    missing_cams = [c for c in VIDEO_CAMERAS if _lookup(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
-    if missing_cams:
-        _add_cameras(spec, missing_cams, base, reach)
+    scene_added = complete_scene(spec, model, fingertips, base, reach,
+                                 None if had_target else target_body, _unique_name)
+    if scene_added or not had_target:
         model = _compile(spec, path)
-    return _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
-                     fingertips, reach, base)
+    if show_hidden_geoms(model):
+        scene_added.append("shows the arm's geoms in hidden groups (nothing else of it is visible)")
+    added = [f"{len(spec.sensors) - n_sensors} sensors (joint positions and velocities, "
+             "end effector and target positions)"]
+    if not had_target:
+        added.append(f"goal marker '{target_body}' (radius {100 * target_radius(reach):.2g} cm)")
+    arm = _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
+                    fingertips, reach, base)
+    return replace(arm, added=tuple(added + scene_added))
 
 
 # --- reading and checking ---------------------------------------------------------------
@@ -256,26 +266,6 @@ def _ensure_target(spec: mujoco.MjSpec) -> str:
     body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.012, 0, 0],
                   rgba=[0.9, 0.15, 0.2, 0.85], contype=0, conaffinity=0, mass=0)
     return name
-
-
-def _add_cameras(spec: mujoco.MjSpec, names: list[str], base: np.ndarray, reach: float) -> None:
-    """Cameras framing the workspace: straight down, and from the front-right above."""
-    distance = 2.6 * max(reach, 0.05)
-    for name in names:
-        cam_name = _unique_name(spec, name)
-        if name == "top":
-            spec.worldbody.add_camera(name=cam_name, pos=base + [0, 0, distance],
-                                      fovy=45)
-        else:
-            offset = np.array([0.55, -0.7, 0.55]) * distance / 1.05
-            forward = -offset / np.linalg.norm(offset)
-            x_axis = np.cross(forward, [0, 0, 1.0])
-            x_axis /= np.linalg.norm(x_axis)
-            y_axis = np.cross(-forward, x_axis)
-            frame = np.column_stack([x_axis, y_axis, -forward])  # camera looks along its -z
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, frame.flatten())
-            spec.worldbody.add_camera(name=cam_name, pos=base + offset, quat=quat, fovy=45)
 
 
 # --- the compiled model ----------------------------------------------------------------

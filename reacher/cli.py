@@ -1,4 +1,4 @@
-"""The `reacher` command: train, evaluate, render, demo.
+"""The `reacher` command: train, evaluate, render, inspect, demo.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--size", type=_size, default=(480, 480), help="frame size WxH (default 480x480)")
     rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
     rd.set_defaults(command="render", handler=cmd_render)
+
+    ins = sub.add_parser("inspect", parents=[debug], help="show what reacher finds in an arm file and what will hamper learning",
+                         description="Load an arm as `reacher train` would; print its joints, actuators, timing, "
+                                     "workspace and gravity, what reacher adds, and warnings with their fixes.")
+    ins.add_argument("arm", help="built-in arm (two_link, three_link) or path to an MJCF file")
+    ins.add_argument("--end-effector", default=cfg.Config.end_effector,
+                     help=f"site or body that must reach the target (default {cfg.Config.end_effector!r})")
+    ins.add_argument("--config", type=Path, help="TOML file whose timing fields (control_period_s, episode_s, "
+                                                 "frame_skip, max_episode_steps) to use")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.set_defaults(command="inspect", handler=cmd_inspect)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -223,6 +234,17 @@ def cmd_render(args) -> int:
     kwargs = {} if args.seed is None else {"seed": args.seed}
     info = render_run(args.run, out, episodes=args.episodes, camera=args.camera, size=args.size, **kwargs)
     print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from reacher.inspection import format_report, inspect_arm
+
+    given = cfg.read_toml(args.config) if args.config else {}
+    config = cfg.Config().replace(**given) if given else cfg.Config()
+    report = inspect_arm(args.arm, args.end_effector, config.control_period_s, config.episode_s,
+                         config.frame_skip or None, config.max_episode_steps or None)
+    print(json.dumps(report.as_dict()) if args.json else format_report(report))
     return 0
 
 

@@ -9,6 +9,8 @@ and saves a plot of success against training seconds under docs/.
 
     python scripts/bench_learning.py                       # two_link, 5 seeds, SB3 on seed 0
     python scripts/bench_learning.py --arms three_link --seeds 0,1,2
+    python scripts/bench_learning.py --sb3-seeds '' --seeds 0 \
+        --arms examples/arms/panda.xml@attachment_site,examples/arms/gen3.xml@pinch_site,examples/arms/xarm7.xml@attachment_site
     python scripts/bench_learning.py --gym-reacher          # reacher on Gymnasium's Reacher-v5
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) for the SB3 side.
@@ -57,8 +59,10 @@ class Curve:
 def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Path, **overrides) -> Curve:
     config = Config(seed=seed, eval_every=eval_every, eval_episodes=episodes,
                     final_eval_episodes=episodes, checkpoint_every=10 ** 9, **overrides)
-    config = config.replace(arm=arm) if not config.env else config
-    run_dir = workdir / f"reacher-{arm}-{seed}"
+    if not config.env:  # ARM or ARM@END_EFFECTOR, e.g. examples/arms/panda.xml@attachment_site
+        path, _, end_effector = arm.partition("@")
+        config = config.replace(arm=path, **({"end_effector": end_effector} if end_effector else {}))
+    run_dir = workdir / f"reacher-{Path(arm.partition('@')[0]).stem}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     outcome = Training(config, run_dir, progress=False).run()
@@ -77,8 +81,9 @@ def run_sb3(arm: str, seed: int, eval_every: int, episodes: int, budget_s: float
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.noise import NormalActionNoise
 
-    env = gym.make("reacher/Reach-v0", arm=arm)
-    eval_env = gym.make("reacher/Reach-v0", arm=arm)
+    path, _, end_effector = arm.partition("@")
+    env = gym.make("reacher/Reach-v0", arm=path, end_effector=end_effector or "fingertip")
+    eval_env = gym.make("reacher/Reach-v0", arm=path, end_effector=end_effector or "fingertip")
     n = env.action_space.shape[0]
     model = DDPG("MlpPolicy", env, action_noise=NormalActionNoise(np.zeros(n), 0.1 * np.ones(n)),
                  seed=seed, device="cpu", verbose=0)
@@ -188,7 +193,8 @@ def gym_reacher(seeds: list[int], steps: int, workdir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", default="two_link")
+    parser.add_argument("--arms", default="two_link",
+                        help="comma-separated arms, each a built-in name or FILE[@END_EFFECTOR]")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--sb3-seeds", default="0", help="seeds for SB3 ('' skips SB3)")
     parser.add_argument("--sb3-budget", type=float, default=600.0, help="SB3 training seconds per seed")
