@@ -1,4 +1,4 @@
-"""The `reacher` command: train, evaluate, render, demo.
+"""The `reacher` command: train, evaluate, render, sweep, demo.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--size", type=_size, default=(480, 480), help="frame size WxH (default 480x480)")
     rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
     rd.set_defaults(command="render", handler=cmd_render)
+
+    sw = sub.add_parser("sweep", parents=[debug], help="train a grid of settings × seeds in parallel on Ray Tune",
+                        description="Train every grid point × seed of SPEC.toml as Ray Tune trials; "
+                                    "writes OUT/results.csv, best.toml, summary.png and a run dir per trial.")
+    sw.add_argument("spec", type=Path, help="TOML: config keys (the base), seeds = [...], and a [grid] table")
+    sw.add_argument("--out", type=Path, required=True, help="sweep directory")
+    sw.add_argument("--resume", action="store_true", help="run only the trials of --out not finished yet")
+    sw.add_argument("--address", default=None, help="join a running Ray cluster (`ray start`) instead of "
+                                                    "starting one here, e.g. 10.0.0.5:6379")
+    sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None,
+                    help="trials at once (default: one per core)")
+    sw.set_defaults(command="sweep", handler=cmd_sweep)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -222,6 +234,22 @@ def cmd_render(args) -> int:
     kwargs = {} if args.seed is None else {"seed": args.seed}
     info = render_run(args.run, out, episodes=args.episodes, camera=args.camera, size=args.size, **kwargs)
     print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from reacher.sweep import run_sweep
+
+    summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
+                        max_concurrent=args.max_concurrent)
+    if summary.interrupted:
+        print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
+              f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
+        return 130
+    if summary.failed:
+        print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
+              f"{summary.out / 'results.csv'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from reacher.files import write_text
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
+from reacher.runlock import run_lock
 
 
 class RunError(ValueError):
@@ -60,7 +62,7 @@ def default_run_dir(config: Config) -> Path:
 
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
-    config = _absolute_arm(config)
+    config = absolute_arm(config)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
     if resume:
         if not run_dir.is_dir():
@@ -78,7 +80,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
     return config
 
 
-def _absolute_arm(config: Config) -> Config:
+def absolute_arm(config: Config) -> Config:
     """Record a user's arm file by absolute path, so evaluate, render and --resume find
     it from any working directory."""
     path = Path(config.arm).expanduser()
@@ -129,7 +131,10 @@ class Training:
 
     def run(self) -> Outcome:
         c = self.config
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Only the main thread may set handlers; a run in another thread (a sweep trial in a
+        # Ray worker) is stopped by its host instead and resumes from its last checkpoint.
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         start = time.perf_counter() - self.counters.wall_time
         last_print = 0.0
         try:
@@ -331,10 +336,13 @@ def describe(result: Evaluation, steps: int, wall_time: float) -> str:
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, overrides: dict | None = None) -> Outcome:
-    """Train (or resume) a run; see `Training`."""
+    """Train (or resume) a run, holding the run directory's lock throughout; see `Training`."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(config)
-    config = prepare_run(config, run_dir, resume, overrides)
-    return Training(config, run_dir, resume=resume, progress=progress).run()
+    prepare_run(config, run_dir, resume, overrides)  # refuse a wrong run dir before creating it
+    with run_lock(run_dir):
+        # Again under the lock: another run may have written here since the first look.
+        config = prepare_run(config, run_dir, resume, overrides)
+        return Training(config, run_dir, resume=resume, progress=progress).run()
 
 
 __all__ = ["Config", "ConfigError", "Outcome", "RunError", "Training", "train"]

@@ -1,0 +1,223 @@
+"""`reacher sweep`: train every grid point × seed of a spec as trials on Ray Tune.
+
+Ray Tune schedules the trials: on an embedded Ray that the sweep starts and stops
+(one trial per core at once), or on a running cluster joined with ``address``. Each
+trial calls reacher's own training in its Ray worker, in an ordinary run directory
+``OUT/runs/<grid point>,seed=<seed>`` that `reacher evaluate` and `render` accept.
+
+The run directories are the sweep's memory. A trial is finished when its checkpoint
+has reached the trial's steps and its final evaluation is in metrics.csv; ``resume``
+skips those and lets the others continue from their own checkpoints (so `kill -9` of
+the sweep costs at most one ``checkpoint_every`` per running trial). Tune's experiment
+state is not used for this, so a sweep resumes the same way after any kind of stop.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reacher import checkpoint as ckpt
+from reacher import config as cfg
+from reacher.errors import one_line
+from reacher.files import write_text
+from reacher.metrics import read_metrics
+from reacher.sweep_spec import Spec, Trial, load_spec, point_label
+
+INSTALL_HINT = "reacher sweep needs Ray Tune, an optional extra: pip install 'reacher[sweep]'"
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked; one line for the user."""
+
+
+@dataclass
+class Record:
+    """What one trial came to: its final evaluation, an error, or neither (not run to the end)."""
+
+    trial: Trial
+    final: dict | None = None  # the final row of the trial's metrics.csv
+    error: str | None = None
+    node: str | None = None  # the Ray node that ran it (this invocation only)
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
+
+@dataclass
+class Summary:
+    spec: Spec
+    out: Path
+    records: list[Record]
+    interrupted: bool = False
+    ray_start_s: float | None = None  # None when the sweep joined a Ray that was running
+    wall_s: float = 0.0
+    best: dict | None = field(default=None)
+
+    @property
+    def failed(self) -> list[Record]:
+        return [r for r in self.records if r.error is not None]
+
+
+def finished_row(trial: Trial) -> dict | None:
+    """The final metrics row of a trial whose run is complete, else None."""
+    metrics = trial.run_dir / "metrics.csv"
+    if not metrics.is_file() or not (trial.run_dir / ckpt.FILENAME).is_file():
+        return None
+    try:
+        steps = int(ckpt.load(trial.run_dir).metadata["env_steps"])
+        rows = read_metrics(metrics)
+    except (ckpt.CheckpointError, KeyError, ValueError, OSError):
+        return None
+    # Periodic evaluations happen before the last step, so a row at the full budget is
+    # the final evaluation; the checkpoint must have got there too.
+    if steps < trial.config.steps or not rows or (rows[-1]["step"] or 0) < trial.config.steps:
+        return None
+    return rows[-1]
+
+
+def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, address: str | None = None,
+              max_concurrent: int | None = None, log=sys.stderr) -> Summary:
+    """Run (or resume) a sweep and write OUT/results.csv, best.toml and summary.png."""
+    from reacher import sweep_report
+
+    start = time.perf_counter()
+    spec = load_spec(spec_path)
+    out = Path(out).expanduser().resolve()
+    _check_out(out, resume)
+    tune = _import_tune()
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
+    records = [Record(t, finished_row(t)) for t in spec.trials(out)]
+    todo = [r for r in records if not r.finished]
+    if resume and len(todo) < len(records):
+        print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
+    summary = Summary(spec, out, records)
+    if todo:
+        _run_trials(tune, todo, out, address, max_concurrent, summary, log)
+    summary.wall_s = time.perf_counter() - start
+    sweep_report.write_all(summary)
+    print(sweep_report.table(summary), file=log if log is not sys.stderr else sys.stdout)
+    return summary
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    holds_sweep = (out / "spec.toml").is_file() or (out / "results.csv").is_file()
+    if resume and not holds_sweep:
+        raise SweepError(f"sweep directory {out}: holds no sweep, nothing to resume")
+    if not resume and (holds_sweep or (out / "runs").exists()):
+        raise SweepError(f"sweep directory {out}: already holds a sweep; pass --resume to continue "
+                         "it or choose another --out")
+
+
+def _import_tune():
+    try:
+        from ray import tune
+    except ImportError:
+        raise SweepError(INSTALL_HINT) from None
+    return tune
+
+
+def _run_trials(tune, todo: list[Record], out: Path, address: str | None, max_concurrent: int | None,
+                summary: Summary, log) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Keep Tune's own SIGINT handler (stop, save, return), and its console quiet: the
+    # sweep prints one line per trial and its own table.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started_here = not ray.is_initialized()
+    if started_here:
+        t0 = time.perf_counter()
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     logging_level="WARNING")
+        else:
+            cores = os.cpu_count() or 1
+            ray.init(num_cpus=max(cores, max_concurrent or 0), include_dashboard=False,
+                     log_to_driver=False, logging_level="WARNING")
+            summary.ray_start_s = time.perf_counter() - t0
+        where = f"Ray cluster at {address}" if address else f"a local Ray ({summary.ray_start_s:.1f} s to start)"
+        print(f"running {len(todo)} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs",
+              file=log)
+    try:
+        by_name = {r.trial.name: r for r in todo}
+        trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
+        payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
+                     "config": cfg.as_dict(r.trial.config)} for r in todo]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(payloads)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                        trial_dirname_creator=lambda t: t.config["trial"]["name"]),
+            run_config=tune.RunConfig(name="tune", storage_path=str(out / ".ray"), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=0),
+                                      callbacks=[_progress(len(todo))]),
+        )
+        results = tuner.fit()
+        for result in results:
+            record = by_name[result.config["trial"]["name"]]
+            metrics = result.metrics or {}
+            record.node = metrics.get("node")
+            if result.error is not None:  # the worker itself died
+                record.error = one_line(result.error)
+            elif metrics.get("error"):
+                record.error = metrics["error"]
+            else:
+                record.final = finished_row(record.trial)
+        summary.interrupted = any(not r.finished and r.error is None for r in todo)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _train_trial(params: dict) -> None:
+    """A Tune trainable: train one trial in this worker (resuming its checkpoint if any)
+    and report where it ran, or its error as one line."""
+    import ray
+    from ray import tune
+
+    from reacher.train import train
+
+    trial = params["trial"]
+    report = {"node": ray.get_runtime_context().get_node_id()}
+    try:
+        config = cfg.from_mapping(trial["config"], source=f"trial {trial['name']}")
+        run_dir = Path(trial["run_dir"])
+        resume = (run_dir / ckpt.FILENAME).is_file()
+        # On resume the spec's values win over the saved config (e.g. more steps).
+        overrides = {f.name: getattr(config, f.name) for f in cfg.fields()} if resume else None
+        train(config, run_dir, resume=resume, progress=False, overrides=overrides)
+    except Exception as err:  # reported in results.csv; the other trials go on
+        report["error"] = f"{type(err).__name__}: {one_line(err)}"
+    tune.report(report)
+
+
+def _progress(total: int):
+    """A Tune callback printing one line per trial that ends. Defined here because Ray is
+    imported only when a sweep runs; it holds no stream, since Tune pickles it."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self):
+            self.done = 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            error = (trial.last_result or {}).get("error")
+            self._line(trial, f"failed: {error}" if error else "finished")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "failed (its worker died)")
+
+        def _line(self, trial, what: str) -> None:
+            self.done += 1
+            print(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}", file=sys.stderr, flush=True)
+
+    return Progress()
+
+
+__all__ = ["INSTALL_HINT", "Record", "Summary", "SweepError", "finished_row", "run_sweep", "point_label"]
