@@ -135,11 +135,11 @@ def _run_trials(tune, todo: list[Record], out: Path, address: str | None, max_co
         t0 = time.perf_counter()
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level="WARNING")
+                     logging_level="ERROR")
         else:
             cores = os.cpu_count() or 1
             ray.init(num_cpus=max(cores, max_concurrent or 0), include_dashboard=False,
-                     log_to_driver=False, logging_level="WARNING")
+                     log_to_driver=False, logging_level="ERROR")
             summary.ray_start_s = time.perf_counter() - t0
         where = f"Ray cluster at {address}" if address else f"a local Ray ({summary.ray_start_s:.1f} s to start)"
         print(f"running {len(todo)} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs",
