@@ -81,10 +81,12 @@ def finished_row(trial: Trial) -> dict | None:
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, address: str | None = None,
-              max_concurrent: int | None = None, log=sys.stderr) -> Summary:
-    """Run (or resume) a sweep and write OUT/results.csv, best.toml and summary.png."""
+              max_concurrent: int | None = None, log=None) -> Summary:
+    """Run (or resume) a sweep and write OUT/results.csv, best.toml and summary.png; progress
+    goes to `log` (default stderr), the final table to stdout."""
     from reacher import sweep_report
 
+    log = log or sys.stderr
     start = time.perf_counter()
     spec = load_spec(spec_path)
     out = Path(out).expanduser().resolve()
@@ -101,7 +103,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
         _run_trials(tune, todo, out, address, max_concurrent, summary, log)
     summary.wall_s = time.perf_counter() - start
     sweep_report.write_all(summary)
-    print(sweep_report.table(summary), file=log if log is not sys.stderr else sys.stdout)
+    print(sweep_report.table(summary))
     return summary
 
 
@@ -193,7 +195,9 @@ def _train_trial(params: dict) -> None:
         overrides = {f.name: getattr(config, f.name) for f in cfg.fields()} if resume else None
         train(config, run_dir, resume=resume, progress=False, overrides=overrides)
     except Exception as err:  # reported in results.csv; the other trials go on
-        report["error"] = f"{type(err).__name__}: {one_line(err)}"
+        # reacher's own errors name the thing at fault; anything else is named by its type.
+        known = isinstance(err, (ValueError, OSError))
+        report["error"] = one_line(err) if known else f"{type(err).__name__}: {one_line(err)}"
     tune.report(report)
 
 
