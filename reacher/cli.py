@@ -105,12 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", parents=[debug], help="train a grid of settings × seeds in parallel on Ray Tune",
                         description="Train every grid point × seed of SPEC.toml as Ray Tune trials; "
                                     "writes OUT/results.csv, best.toml, summary.png and a run dir per trial.")
-    sw.add_argument("spec", type=Path, help="TOML: config keys (the base), seeds = [...], and a [grid] table")
-    sw.add_argument("--out", type=Path, required=True, help="sweep directory")
+    sw.add_argument("spec", type=Path, metavar="SPEC.toml", help="TOML: config keys (the base), seeds = [...], and a [grid] table")
+    sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="sweep directory")
     sw.add_argument("--resume", action="store_true", help="run only the trials of --out not finished yet")
-    sw.add_argument("--address", default=None, help="join a running Ray cluster (`ray start`) instead of "
+    sw.add_argument("--address", default=None, metavar="ADDR", help="join a running Ray cluster (`ray start`) instead of "
                                                     "starting one here, e.g. 10.0.0.5:6379")
-    sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None,
+    sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None, metavar="N",
                     help="trials at once (default: one per core)")
     sw.set_defaults(command="sweep", handler=cmd_sweep)
 

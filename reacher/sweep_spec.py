@@ -50,6 +50,7 @@ class Spec:
     base: cfg.Config
     seeds: list[int]
     grid: dict[str, list]  # key -> coerced values
+    threads_given: bool = False  # whether the spec sets threads (else trials use one each)
 
     @property
     def points(self) -> list[dict]:
@@ -58,12 +59,18 @@ class Spec:
         return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
 
     def point_config(self, point: dict) -> cfg.Config:
+        """The base with a grid point: what best.toml holds."""
         return self.base.replace(**point)
+
+    def trial_config(self, point: dict, seed: int) -> cfg.Config:
+        config = self.point_config(point).replace(seed=seed)
+        # Trials share the cores: one torch thread each unless the spec says otherwise.
+        return config if self.threads_given or "threads" in point else config.replace(threads=1)
 
     def trials(self, out: Path) -> list[Trial]:
         """Grid × seeds, each with its run directory under ``out/runs``."""
         names = _point_names(self.points)
-        return [Trial(point, seed, self.point_config(point).replace(seed=seed),
+        return [Trial(point, seed, self.trial_config(point, seed),
                       out / RUNS / ",".join(filter(None, (name, f"seed={seed}"))))
                 for point, name in zip(self.points, names) for seed in self.seeds]
 
@@ -87,9 +94,8 @@ def load_spec(path: str | Path) -> Spec:
         base = cfg.from_mapping(raw, source=where)
     except cfg.ConfigError as err:
         raise SpecError(str(err)) from None
-    # A trial runs with one torch thread unless the spec says otherwise: trials share the cores.
-    base = absolute_arm(base if "threads" in raw else base.replace(threads=1))
-    spec = Spec(path, base, _seeds(seeds, base.seed, where), _grid(grid, where))
+    spec = Spec(path, absolute_arm(base), _seeds(seeds, base.seed, where), _grid(grid, where),
+                threads_given="threads" in raw)
     for point in spec.points:
         try:
             spec.point_config(point)

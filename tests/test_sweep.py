@@ -125,6 +125,7 @@ def test_a_small_sweep_end_to_end(tmp_path, local_ray, capsys):
     args = cli.build_parser().parse_args(["train", "--config", str(out / "best.toml")])
     config, _ = cli.config_from_args(args)
     assert config.hidden_sizes == tuple(int(w) for w in best.split(",")) and config.steps == 300
+    assert config.threads == 0  # trials ran with one thread each; the best config keeps the default
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
     assert f"* hidden_sizes={best}" in printed and str(out / "results.csv") in printed
 
