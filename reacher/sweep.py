@@ -15,6 +15,7 @@ state is not used for this, so a sweep resumes the same way after any kind of st
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -92,15 +93,23 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
     out = Path(out).expanduser().resolve()
     _check_out(out, resume)
     tune = _import_tune()
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
     records = [Record(t, finished_row(t)) for t in spec.trials(out)]
     todo = [r for r in records if not r.finished]
     if resume and len(todo) < len(records):
         print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
     summary = Summary(spec, out, records)
-    if todo:
-        _run_trials(tune, todo, out, address, max_concurrent, summary, log)
+    # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
+    started_here = _start_ray(address, max_concurrent, len(todo), summary, log) if todo else False
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
+        if todo:
+            _run_trials(tune, todo, out, max_concurrent, summary)
+    finally:
+        if started_here:
+            import ray
+
+            ray.shutdown()
     summary.wall_s = time.perf_counter() - start
     sweep_report.write_all(summary)
     print(sweep_report.table(summary))
@@ -124,57 +133,69 @@ def _import_tune():
     return tune
 
 
-def _run_trials(tune, todo: list[Record], out: Path, address: str | None, max_concurrent: int | None,
-                summary: Summary, log) -> None:
+def _start_ray(address: str | None, max_concurrent: int | None, trials: int, summary: Summary, log) -> bool:
+    """Join the cluster at `address`, or start a local Ray with a CPU per core (or per
+    trial at once, if more); returns whether it started one (an initialised Ray is used)."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Keep Tune's own SIGINT handler (stop, save, return), and its console quiet: the
-    # sweep prints one line per trial and its own table.
+    # The legacy console reporter, which verbose=0 silences: the sweep prints its own lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started_here = not ray.is_initialized()
-    if started_here:
-        t0 = time.perf_counter()
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
-        else:
-            cores = os.cpu_count() or 1
-            ray.init(num_cpus=max(cores, max_concurrent or 0), include_dashboard=False,
-                     log_to_driver=False, logging_level="ERROR")
-            summary.ray_start_s = time.perf_counter() - t0
-        where = f"Ray cluster at {address}" if address else f"a local Ray ({summary.ray_start_s:.1f} s to start)"
-        print(f"running {len(todo)} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs",
-              file=log)
+    if ray.is_initialized():
+        return False
+    t0 = time.perf_counter()
+    if address:
+        _check_reachable(address)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        where = f"Ray cluster at {address}"
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, max_concurrent or 0), include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
+        summary.ray_start_s = time.perf_counter() - t0
+        where = f"a local Ray ({summary.ray_start_s:.1f} s to start)"
+    print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a host:port address (Ray
+    itself retries for a long time)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # ray://…, auto and the like: Ray's own checks
     try:
-        by_name = {r.trial.name: r for r in todo}
-        trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
-        payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
-                     "config": cfg.as_dict(r.trial.config)} for r in todo]
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(payloads)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                        trial_dirname_creator=lambda t: t.config["trial"]["name"]),
-            run_config=tune.RunConfig(name="tune", storage_path=str(out / ".ray"), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0),
-                                      callbacks=[_progress(len(todo))]),
-        )
-        results = tuner.fit()
-        for result in results:
-            record = by_name[result.config["trial"]["name"]]
-            metrics = result.metrics or {}
-            record.node = metrics.get("node")
-            if result.error is not None:  # the worker itself died
-                record.error = one_line(result.error)
-            elif metrics.get("error"):
-                record.error = metrics["error"]
-            else:
-                record.final = finished_row(record.trial)
-        summary.interrupted = any(not r.finished and r.error is None for r in todo)
-    finally:
-        if started_here:
-            ray.shutdown()
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise SweepError(f"Ray cluster at {address}: cannot connect ({err.strerror or err}); start one "
+                         "with `ray start --head` or check --address") from None
+
+
+def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary) -> None:
+    by_name = {r.trial.name: r for r in todo}
+    trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
+    payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
+                 "config": cfg.as_dict(r.trial.config)} for r in todo]
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(payloads)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=lambda t: t.config["trial"]["name"]),
+        run_config=tune.RunConfig(name="tune", storage_path=str(out / ".ray"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0),
+                                  callbacks=[_progress(len(todo))]),
+    )
+    results = tuner.fit()
+    for result in results:
+        record = by_name[result.config["trial"]["name"]]
+        metrics = result.metrics or {}
+        record.node = metrics.get("node")
+        if result.error is not None:  # the worker itself died
+            record.error = one_line(result.error)
+        elif metrics.get("error"):
+            record.error = metrics["error"]
+        else:
+            record.final = finished_row(record.trial)
+    summary.interrupted = any(not r.finished and r.error is None for r in todo)
 
 
 def _train_trial(params: dict) -> None:

@@ -32,7 +32,7 @@ from reacher.files import write_text
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
-from reacher.runlock import run_lock
+from reacher.runlock import RunDirBusy, RunLock
 
 
 class RunError(ValueError):
@@ -121,11 +121,31 @@ class Training:
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
         self._next_checkpoint = config.checkpoint_every
+        restored_from = _file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "config.toml", to_toml(config))
-        self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        # One writer per run dir: the lock is taken at the first write, so a run refused
+        # above leaves no trace, and held until run() ends.
+        self._lock = RunLock(self.run_dir)
+        try:
+            self._check_still_ours(restored_from)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.toml", to_toml(config))
+            self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_still_ours(self, restored_from: tuple | None) -> None:
+        """Under the lock, the run dir must still be as it was checked: no run started
+        here meanwhile, and the checkpoint resumed from is still the latest."""
+        current = _file_id(self.run_dir / ckpt.FILENAME)
+        if restored_from is None and current is not None:
+            raise RunError(f"run directory {self.run_dir}: another run has just started here; "
+                           "choose another --run-dir")
+        if restored_from is not None and current != restored_from:
+            raise RunDirBusy(f"run directory {self.run_dir}: its checkpoint was rewritten by another "
+                             "run while this one started; try again")
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -172,6 +192,7 @@ class Training:
             self.metrics.close()
             self.env.close()
             self.eval_env.close()
+            self._lock.release()
 
     def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
         c = self.config
@@ -324,6 +345,15 @@ class Training:
         self.log.flush()
 
 
+def _file_id(path: Path) -> tuple | None:
+    """Which file is at `path` now: checkpoints are replaced by rename, never rewritten."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:
     parts = [f"step {steps:>8,}", f"{wall_time:7.1f}s"]
     if result.success_rate is not None:
@@ -336,13 +366,10 @@ def describe(result: Evaluation, steps: int, wall_time: float) -> str:
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, overrides: dict | None = None) -> Outcome:
-    """Train (or resume) a run, holding the run directory's lock throughout; see `Training`."""
+    """Train (or resume) a run; see `Training`."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(config)
-    prepare_run(config, run_dir, resume, overrides)  # refuse a wrong run dir before creating it
-    with run_lock(run_dir):
-        # Again under the lock: another run may have written here since the first look.
-        config = prepare_run(config, run_dir, resume, overrides)
-        return Training(config, run_dir, resume=resume, progress=progress).run()
+    config = prepare_run(config, run_dir, resume, overrides)
+    return Training(config, run_dir, resume=resume, progress=progress).run()
 
 
 __all__ = ["Config", "ConfigError", "Outcome", "RunError", "Training", "train"]

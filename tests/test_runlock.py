@@ -14,7 +14,7 @@ import pytest
 from reacher.config import Config
 from reacher.metrics import read_metrics
 from reacher.runlock import LOCK_NAME, RunDirBusy, run_lock
-from reacher.train import train
+from reacher.train import Training, train
 
 TINY = Config(steps=150, warmup_steps=50, batch_size=16, hidden_sizes=(8, 8), eval_every=100,
               eval_episodes=1, final_eval_episodes=1, checkpoint_every=100, threads=1)
@@ -60,14 +60,20 @@ def test_two_runs_started_together_on_one_dir_one_refused(tmp_path):
     assert outcome.env_steps == 150 and steps == sorted(set(steps))
 
 
-def test_the_lock_is_released_when_the_run_ends_even_by_an_error(tmp_path):
+def test_the_lock_is_released_when_the_run_ends_even_by_an_error(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     train(TINY, run_dir, progress=False)
+    assert not (run_dir / LOCK_NAME).exists()  # no litter in a finished run
     with run_lock(run_dir):  # free again after a normal end
         pass
-    with pytest.raises(ValueError, match="hidden_sizes"):  # refused after the lock was taken
-        train(TINY, run_dir, resume=True, progress=False, overrides={"hidden_sizes": (16, 16)})
-    with run_lock(run_dir):  # and after a failed one
+
+    def fail(self):
+        raise RuntimeError("a bug mid-run")
+
+    monkeypatch.setattr(Training, "_periodic", fail)
+    with pytest.raises(RuntimeError, match="a bug mid-run"):
+        train(TINY, tmp_path / "other", progress=False)
+    with run_lock(tmp_path / "other"):  # and after a run that died of an exception
         pass
 
 
