@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from reacher import checkpoint as ckpt
@@ -26,7 +26,7 @@ from reacher import config as cfg
 from reacher.errors import one_line
 from reacher.files import write_text
 from reacher.metrics import read_metrics
-from reacher.sweep_spec import Spec, Trial, load_spec, point_label
+from reacher.sweep_spec import Spec, Trial, load_spec
 
 INSTALL_HINT = "reacher sweep needs Ray Tune, an optional extra: pip install 'reacher[sweep]'"
 
@@ -57,7 +57,7 @@ class Summary:
     interrupted: bool = False
     ray_start_s: float | None = None  # None when the sweep joined a Ray that was running
     wall_s: float = 0.0
-    best: dict | None = field(default=None)
+    best: dict | None = None  # set by sweep_report: the best grid point and its scores
 
     @property
     def failed(self) -> list[Record]:
@@ -245,4 +245,4 @@ def _progress(total: int):
     return Progress()
 
 
-__all__ = ["INSTALL_HINT", "Record", "Summary", "SweepError", "finished_row", "run_sweep", "point_label"]
+__all__ = ["INSTALL_HINT", "Record", "Summary", "SweepError", "finished_row", "run_sweep"]
