@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from reacher.files import write_text
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
+from reacher.runlock import RunDirBusy, RunLock
 
 
 class RunError(ValueError):
@@ -77,7 +79,7 @@ def default_run_dir(config: Config) -> Path:
 
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
-    config = _absolute_arm(config)
+    config = absolute_arm(config)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
     if resume:
         if not run_dir.is_dir():
@@ -95,7 +97,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
     return config
 
 
-def _absolute_arm(config: Config) -> Config:
+def absolute_arm(config: Config) -> Config:
     """Record a user's arm file by absolute path, so evaluate, render and --resume find
     it from any working directory."""
     path = Path(config.arm).expanduser()
@@ -142,17 +144,40 @@ class Training:
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
         self._next_checkpoint = config.checkpoint_every
+        restored_from = _file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "config.toml", to_toml(config))
-        self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        # One writer per run dir: the lock is taken at the first write, so a run refused
+        # above leaves no trace, and held until run() ends.
+        self._lock = RunLock(self.run_dir)
+        try:
+            self._check_still_ours(restored_from)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.toml", to_toml(config))
+            self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_still_ours(self, restored_from: tuple | None) -> None:
+        """Under the lock, the run dir must still be as it was checked: no run started
+        here meanwhile, and the checkpoint resumed from is still the latest."""
+        current = _file_id(self.run_dir / ckpt.FILENAME)
+        if restored_from is None and current is not None:
+            raise RunError(f"run directory {self.run_dir}: another run has just started here; "
+                           "choose another --run-dir")
+        if restored_from is not None and current != restored_from:
+            raise RunDirBusy(f"run directory {self.run_dir}: its checkpoint was rewritten by another "
+                             "run while this one started; try again")
 
     # --- the loop ---------------------------------------------------------------------
 
     def run(self) -> Outcome:
         c = self.config
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Only the main thread may set handlers; a run in another thread (a sweep trial in a
+        # Ray worker) is stopped by its host instead and resumes from its last checkpoint.
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         start = time.perf_counter() - self.counters.wall_time
         last_print = 0.0
         try:
@@ -193,6 +218,7 @@ class Training:
             self.metrics.close()
             self.env.close()
             self.eval_env.close()
+            self._lock.release()
 
     def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
         c = self.config
@@ -359,6 +385,15 @@ class Training:
             text = "\r" + text + " " * 10
         self.log.write(text + end)
         self.log.flush()
+
+
+def _file_id(path: Path) -> tuple | None:
+    """Which file is at `path` now: checkpoints are replaced by rename, never rewritten."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:
