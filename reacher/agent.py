@@ -34,10 +34,8 @@ class Agent:
         self.critic_opt = FusedAdam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
         # Walking the module tree costs more than a small layer's maths: list once.
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        self._critic_target_params = list(self.critic_target.parameters())
+        self._params = [*self.actor.parameters(), *self.critic.parameters()]
+        self._target_params = [*self.actor_target.parameters(), *self.critic_target.parameters()]
         self._numpy_policy = self._make_numpy_policy()
 
     def _make_numpy_policy(self) -> NumpyPolicy | None:
@@ -76,7 +74,8 @@ class Agent:
                 noise = (torch.randn_like(next_action) * c.target_noise).clamp(
                     -c.target_noise_clip, c.target_noise_clip)
                 next_action = (next_action + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target(next_obs, next_action).min(dim=0).values
+            next_q = self.critic_target(next_obs, next_action)
+            next_q = next_q.min(dim=0).values if c.twin_critics else next_q[0]
             target = reward + c.gamma * (1.0 - terminated) * next_q
         q = self.critic(obs, action)
         critic_loss = (q - target).square().mean(dim=1).sum()
@@ -89,8 +88,7 @@ class Agent:
         if self.updates % c.policy_delay == 0:
             actor_loss = -self.critic(obs, self.actor(obs), members=1).mean()
             self.actor_opt.descend(actor_loss)
-            soft_update(self._actor_target_params, self._actor_params, c.tau)
-            soft_update(self._critic_target_params, self._critic_params, c.tau)
+            soft_update(self._target_params, self._params, c.tau)
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
