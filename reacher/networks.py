@@ -14,7 +14,8 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            # In place: a linear layer's backward needs its input, not its output.
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -57,7 +58,7 @@ class Critic(nn.Module):
     def forward(self, obs: torch.Tensor, action: torch.Tensor, members: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).expand(members or self.n_critics, -1, -1)
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
+            x = layer(x).relu_()  # in place, as in `mlp`
         return self.layers[-1](x).squeeze(-1)
 
 
