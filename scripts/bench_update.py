@@ -1,5 +1,8 @@
 """Gradient updates per second of `Agent.update` beside a plain PyTorch update, in one run.
 
+Also the act path: one observation through the default actor, in torch and in numpy
+(`Agent.act`, reacher.networks.NumpyPolicy).
+
 Three networks, each at 1 and 2 torch threads:
 
   default      Config()'s sizes (hidden_sizes, batch_size), plain DDPG
@@ -27,8 +30,9 @@ again for its input gradient, which is skipped where the input is data:
 The same count is used for both columns (plain also computes Q1's weight gradients
 in the actor step, which nobody uses: that is part of what it wastes).
 
-`--compile` adds torch.compile of `Agent.update` (default inductor mode): the seconds
-its first updates take (compilation, paid inside every training run) and its speed after.
+`--compile` adds `Agent.update` with its networks torch.compile'd (default inductor mode;
+the fused optimiser step cannot be traced and stays eager): the seconds its first
+updates take (compilation, paid inside every training run) and its speed after.
 
 The machine is shared and noisy, so every variant is measured in interleaved rounds and
 the medians reported; the speed-up is the median over rounds of each round's own ratio.
@@ -42,6 +46,7 @@ import argparse
 import copy
 import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -49,7 +54,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reacher.agent import Agent
+from reacher.agent import Agent, soft_update
 from reacher.config import Config
 from reacher.env import make_env
 from reacher.networks import RunningNorm
@@ -106,6 +111,38 @@ class PlainUpdate:
                     tp.data.copy_(c.tau * p.data + (1 - c.tau) * tp.data)
 
 
+def _compiled_update(agent: Agent):
+    """`Agent.update`'s maths with its two losses torch.compile'd, forward and backward.
+    The fused optimiser step cannot be traced and stays eager; compiling the networks
+    one by one instead recompiles per call site until dynamo gives up."""
+    c = agent.config
+
+    @torch.compile
+    def critic_loss(obs, action, reward, next_obs, terminated):
+        obs, next_obs = agent.norm(obs), agent.norm(next_obs)
+        with torch.no_grad():
+            next_action = agent.actor_target(next_obs)
+            if c.target_noise > 0:
+                noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
+                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_q = agent.critic_target(next_obs, next_action).min(dim=0).values
+            target = reward + c.gamma * (1.0 - terminated) * next_q
+        return (agent.critic(obs, action) - target).square().mean(dim=1).sum()
+
+    @torch.compile
+    def actor_loss(obs):
+        return -agent.critic(obs, agent.actor(obs), members=1).mean()
+
+    def update(obs, action, reward, next_obs, terminated):
+        agent.critic_opt.descend(critic_loss(obs, action, reward, next_obs, terminated))
+        agent.updates += 1
+        if agent.updates % c.policy_delay == 0:
+            agent.actor_opt.descend(actor_loss(agent.norm(obs)))
+            soft_update(agent._target_params, agent._params, c.tau)
+
+    return update
+
+
 def _mlp_flops(batch: int, sizes: list[int]) -> int:
     """Forward matmul FLOPs of an MLP with these layer widths."""
     return sum(2 * batch * i * o for i, o in zip(sizes, sizes[1:]))
@@ -146,7 +183,7 @@ def _setup(kind: str, config: Config, obs_dim: int, act_dim: int) -> tuple:
         assert isinstance(norm, RunningNorm)
         update = PlainUpdate(obs_dim, act_dim, config, norm).update
     elif kind == "compiled":
-        update = torch.compile(agent.update)
+        update = _compiled_update(agent)
     else:
         update = agent.update
     start = time.perf_counter()
@@ -167,6 +204,32 @@ def _updates_per_s(update, batches: list, seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return n / elapsed
+
+
+def _act_paths(obs_dim: int, act_dim: int) -> dict:
+    """One observation through the default actor: torch (no_grad, inference_mode) and
+    Agent.act (numpy on views of the same weights); each a function of the observation."""
+    agent = Agent(obs_dim, act_dim, Config())
+    agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+
+    def torch_act(obs):
+        return agent.actor(agent.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    return {"torch no_grad": torch.no_grad()(torch_act),
+            "torch inference_mode": torch.inference_mode()(torch_act),
+            "Agent.act (numpy)": agent.act}
+
+
+def _act_us(act, obs: np.ndarray, seconds: float) -> float:
+    n = 0
+    start = time.perf_counter()
+    while True:
+        for _ in range(100):
+            act(obs)
+        n += 100
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / n * 1e6
 
 
 def _matmul_gflops(size: int, seconds: float) -> float:
@@ -191,9 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.6, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
-    parser.add_argument("--compile", action="store_true", help="also torch.compile(Agent.update) (slow to start)")
+    parser.add_argument("--compile", action="store_true", help="also Agent.update with torch.compile'd networks (slow to start)")
     args = parser.parse_args(argv)
     seconds, rounds = (0.25, 3) if args.quick else (args.seconds, args.rounds)
+    if args.compile:  # a cold cache, as a fresh machine's first training run has
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_update_inductor_")
 
     base = Config()
     env = make_env(base)
@@ -215,7 +280,12 @@ def main(argv: list[str] | None = None) -> None:
           f"measurement; torch {torch.__version__}")
     peak: dict[tuple[int, int], list[float]] = {}
     speed: dict[tuple[str, str, int], list[float]] = {}
+    acts, act_us = _act_paths(obs_dim, act_dim), {}
+    obs = np.random.default_rng(1).normal(size=obs_dim)
     for r in range(rounds):
+        torch.set_num_threads(1)
+        for name, act in acts.items() if r % 2 == 0 else list(acts.items())[::-1]:
+            act_us.setdefault(name, []).append(_act_us(act, obs, seconds / 2))
         for threads in args.threads:
             torch.set_num_threads(threads)
             for size in _MATMUL_SIZES:
@@ -226,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
           f"({os.cpu_count()} cores): other work shares the cores, more at 2 threads")
+    print("\nacting on one observation, default actor, 1 thread (median µs):")
+    print("  " + "   ".join(f"{name}: {statistics.median(v):5.1f}" for name, v in act_us.items()))
     print("\nfloat32 matmul, GFLOP/s (median):")
     peak_of = {}
     for threads in args.threads:
