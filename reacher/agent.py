@@ -49,13 +49,13 @@ class Agent:
         vars(self).update(state)
         self._numpy_policy = self._make_numpy_policy()
 
-    @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action(s) in [-1, 1] for one observation or a batch."""
         if self._numpy_policy is not None:
             return self._numpy_policy(obs)
-        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return self.actor(self.norm(x)).cpu().numpy()
+        with torch.no_grad():
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            return self.actor(self.norm(x)).cpu().numpy()
 
     def observe(self, obs: np.ndarray) -> None:
         """Fold observations (n, obs_dim) into the normaliser's running statistics."""
