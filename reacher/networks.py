@@ -99,7 +99,7 @@ class NumpyPolicy:
     """The actor behind its normaliser, evaluated in numpy on views of the torch tensors.
 
     Acting is one observation at a time, where torch's per-op dispatch dominates: this
-    costs about a fifth of `actor(norm(x))` (see docs/benchmarks.md, section 2). The
+    costs a quarter to a fifth of `actor(norm(x))` (docs/benchmarks.md, section 2). The
     arrays share memory with the parameters and buffers, which the optimiser, the
     normaliser and `load_state_dict` all update in place, so the policy is always
     current and nothing is copied. CPU tensors only."""
