@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "installing reacher and its pinned dependencies into $(VENV)"
 	@$(call quietly,$(PYTHON) -m venv $(VENV))
 	@$(call quietly,$(BIN)/python -m pip install --upgrade pip)
-	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test]')
+	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test,sweep]')
 	@touch $(STAMP)
 
 # pytest exits 5 when it collects nothing; say so instead of a bare failure.

@@ -9,6 +9,7 @@ run uses exactly them.
 
 from __future__ import annotations
 
+from reacher.arm import Arm, position_servos
 from reacher.config import Config
 
 # Per actuator: the cap on a success-gated run, and the horizon of the noise decay.
@@ -17,11 +18,27 @@ NOISE_DECAY_STEPS_PER_ACTUATOR = 8_000
 # Two hidden layers; wider once there are more joints to coordinate.
 NARROW, WIDE = 128, 256
 WIDE_FROM_ACTUATORS = 3
+# Episode length: 1 s suits torque-driven arms, which can be pushed as hard as their
+# motors allow. An arm driven by position servos moves only as fast as its servos
+# settle: holding the exact target configuration, Menagerie's Panda, Gen3 and xArm7
+# reach 75 %, 75 % and 25 % of targets within 2 cm after 1 s, but 95 %, 90 % and 80 %
+# after 2 s (docs/benchmarks.md).
+EPISODE_S = 1.0
+SERVO_EPISODE_S = 2.0
 
 
-def resolve(config: Config, n_actuators: int) -> Config:
-    """The config with every auto field replaced by its value for this many actuators."""
+def episode_seconds(arm: Arm) -> float:
+    """The default episode length for this arm (see SERVO_EPISODE_S)."""
+    servo_driven = len(position_servos(arm.model)) * 2 > arm.n_actuators
+    return SERVO_EPISODE_S if servo_driven else EPISODE_S
+
+
+def resolve(config: Config, n_actuators: int, episode_s: float | None = None) -> Config:
+    """The config with every auto field replaced by its value for this many actuators
+    (and ``episode_s``, the length the environment chose, see `episode_seconds`)."""
     changes = {}
+    if not config.episode_s and episode_s:
+        changes["episode_s"] = float(episode_s)
     if not config.hidden_sizes:
         width = WIDE if n_actuators >= WIDE_FROM_ACTUATORS else NARROW
         changes["hidden_sizes"] = (width, width)

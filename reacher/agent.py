@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from reacher.adam import FusedAdam
 from reacher.config import Config
-from reacher.networks import Actor, Critic, RunningNorm
+from reacher.networks import Actor, Critic, NumpyPolicy, RunningNorm
 
 
 class Agent:
@@ -29,20 +30,32 @@ class Agent:
         self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, fused=True)
+        self.actor_opt = FusedAdam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = FusedAdam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
         # Walking the module tree costs more than a small layer's maths: list once.
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        self._critic_target_params = list(self.critic_target.parameters())
+        self._params = [*self.actor.parameters(), *self.critic.parameters()]
+        self._target_params = [*self.actor_target.parameters(), *self.critic_target.parameters()]
+        self._numpy_policy = self._make_numpy_policy()
 
-    @torch.no_grad()
+    def _make_numpy_policy(self) -> NumpyPolicy | None:
+        return NumpyPolicy(self.actor, self.norm) if self.device.type == "cpu" else None
+
+    # The numpy policy holds views of this agent's tensors: a copy must make its own.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "_numpy_policy"}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._numpy_policy = self._make_numpy_policy()
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action(s) in [-1, 1] for one observation or a batch."""
-        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return self.actor(self.norm(x)).cpu().numpy()
+        if self._numpy_policy is not None:
+            return self._numpy_policy(obs)
+        with torch.no_grad():
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            return self.actor(self.norm(x)).cpu().numpy()
 
     def observe(self, obs: np.ndarray) -> None:
         """Fold observations (n, obs_dim) into the normaliser's running statistics."""
@@ -61,27 +74,21 @@ class Agent:
                 noise = (torch.randn_like(next_action) * c.target_noise).clamp(
                     -c.target_noise_clip, c.target_noise_clip)
                 next_action = (next_action + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target(next_obs, next_action).min(dim=0).values
+            next_q = self.critic_target(next_obs, next_action)
+            next_q = next_q.min(dim=0).values if c.twin_critics else next_q[0]
             target = reward + c.gamma * (1.0 - terminated) * next_q
         q = self.critic(obs, action)
         critic_loss = (q - target).square().mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        self.critic_opt.descend(critic_loss)
         self.updates += 1
         metrics = {"critic_loss": critic_loss.detach(), "mean_q": q.detach().mean()}
 
-        # Actor: ascend Q1(s, μ(s)). The critic is frozen meanwhile so autograd computes
-        # no gradients for its weights, only through it to the action.
+        # Actor: ascend Q1(s, μ(s)). `descend` backpropagates to the actor's weights only,
+        # so autograd computes no gradients for the critic's, only through it to the action.
         if self.updates % c.policy_delay == 0:
-            _set_requires_grad(self._critic_params, False)
             actor_loss = -self.critic(obs, self.actor(obs), members=1).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            _set_requires_grad(self._critic_params, True)
-            soft_update(self._actor_target_params, self._actor_params, c.tau)
-            soft_update(self._critic_target_params, self._critic_params, c.tau)
+            self.actor_opt.descend(actor_loss)
+            soft_update(self._target_params, self._params, c.tau)
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
@@ -114,8 +121,3 @@ def soft_update(target, source, tau: float) -> None:
     if isinstance(target, nn.Module):
         target, source = list(target.parameters()), list(source.parameters())
     torch._foreach_lerp_(target, source, tau)
-
-
-def _set_requires_grad(params: list[torch.Tensor], flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)

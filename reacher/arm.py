@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -24,10 +24,10 @@ import mujoco
 import numpy as np
 
 from reacher.errors import one_line
+from reacher.scene import complete_scene, show_hidden_geoms, target_radius
 
 BUILTIN_ARMS = ("two_link", "three_link")
 TARGET_NAME = "target"
-VIDEO_CAMERAS = ("top", "angled")
 _WORKSPACE_SAMPLES = 512
 
 
@@ -70,6 +70,7 @@ class Arm:
     reach_m: float  # furthest fingertip distance from the arm's base (m)
     base_pos: np.ndarray
     cameras: tuple[str, ...]
+    added: tuple[str, ...] = ()  # what reacher added to the file's model, in words
 
     @property
     def n_joints(self) -> int:
@@ -119,7 +120,9 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     _check_joints_and_actuators(spec, path)
     ee_type = _find_end_effector(spec, path, end_effector)
     _name_joints(spec)
+    n_sensors = len(spec.sensors)
     sensors = _add_missing_sensors(spec, end_effector, ee_type)
+    had_target = any(b.name == TARGET_NAME and b.mocap for b in spec.bodies)
     target_body = _ensure_target(spec)
     sensors["target"] = _add_sensor(
         spec, "target_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_BODY, target_body
@@ -133,12 +136,19 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     fingertips = np.array([fingertip(q) for q in configs])
     base = _world_pos(model, model.joint(joint_names[0]).bodyid[0])
     reach = _max_reach(fingertip, configs, fingertips, base, low, high)
-    missing_cams = [c for c in VIDEO_CAMERAS if _lookup(model, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
-    if missing_cams:
-        _add_cameras(spec, missing_cams, base, reach)
+    scene_added = complete_scene(spec, model, fingertips, base, reach,
+                                 None if had_target else target_body, _unique_name)
+    if scene_added or not had_target:
         model = _compile(spec, path)
-    return _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
-                     fingertips, reach, base)
+    if show_hidden_geoms(model):
+        scene_added.append("shows the arm's geoms in hidden groups (nothing else of it is visible)")
+    added = [f"{len(spec.sensors) - n_sensors} sensors (joint positions and velocities, "
+             "end effector and target positions)"]
+    if not had_target:
+        added.append(f"goal marker '{target_body}' (radius {100 * target_radius(reach):.2g} cm)")
+    arm = _describe(path, model, joint_names, sensors, end_effector, target_body, low, high,
+                    fingertips, reach, base)
+    return replace(arm, added=tuple(added + scene_added))
 
 
 # --- reading and checking ---------------------------------------------------------------
@@ -258,26 +268,6 @@ def _ensure_target(spec: mujoco.MjSpec) -> str:
     return name
 
 
-def _add_cameras(spec: mujoco.MjSpec, names: list[str], base: np.ndarray, reach: float) -> None:
-    """Cameras framing the workspace: straight down, and from the front-right above."""
-    distance = 2.6 * max(reach, 0.05)
-    for name in names:
-        cam_name = _unique_name(spec, name)
-        if name == "top":
-            spec.worldbody.add_camera(name=cam_name, pos=base + [0, 0, distance],
-                                      fovy=45)
-        else:
-            offset = np.array([0.55, -0.7, 0.55]) * distance / 1.05
-            forward = -offset / np.linalg.norm(offset)
-            x_axis = np.cross(forward, [0, 0, 1.0])
-            x_axis /= np.linalg.norm(x_axis)
-            y_axis = np.cross(-forward, x_axis)
-            frame = np.column_stack([x_axis, y_axis, -forward])  # camera looks along its -z
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, frame.flatten())
-            spec.worldbody.add_camera(name=cam_name, pos=base + offset, quat=quat, fovy=45)
-
-
 # --- the compiled model ----------------------------------------------------------------
 
 def _lookup(model: mujoco.MjModel, objtype, name: str) -> int:
@@ -343,6 +333,30 @@ def _max_reach(fingertip, configs, points, base, low, high, starts: int = 8) -> 
     return best
 
 
+def position_servos(model: mujoco.MjModel) -> np.ndarray:
+    """Actuators that are position servos on a joint: force = kp·(ctrl − q) − kv·q̇, i.e.
+    MuJoCo's <position> or a <general> with an affine bias of the same form."""
+    kp, bias_q = model.actuator_gainprm[:, 0], model.actuator_biasprm[:, 1]
+    servo = ((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
+             & (kp > 0) & np.isclose(bias_q, -kp))
+    return np.flatnonzero(servo)
+
+
+def _control_ranges(model, joint_names, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """Each actuator's ctrlrange; [-1, 1] where the file gives none, except for a
+    position servo, whose control is its joint's target position: there, the range the
+    joint's configurations are drawn from (a continuous joint's [-π, π])."""
+    ctrl_low = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 0], -1.0)
+    ctrl_high = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 1], 1.0)
+    index = {model.joint(n).id: i for i, n in enumerate(joint_names)}
+    for a in position_servos(model):
+        joint = index.get(int(model.actuator_trnid[a, 0]))
+        if not model.actuator_ctrllimited[a] and joint is not None:
+            ctrl_low[a], ctrl_high[a] = low[joint], high[joint]
+    return ctrl_low, ctrl_high
+
+
 def _sensor_adr(model, names) -> np.ndarray:
     return np.array([model.sensor(n).adr[0] for n in names], dtype=np.intp)
 
@@ -351,8 +365,7 @@ def _describe(path, model, joint_names, sensors, end_effector, target_body, low,
               fingertips, reach, base) -> Arm:
     hinge = np.array([model.joint(n).type[0] == mujoco.mjtJoint.mjJNT_HINGE for n in joint_names])
     act_names = tuple(model.actuator(i).name or f"actuator{i}" for i in range(model.nu))
-    ctrl_low = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 0], -1.0)
-    ctrl_high = np.where(model.actuator_ctrllimited, model.actuator_ctrlrange[:, 1], 1.0)
+    ctrl_low, ctrl_high = _control_ranges(model, joint_names, low, high)
     ee0 = model.sensor(sensors["end_effector"]).adr[0]
     tg0 = model.sensor(sensors["target"]).adr[0]
     cameras = tuple(model.camera(i).name for i in range(model.ncam) if model.camera(i).name)

@@ -1,4 +1,5 @@
-"""The `reacher` command: train, evaluate, render, demo; a thin layer on `reacher.api`.
+"""The `reacher` command: train, evaluate, render, inspect, sweep, demo; train, evaluate,
+render and demo are a thin layer on `reacher.api`.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -102,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--size", type=_size, default=(480, 480), help="frame size WxH (default 480x480)")
     rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
     rd.set_defaults(command="render", handler=cmd_render)
+
+    ins = sub.add_parser("inspect", parents=[debug], help="show what reacher finds in an arm file and what will hamper learning",
+                         description="Load an arm as `reacher train` would; print its joints, actuators, timing, "
+                                     "workspace and gravity, what reacher adds, and warnings with their fixes.")
+    ins.add_argument("arm", help="built-in arm (two_link, three_link) or path to an MJCF file")
+    ins.add_argument("--end-effector", default=cfg.Config.end_effector,
+                     help=f"site or body that must reach the target (default {cfg.Config.end_effector!r})")
+    ins.add_argument("--config", type=Path, help="TOML file whose timing fields (control_period_s, episode_s, "
+                                                 "frame_skip, max_episode_steps) to use")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    ins.set_defaults(command="inspect", handler=cmd_inspect)
+
+    sw = sub.add_parser("sweep", parents=[debug], help="train a grid of settings × seeds in parallel on Ray Tune",
+                        description="Train every grid point × seed of SPEC.toml as Ray Tune trials; "
+                                    "writes OUT/results.csv, best.toml, summary.png and a run dir per trial.")
+    sw.add_argument("spec", type=Path, metavar="SPEC.toml", help="TOML: config keys (the base), seeds = [...], and a [grid] table")
+    sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="sweep directory")
+    sw.add_argument("--resume", action="store_true", help="run only the trials of --out not finished yet")
+    sw.add_argument("--address", default=None, metavar="ADDR", help="join a running Ray cluster (`ray start`) instead of "
+                                                    "starting one here, e.g. 10.0.0.5:6379")
+    sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None, metavar="N",
+                    help="trials at once (default: one per core)")
+    sw.set_defaults(command="sweep", handler=cmd_sweep)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -218,6 +242,33 @@ def cmd_render(args) -> int:
 
 def _seed(args) -> dict:
     return {} if args.seed is None else {"seed": args.seed}
+
+
+def cmd_inspect(args) -> int:
+    from reacher.inspection import format_report, inspect_arm
+
+    given = cfg.read_toml(args.config) if args.config else {}
+    config = cfg.Config().replace(**given) if given else cfg.Config()
+    report = inspect_arm(args.arm, args.end_effector, config.control_period_s, config.episode_s,
+                         config.frame_skip or None, config.max_episode_steps or None)
+    print(json.dumps(report.as_dict()) if args.json else format_report(report))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from reacher.sweep import run_sweep
+
+    summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
+                        max_concurrent=args.max_concurrent)
+    if summary.interrupted:
+        print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
+              f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
+        return 130
+    if summary.failed:
+        print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
+              f"{summary.out / 'results.csv'}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_demo(args) -> int:

@@ -31,13 +31,17 @@ class Config:
     env: str = setting("", "a registered Gymnasium id to train on instead of an arm (e.g. Pendulum-v1)")
     control_period_s: float = setting(0.02, "seconds of simulated time between actions (reaching "
                                              "env); physics steps per action follow from the arm's timestep")
-    episode_s: float = setting(1.0, "seconds of simulated time per episode (reaching env)")
+    episode_s: float = setting(0.0, "seconds of simulated time per episode (reaching env; 0: 1 s, or "
+                                     "2 s for arms driven by position servos)")
     max_episode_steps: int = setting(0, "steps per episode; overrides episode_s (0: from episode_s)")
     frame_skip: int = setting(0, "physics steps per action; overrides control_period_s "
                                  "(0: from control_period_s)")
     ctrl_cost_weight: float = setting(0.05, "reward: weight of the squared action")
     precision_weight: float = setting(1.0, "reward: depth of the precision bowl around the target")
     precision_scale_m: float = setting(0.02, "reward: width of the precision bowl (m)")
+    servo_speed: float = setting(0.0, "position servos: 0 makes an action an absolute joint target; above 0, "
+                                      "an offset from the joint's position of at most this speed x "
+                                      "control_period_s (rad/s or m/s)")
     success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
     goal_observation: bool = setting(False, "Dict observations (observation, achieved_goal, desired_goal) "
                                             "as HER libraries expect; the agent reads the same values")
@@ -90,13 +94,13 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
-        positive = ("control_period_s", "episode_s", "precision_scale_m", "success_radius", "success_evals",
+        positive = ("control_period_s", "precision_scale_m", "success_radius", "success_evals",
                     "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
+        non_negative = ("episode_s", "servo_speed", "max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
                         "noise_final_scale", "threads")
         for name in non_negative:

@@ -11,10 +11,13 @@ import mujoco
 import numpy as np
 
 from reacher import goal
-from reacher.arm import Arm, load_arm
+from reacher.arm import Arm, load_arm, position_servos
+from reacher.collision import CollisionCheck
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
 from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, control_timing
+
+_COLLISION_SAMPLES = 200  # random configurations that reveal by-design contact pairs
 
 # MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
 # the state itself; mj_resetData (every reset) clears the counts.
@@ -77,7 +80,9 @@ class ReachEnv(gym.Env):
     ## Starting state
     Joint positions uniform within the joint limits (hinges without limits: [-π, π]),
     joint velocities zero. The target is the fingertip position at another uniformly
-    drawn configuration, so it is always reachable: in the table plane for planar arms,
+    drawn configuration, so it is always reachable; configurations in which the arm
+    collides with itself or its surroundings (e.g. a floor) are redrawn for both
+    (`reacher.collision`), so no target lies inside the arm or below the floor: in the table plane for planar arms,
     anywhere in the 3-D workspace for spatial ones. ``reset(options={"target": xyz})``
     sets it explicitly.
 
@@ -126,6 +131,7 @@ class ReachEnv(gym.Env):
         precision_weight: float = ReachReward.precision_weight,
         precision_scale_m: float = ReachReward.precision_scale_m,
         success_radius: float = 0.02,
+        servo_speed: float = 0.0,
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
@@ -173,7 +179,17 @@ class ReachEnv(gym.Env):
         self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
         self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
         self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
+        # Position servos driven relative to where their joint is now (servo_speed > 0).
+        servos = position_servos(self.model) if servo_speed > 0 else np.zeros(0, np.intp)
+        self._servo_act = servos
+        self._servo_qpos = self.model.jnt_qposadr[self.model.actuator_trnid[servos, 0]]
+        self._servo_step = float(servo_speed) * self.timing.control_period_s
+        if len(servos):
+            self._ctrl_is_action = False
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
+        samples = np.random.default_rng(0).uniform(arm_.joint_low, arm_.joint_high,
+                                                   (_COLLISION_SAMPLES, arm_.n_joints))
+        self._collision = CollisionCheck(self.model, arm_.qpos_adr, samples)
         self._target = np.zeros(3)
         self._action_shape = self.action_space.shape
 
@@ -192,8 +208,8 @@ class ReachEnv(gym.Env):
         m, d, arm = self.model, self.data, self.arm
         mujoco.mj_resetData(m, d)
         target = self._target_from(options) if options and "target" in options else \
-            arm.fingertip_at(d, arm.random_configuration(self.np_random))
-        d.qpos[arm.qpos_adr] = arm.random_configuration(self.np_random)
+            arm.fingertip_at(d, self._free_configuration())
+        d.qpos[arm.qpos_adr] = self._free_configuration()
         d.mocap_pos[arm.target_mocap] = target
         mujoco.mj_forward(m, d)
         self._steps = 0
@@ -220,6 +236,10 @@ class ReachEnv(gym.Env):
         effort = sum(v * v for v in clipped)
         m, d = self.model, self.data
         d.ctrl[:] = clipped if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * np.array(clipped)
+        if len(self._servo_act):
+            s = self._servo_act
+            d.ctrl[s] = np.clip(d.qpos[self._servo_qpos] + self._servo_step * np.asarray(clipped)[s],
+                                self.arm.ctrl_low[s], self.arm.ctrl_high[s])
         self._advance(m, d)
         self._steps += 1
 
@@ -330,6 +350,11 @@ class ReachEnv(gym.Env):
         np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
         return obs
 
+    def _free_configuration(self) -> np.ndarray:
+        """Random joint positions where the arm touches neither itself nor anything else."""
+        return self._collision.free_configuration(
+            self.data, lambda: self.arm.random_configuration(self.np_random))
+
     def _target_from(self, options: dict) -> np.ndarray:
         try:
             target = np.asarray(options["target"], dtype=np.float64)
@@ -372,10 +397,14 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
         if not isinstance(env.unwrapped, ReachEnv):
             env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
         return env
+    from reacher.adapt import episode_seconds
+
+    arm = load_arm(config.arm, config.end_effector)
     return ReachEnv(
-        config.arm, config.end_effector, control_period_s=config.control_period_s,
-        episode_s=config.episode_s, frame_skip=config.frame_skip or None,
-        max_episode_steps=config.max_episode_steps or None, ctrl_cost_weight=config.ctrl_cost_weight,
+        arm, control_period_s=config.control_period_s,
+        episode_s=config.episode_s or episode_seconds(arm), frame_skip=config.frame_skip or None,
+        max_episode_steps=config.max_episode_steps or None, servo_speed=config.servo_speed,
+        ctrl_cost_weight=config.ctrl_cost_weight,
         precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
         success_radius=config.success_radius, render_mode=render_mode,
         goal_observation=config.goal_observation, **render_kwargs)

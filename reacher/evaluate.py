@@ -9,6 +9,12 @@ import gymnasium as gym
 import numpy as np
 
 EVAL_SEED = 1_000_000  # evaluation episodes never share seeds with training episodes
+# Training's periodic evaluations decide when a run stops (the success gate), so they
+# draw their episodes from a separate range: the final evaluation, and `reacher
+# evaluate`, then measure the policy on episodes nothing was selected on. Each periodic
+# evaluation takes the next block of this range, so evaluations in a row are
+# independent samples.
+VALIDATION_SEED = 2_000_000
 
 
 @dataclass

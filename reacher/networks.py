@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,7 +14,8 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            # In place: a linear layer's backward needs its input, not its output.
+            layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -39,6 +41,8 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, batch, in) → (k, batch, out)
         k = x.shape[0]  # the first k members: the actor step needs only Q1
+        if k == self.weight.shape[0]:  # a slice's backward would copy every gradient once more
+            return torch.baddbmm(self.bias, x, self.weight)
         return torch.baddbmm(self.bias[:k], x, self.weight[:k])
 
 
@@ -54,7 +58,7 @@ class Critic(nn.Module):
     def forward(self, obs: torch.Tensor, action: torch.Tensor, members: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).expand(members or self.n_critics, -1, -1)
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
+            x = layer(x).relu_()  # in place, as in `mlp`
         return self.layers[-1](x).squeeze(-1)
 
 
@@ -89,3 +93,28 @@ class RunningNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.shift) * self.scale).clamp(-self.clip, self.clip)
+
+
+class NumpyPolicy:
+    """The actor behind its normaliser, evaluated in numpy on views of the torch tensors.
+
+    Acting is one observation at a time, where torch's per-op dispatch dominates: this
+    costs a quarter to a fifth of `actor(norm(x))` (docs/benchmarks.md, section 2). The
+    arrays share memory with the parameters and buffers, which the optimiser, the
+    normaliser and `load_state_dict` all update in place, so the policy is always
+    current and nothing is copied. CPU tensors only."""
+
+    def __init__(self, actor: Actor, norm: nn.Module):
+        linears = [m for m in actor.net if isinstance(m, nn.Linear)]
+        self.layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears]
+        self.norm = (norm.shift.numpy(), norm.scale.numpy(), norm.clip) if isinstance(norm, RunningNorm) else None
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float32)
+        if self.norm is not None:
+            shift, scale, clip = self.norm
+            x = np.clip((x - shift) * scale, -clip, clip)
+        for weight, bias in self.layers[:-1]:
+            x = np.maximum(x @ weight + bias, 0.0)
+        weight, bias = self.layers[-1]
+        return np.tanh(x @ weight + bias)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +27,14 @@ from reacher.agent import Agent
 from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
-from reacher.evaluate import Evaluation, evaluate
-from reacher.goal import flat_env
+from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
 from reacher.files import write_text
+from reacher.goal import flat_env
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
+from reacher.runlock import RunDirBusy, RunLock
 
 
 class RunError(ValueError):
@@ -79,7 +81,7 @@ def default_run_dir(config: Config) -> Path:
 
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
-    config = _absolute_arm(config)
+    config = absolute_arm(config)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
     if resume:
         if not run_dir.is_dir():
@@ -97,7 +99,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
     return config
 
 
-def _absolute_arm(config: Config) -> Config:
+def absolute_arm(config: Config) -> Config:
     """Record a user's arm file by absolute path, so evaluate, render and --resume find
     it from any working directory."""
     path = Path(config.arm).expanduser()
@@ -127,33 +129,58 @@ class Training:
         self.eval_env = flat_env(make_env(config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
-        self.config = config = adapt.resolve(config, self.act_dim)
+        reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
+        self.config = config = adapt.resolve(config, self.act_dim,
+                                             reach.timing.episode_s if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
-        reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
         self.counters = Counters()
         self._update_debt = 0.0
         self._stop: str | None = None
         self._success_streak = 0  # evaluations in a row at or above success_target
+        self._periodic_evals = 0
         self._last_eval: Evaluation | None = None
         self._losses: dict[str, list[float]] = {}
         self._next_eval = config.eval_every
         self._next_checkpoint = config.checkpoint_every
+        restored_from = _file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "config.toml", to_toml(config))
-        self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        # One writer per run dir: the lock is taken at the first write, so a run refused
+        # above leaves no trace, and held until run() ends.
+        self._lock = RunLock(self.run_dir)
+        try:
+            self._check_still_ours(restored_from)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.toml", to_toml(config))
+            self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_still_ours(self, restored_from: tuple | None) -> None:
+        """Under the lock, the run dir must still be as it was checked: no run started
+        here meanwhile, and the checkpoint resumed from is still the latest."""
+        current = _file_id(self.run_dir / ckpt.FILENAME)
+        if restored_from is None and current is not None:
+            raise RunError(f"run directory {self.run_dir}: another run has just started here; "
+                           "choose another --run-dir")
+        if restored_from is not None and current != restored_from:
+            raise RunDirBusy(f"run directory {self.run_dir}: its checkpoint was rewritten by another "
+                             "run while this one started; try again")
 
     # --- the loop ---------------------------------------------------------------------
 
     def run(self) -> Outcome:
         c = self.config
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Only the main thread may set handlers; a run in another thread (a sweep trial in a
+        # Ray worker) is stopped by its host instead and resumes from its last checkpoint.
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         start = time.perf_counter() - self.counters.wall_time
         last_print = 0.0
         try:
@@ -194,6 +221,7 @@ class Training:
             self.metrics.close()
             self.env.close()
             self.eval_env.close()
+            self._lock.release()
 
     def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
         c = self.config
@@ -252,9 +280,11 @@ class Training:
 
     def _evaluate(self, episodes: int, final: bool = False) -> Evaluation:
         t0 = time.perf_counter()
-        result = evaluate(self.agent.act, self.eval_env, episodes)
+        seed = EVAL_SEED if final else VALIDATION_SEED + self._periodic_evals * episodes
+        result = evaluate(self.agent.act, self.eval_env, episodes, seed)
         self.counters.eval_time += time.perf_counter() - t0
         if not final:
+            self._periodic_evals += 1
             good = result.success_rate is not None and result.success_rate >= self.config.success_target
             self._success_streak = self._success_streak + 1 if good else 0
         row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
@@ -282,6 +312,7 @@ class Training:
             "episodes": self.counters.episodes, "updates": self.agent.updates,
             "wall_time": self.counters.wall_time, "eval_time": self.counters.eval_time,
             "update_debt": self._update_debt, "success_streak": self._success_streak,
+            "periodic_evals": self._periodic_evals,
             "finished": stop_reason is not None, "stop_reason": stop_reason,
             "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
@@ -315,6 +346,7 @@ class Training:
                                      meta.get("eval_time", 0.0))
             self._update_debt = meta["update_debt"]
             self._success_streak = int(meta.get("success_streak", 0))
+            self._periodic_evals = int(meta.get("periodic_evals", 0))
             self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
             self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
@@ -356,6 +388,15 @@ class Training:
             text = "\r" + text + " " * 10
         self.log.write(text + end)
         self.log.flush()
+
+
+def _file_id(path: Path) -> tuple | None:
+    """Which file is at `path` now: checkpoints are replaced by rename, never rewritten."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:

@@ -7,9 +7,10 @@ another in one file, each from ``env.reset(seed=seed + i)`` (the evaluation seed
 by default, so the video shows the episodes `reacher.evaluate` scores), and the
 last frame of each is held for ``hold_s`` so the result can be seen.
 
-Video plays in simulated real time: an MP4 shows every env step (50 fps for the
-built-in arms' 0.02 s step); a GIF, to stay small, shows every second one (25 fps),
-since GIF frame durations are whole hundredths of a second. A GIF's frames are kept
+Video plays in simulated real time: an MP4 shows every control step (50 fps for the
+default 0.02 s control period), or every k-th one when the control rate is above
+60 Hz, so that it plays at rate/k ≤ 60 fps; a GIF, to stay small, shows at most
+25 frames a second, since GIF frame durations are whole hundredths of a second. A GIF's frames are kept
 in memory until the end (one palette is chosen for all of them), so GIFs suit short
 clips; MP4 frames stream to ffmpeg.
 
@@ -40,6 +41,8 @@ from reacher.rendering import make_renderer
 
 VIDEO_FORMATS = (".mp4", ".gif")
 GIF_MAX_FPS = 25.0
+TRAIL_S = 0.8  # how far back the fingertip trail reaches by default (40 steps at 50 Hz)
+MP4_MAX_FPS = 60.0  # players and browsers drop frames above this; more adds nothing to see
 MP4_QUALITY = 6  # imageio's 0-10 scale; 6 is x264's crf 20, visually clean and small
 TRAIL_RGBA = np.array([1.0, 0.75, 0.1, 0.9], dtype=np.float32)  # the fingertip's amber
 SUCCESS_RGB = (70, 200, 90)
@@ -72,16 +75,18 @@ class VideoInfo:
 def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: int = 3,
                  seed: int = EVAL_SEED, camera: str | None = None,
                  size: tuple[int, int] = (480, 480), fps: float | None = None, *,
-                 trail_length: int = 40, hold_s: float = 0.5) -> VideoInfo:
+                 trail_length: int | None = None, hold_s: float = 0.5) -> VideoInfo:
     """Roll out ``policy`` (observation → action) in ``env`` and write the video.
 
     ``out_path`` ends in ``.mp4`` (H.264, yuv420p, plays in browsers) or ``.gif``;
     its directory is created if needed. ``size`` is (width, height) in pixels, both
     even, as yuv420p needs. ``camera`` is one of the arm's cameras (``top`` and
     ``angled`` on the built-in arms), or None for the env's default. ``fps`` defaults
-    to one frame per env step for MP4 and at most 25 for GIF; either way frames are
+    to one frame per control step for MP4 (every k-th step above 60 Hz, so at most
+    60 fps) and at most 25 for GIF; either way frames are
     spaced in simulated time, so playback is real time. ``trail_length`` is how many
-    env steps back the fingertip trail reaches (0: no trail); ``hold_s`` how long each
+    env steps back the fingertip trail reaches (default: the last 0.8 s of motion, 40
+    steps at 50 Hz, whatever the control rate; 0: no trail); ``hold_s`` how long each
     episode's last frame stays on screen.
 
     Raises ValueError for a bad size, extension, camera or env and OSError for an
@@ -90,6 +95,8 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     width, height = _check_size(size)
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if trail_length is None:  # the last TRAIL_S of motion, whatever the control rate
+        trail_length = max(1, round(TRAIL_S / _reach_env(env).dt))
     if trail_length < 0 or hold_s < 0:
         raise ValueError(f"trail_length and hold_s must be ≥ 0, got {trail_length}, {hold_s}")
     reach = _reach_env(env)
@@ -195,6 +202,10 @@ def _frame_rate(path: Path, dt: float, fps: float | None) -> float:
         # GIF stores durations in hundredths of a second; browsers slow down 0.01 s frames.
         wanted = min(wanted, GIF_MAX_FPS) if fps is None else wanted
         return 100.0 / max(2, round(100.0 / wanted))
+    if fps is None and wanted > MP4_MAX_FPS + 1e-9:
+        # Every k-th control step, so frames stay evenly spaced in simulated time and the
+        # video still plays in real time (a 500 Hz arm gives 500/9 ≈ 55.6 fps).
+        wanted /= math.ceil(wanted / MP4_MAX_FPS - 1e-9)
     return float(wanted)
 
 

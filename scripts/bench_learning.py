@@ -23,6 +23,8 @@ A peer run stops at 95 %, after --sb3-budget training seconds or after --sb3-ste
     python scripts/bench_learning.py                        # two_link: reacher 3 seeds, both HER peers seed 0
     python scripts/bench_learning.py --arms three_link --seeds 0,1,2 --sb3-seeds 0,1
     python scripts/bench_learning.py --seeds 0 --peers td3-her --sb3-budget 20 --episodes 5   # a smoke test
+    python scripts/bench_learning.py --sb3-seeds '' --seeds 0 \
+        --arms examples/arms/panda.xml@attachment_site,examples/arms/gen3.xml@pinch_site,examples/arms/xarm7.xml@attachment_site
     python scripts/bench_learning.py --gym-reacher          # reacher on Gymnasium's Reacher-v5
 
 Needs stable-baselines3 for the peers (the ``test`` and ``bench`` extras install it).
@@ -75,8 +77,10 @@ class Curve:
 def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Path, **overrides) -> Curve:
     config = Config(seed=seed, eval_every=eval_every, eval_episodes=episodes,
                     final_eval_episodes=episodes, checkpoint_every=10 ** 9, **overrides)
-    config = config.replace(arm=arm) if not config.env else config
-    run_dir = workdir / f"reacher-{arm}-{seed}"
+    if not config.env:  # ARM or ARM@END_EFFECTOR, e.g. examples/arms/panda.xml@attachment_site
+        path, _, end_effector = arm.partition("@")
+        config = config.replace(arm=path, **({"end_effector": end_effector} if end_effector else {}))
+    run_dir = workdir / f"reacher-{Path(arm.partition('@')[0]).stem}-{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     outcome = Training(config, run_dir, progress=False).run()
@@ -89,16 +93,24 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
     return curve
 
 
-def make_peer(peer: str, arm: str, seed: int, normalize: bool):
-    """The SB3 model of a peer, on a new env; returns (model, predict) where predict maps
-    an observation of a separate evaluation env to the deterministic action."""
+def reach_env(arm: str, goal_observation: bool):
+    """reacher's env for an arm given as NAME or FILE[@END_EFFECTOR]."""
     import gymnasium as gym
+
+    path, _, end_effector = arm.partition("@")
+    return gym.make("reacher/Reach-v0", arm=path, end_effector=end_effector or "fingertip",
+                    goal_observation=goal_observation)
+
+
+def make_peer(peer: str, arm: str, seed: int, normalize: bool):
+    """The SB3 model of a peer, on a new env; returns (model, predict, goal_mode): predict maps
+    an observation of a separate evaluation env to the deterministic action."""
     from stable_baselines3 import DDPG, SAC, TD3, HerReplayBuffer
     from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     goal_mode = peer != "ddpg"
-    env = DummyVecEnv([lambda: gym.make("reacher/Reach-v0", arm=arm, goal_observation=goal_mode)])
+    env = DummyVecEnv([lambda: reach_env(arm, goal_mode)])
     if normalize:
         env = VecNormalize(env, norm_obs=True, norm_reward=False)
     n = env.action_space.shape[0]
@@ -130,12 +142,11 @@ def make_peer(peer: str, arm: str, seed: int, normalize: bool):
 
 def run_sb3(peer: str, arm: str, seed: int, eval_every: int, episodes: int, budget_s: float,
             max_steps: int, normalize: bool, threads: int) -> Curve:
-    import gymnasium as gym
     from stable_baselines3.common.callbacks import BaseCallback
 
     model, predict, goal_mode = make_peer(peer, arm, seed, normalize)
     torch.set_num_threads(threads or os.cpu_count() or 1)  # after SB3's own setup, as reacher's Training does
-    eval_env = gym.make("reacher/Reach-v0", arm=arm, goal_observation=goal_mode)
+    eval_env = reach_env(arm, goal_mode)
     curve = Curve(f"sb3-{peer}", arm, seed)
 
     class Evaluator(BaseCallback):
@@ -257,7 +268,8 @@ def gym_reacher(seeds: list[int], steps: int, workdir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", default="two_link")
+    parser.add_argument("--arms", default="two_link",
+                        help="comma-separated arms, each a built-in name or FILE[@END_EFFECTOR]")
     parser.add_argument("--seeds", default="0,1,2", help="reacher's seeds ('' skips reacher)")
     parser.add_argument("--reacher-steps", type=int, default=0,
                         help="reacher's steps (0: its default, train until success)")

@@ -1,4 +1,7 @@
-"""Gradient updates per second of `Agent.update`, beside the machine's float32 matmul peak.
+"""Gradient updates per second of `Agent.update` beside a plain PyTorch update, in one run.
+
+Also the act path: one observation through the default actor, in torch and in numpy
+(`Agent.act`, reacher.networks.NumpyPolicy).
 
 Three networks, each at 1 and 2 torch threads:
 
@@ -7,6 +10,10 @@ Three networks, each at 1 and 2 torch threads:
   2x256 TD3    the same with twin critics, policy_delay 2, target_noise 0.2
 
 The observation and action sizes are those of Config()'s env (two_link: 15 and 2).
+"plain" is the same maths written the textbook way (Fujimoto's TD3.py): nn.Linear
+MLPs, one network per critic, torch.optim.Adam with its defaults, zero_grad /
+backward / step, Polyak averaging parameter by parameter, the critic left trainable
+in the actor step. Both get the same normaliser and the same pre-drawn batches.
 
 The arithmetic bound: square float32 matmuls (256, 512, 1024) give the peak GFLOP/s per
 thread count, and the update's matmul FLOPs are counted layer by layer (biases, activations,
@@ -17,47 +24,123 @@ again for its input gradient, which is skipped where the input is data:
   target        actor′ forward + critic′ forward (every member), no backward
   critic step   critic forward + weight grads + input grads (not the first layer's)
   actor step    actor forward + weight grads + input grads (not the first layer's)
-                + Q1 forward + Q1 input grads down to the action (every layer),
-                  but no critic weight grads: the critic is frozen meanwhile
+                + Q1 forward + Q1 input grads down to the action (every layer)
                 (once every policy_delay updates)
 
-"critic unfrozen" times the same update with the critic left trainable during the actor
-step, so autograd also computes Q1's weight gradients there (the update's results are
-the same: they land in .grad and are cleared before the next critic step). The gain
-column is what freezing saves.
+The same count is used for both columns (plain also computes Q1's weight gradients
+in the actor step, which nobody uses: that is part of what it wastes).
+
+`--compile` adds `Agent.update` with its networks torch.compile'd (default inductor mode;
+the fused optimiser step cannot be traced and stays eager): the seconds its first
+updates take (compilation, paid inside every training run) and its speed after.
 
 The machine is shared and noisy, so every variant is measured in interleaved rounds and
-the medians reported; the gain is the median over rounds of each round's own ratio.
+the medians reported; the speed-up is the median over rounds of each round's own ratio.
 
-    python scripts/bench_update.py [--quick] [--seconds 0.6] [--rounds 5] [--threads 1 2]
+    python scripts/bench_update.py [--quick] [--seconds 0.6] [--rounds 5] [--threads 1 2] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
+import tempfile
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
-from reacher import agent as agent_module
-from reacher.agent import Agent
+from reacher.agent import Agent, soft_update
 from reacher.config import Config
 from reacher.env import make_env
+from reacher.networks import RunningNorm
 
 _MATMUL_SIZES = (256, 512, 1024)
 _N_BATCHES = 8  # pre-drawn batches, cycled, so sampling costs nothing
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    config: Config = field(hash=False, compare=False)
-    frozen: bool = True  # the critic frozen during the actor step (as Agent.update does)
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+class PlainUpdate:
+    """DDPG / TD3 as usually written in PyTorch; the baseline `Agent.update` is measured against."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: Config, norm: nn.Module):
+        c, hidden = config, list(config.hidden_sizes)
+        self.config, self.norm = c, norm
+        self.actor = nn.Sequential(_mlp([obs_dim, *hidden, act_dim]), nn.Tanh())
+        self.critics = nn.ModuleList(_mlp([obs_dim + act_dim, *hidden, 1])
+                                     for _ in range(2 if c.twin_critics else 1))
+        self.actor_target, self.critics_target = copy.deepcopy(self.actor), copy.deepcopy(self.critics)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=c.critic_lr)
+        self.updates = 0
+
+    def update(self, obs, action, reward, next_obs, terminated) -> None:
+        c = self.config
+        obs, next_obs = self.norm(obs), self.norm(next_obs)
+        with torch.no_grad():
+            next_action = self.actor_target(next_obs)
+            if c.target_noise > 0:
+                noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
+                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_sa = torch.cat([next_obs, next_action], 1)
+            next_q = torch.min(torch.stack([q(next_sa) for q in self.critics_target]), dim=0).values
+            target = reward.unsqueeze(1) + c.gamma * (1.0 - terminated.unsqueeze(1)) * next_q
+        sa = torch.cat([obs, action], 1)
+        critic_loss = sum(F.mse_loss(q(sa), target) for q in self.critics)
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.updates += 1
+        if self.updates % c.policy_delay == 0:
+            actor_loss = -self.critics[0](torch.cat([obs, self.actor(obs)], 1)).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            self.actor_opt.step()
+            for net, target_net in ((self.actor, self.actor_target), (self.critics, self.critics_target)):
+                for p, tp in zip(net.parameters(), target_net.parameters()):
+                    tp.data.copy_(c.tau * p.data + (1 - c.tau) * tp.data)
+
+
+def _compiled_update(agent: Agent):
+    """`Agent.update`'s maths with its two losses torch.compile'd, forward and backward.
+    The fused optimiser step cannot be traced and stays eager; compiling the networks
+    one by one instead recompiles per call site until dynamo gives up."""
+    c = agent.config
+
+    @torch.compile
+    def critic_loss(obs, action, reward, next_obs, terminated):
+        obs, next_obs = agent.norm(obs), agent.norm(next_obs)
+        with torch.no_grad():
+            next_action = agent.actor_target(next_obs)
+            if c.target_noise > 0:
+                noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
+                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_q = agent.critic_target(next_obs, next_action).min(dim=0).values
+            target = reward + c.gamma * (1.0 - terminated) * next_q
+        return (agent.critic(obs, action) - target).square().mean(dim=1).sum()
+
+    @torch.compile
+    def actor_loss(obs):
+        return -agent.critic(obs, agent.actor(obs), members=1).mean()
+
+    def update(obs, action, reward, next_obs, terminated):
+        agent.critic_opt.descend(critic_loss(obs, action, reward, next_obs, terminated))
+        agent.updates += 1
+        if agent.updates % c.policy_delay == 0:
+            agent.actor_opt.descend(actor_loss(agent.norm(obs)))
+            soft_update(agent._target_params, agent._params, c.tau)
+
+    return update
 
 
 def _mlp_flops(batch: int, sizes: list[int]) -> int:
@@ -65,8 +148,8 @@ def _mlp_flops(batch: int, sizes: list[int]) -> int:
     return sum(2 * batch * i * o for i, o in zip(sizes, sizes[1:]))
 
 
-def update_flops(obs_dim: int, act_dim: int, config: Config, frozen: bool = True) -> float:
-    """Matmul FLOPs of one `Agent.update`, averaged over policy_delay updates."""
+def update_flops(obs_dim: int, act_dim: int, config: Config) -> float:
+    """Matmul FLOPs of one update, averaged over policy_delay updates."""
     b, hidden = config.batch_size, list(config.hidden_sizes)
     actor = [obs_dim, *hidden, act_dim]
     critic = [obs_dim + act_dim, *hidden, 1]
@@ -77,74 +160,76 @@ def update_flops(obs_dim: int, act_dim: int, config: Config, frozen: bool = True
     target = fwd_a + members * fwd_c
     critic_step = members * (fwd_c + fwd_c + in_grad_c)
     actor_step = (fwd_a + fwd_a + in_grad_a      # the actor: forward, weight and input grads
-                  + fwd_c + fwd_c                # Q1: forward, input grads down to the action
-                  + (0 if frozen else fwd_c))    # Q1's weight grads, when not frozen
+                  + fwd_c + fwd_c)               # Q1: forward, input grads down to the action
     return target + critic_step + actor_step / config.policy_delay
 
 
-@contextmanager
-def _critic_left_trainable(agent: Agent):
-    """Within this block, `Agent.update` does not freeze this agent's critic for the actor
-    step, whether it freezes the module (critic.requires_grad_) or its parameters one by
-    one (reacher.agent._set_requires_grad). `_check_grads` proves it took effect."""
-    mine = {id(p) for p in agent.critic.parameters()}
-    set_requires_grad = vars(agent_module).get("_set_requires_grad")
-    agent.critic.requires_grad_ = lambda requires_grad=True: agent.critic
-    if set_requires_grad is not None:
-        agent_module._set_requires_grad = lambda params, flag: set_requires_grad(
-            [p for p in params if id(p) not in mine], flag)
-    try:
-        yield
-    finally:
-        del agent.critic.requires_grad_
-        if set_requires_grad is not None:
-            agent_module._set_requires_grad = set_requires_grad
-
-
-def _check_grads(agent: Agent, batch, frozen: bool) -> None:
-    """Guard the comparison: one update with an actor step must reach each critic weight
-    once (frozen: the critic step only) or twice (unfrozen: the actor step too)."""
-    agent.updates = agent.config.policy_delay - 1  # the next update has an actor step
-    calls = []
-    handles = [p.register_hook(lambda g: calls.append(1)) for p in agent.critic.parameters()]
-    agent.update(*batch)
-    for h in handles:
-        h.remove()
-    expected = len(handles) * (1 if frozen else 2)
-    if len(calls) != expected:
-        raise RuntimeError(f"critic weight gradients computed {len(calls)} times, expected "
-                           f"{expected}: the {'frozen' if frozen else 'unfrozen'} variant is not "
-                           "what it claims (has Agent.update changed how it freezes the critic?)")
-
-
-def _setup(variant: Variant, obs_dim: int, act_dim: int) -> tuple[Agent, list]:
-    torch.manual_seed(0)
-    agent = Agent(obs_dim, act_dim, variant.config)
+def _batches(config: Config, obs_dim: int, act_dim: int) -> list:
     g = torch.Generator().manual_seed(0)
-    b = variant.config.batch_size
-    batches = [[torch.randn(b, obs_dim, generator=g), torch.rand(b, act_dim, generator=g) * 2 - 1,
-                torch.randn(b, generator=g), torch.randn(b, obs_dim, generator=g), torch.zeros(b)]
-               for _ in range(_N_BATCHES)]
-    with _trainable_if(not variant.frozen, agent):
-        _check_grads(agent, batches[0], variant.frozen)
-        for batch in batches:  # warm up: Adam's moments, the allocator
-            agent.update(*batch)
-    return agent, batches
+    b = config.batch_size
+    return [[torch.randn(b, obs_dim, generator=g), torch.rand(b, act_dim, generator=g) * 2 - 1,
+             torch.randn(b, generator=g), torch.randn(b, obs_dim, generator=g), torch.zeros(b)]
+            for _ in range(_N_BATCHES)]
 
 
-def _trainable_if(condition: bool, agent: Agent):
-    return _critic_left_trainable(agent) if condition else nullcontext()
+def _setup(kind: str, config: Config, obs_dim: int, act_dim: int) -> tuple:
+    """(update function, batches, seconds its first three updates took)."""
+    torch.manual_seed(0)
+    agent = Agent(obs_dim, act_dim, config)
+    batches = _batches(config, obs_dim, act_dim)
+    agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+    if kind == "plain":
+        norm = copy.deepcopy(agent.norm)
+        assert isinstance(norm, RunningNorm)
+        update = PlainUpdate(obs_dim, act_dim, config, norm).update
+    elif kind == "compiled":
+        update = _compiled_update(agent)
+    else:
+        update = agent.update
+    start = time.perf_counter()
+    for batch in batches[:3]:
+        update(*batch)
+    first = time.perf_counter() - start
+    for batch in batches:  # warm up: Adam's moments, the allocator
+        update(*batch)
+    return update, batches, first
 
 
-def _updates_per_s(agent: Agent, batches: list, seconds: float) -> float:
+def _updates_per_s(update, batches: list, seconds: float) -> float:
     n = 0
     start = time.perf_counter()
     while True:  # an update costs milliseconds: reading the clock after each is free
-        agent.update(*batches[n % len(batches)])
+        update(*batches[n % len(batches)])
         n += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return n / elapsed
+
+
+def _act_paths(obs_dim: int, act_dim: int) -> dict:
+    """One observation through the default actor: torch (no_grad, inference_mode) and
+    Agent.act (numpy on views of the same weights); each a function of the observation."""
+    agent = Agent(obs_dim, act_dim, Config())
+    agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+
+    def torch_act(obs):
+        return agent.actor(agent.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    return {"torch no_grad": torch.no_grad()(torch_act),
+            "torch inference_mode": torch.inference_mode()(torch_act),
+            "Agent.act (numpy)": agent.act}
+
+
+def _act_us(act, obs: np.ndarray, seconds: float) -> float:
+    n = 0
+    start = time.perf_counter()
+    while True:
+        for _ in range(100):
+            act(obs)
+        n += 100
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / n * 1e6
 
 
 def _matmul_gflops(size: int, seconds: float) -> float:
@@ -169,8 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.6, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
+    parser.add_argument("--compile", action="store_true", help="also Agent.update with torch.compile'd networks (slow to start)")
     args = parser.parse_args(argv)
     seconds, rounds = (0.25, 3) if args.quick else (args.seconds, args.rounds)
+    if args.compile:  # a cold cache, as a fresh machine's first training run has
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_update_inductor_")
 
     base = Config()
     env = make_env(base)
@@ -182,26 +270,34 @@ def main(argv: list[str] | None = None) -> None:
         "2x256/256 DDPG": wide,
         "2x256/256 TD3": wide.replace(twin_critics=True, policy_delay=2, target_noise=0.2),
     }
-    variants = [Variant(name, config, frozen) for name, config in configs.items() for frozen in (True, False)]
-    setups = {v: _setup(v, obs_dim, act_dim) for v in variants}
+    kinds = ["reacher", "plain"] + (["compiled"] if args.compile else [])
+    load_before = os.getloadavg()[0]
+    torch.set_num_threads(max(args.threads))
+    setups = {(name, kind): _setup(kind, config, obs_dim, act_dim)
+              for name, config in configs.items() for kind in kinds}
 
     print(f"obs {obs_dim}, act {act_dim} ({base.arm}); {rounds} rounds of {seconds:g} s per "
           f"measurement; torch {torch.__version__}")
     peak: dict[tuple[int, int], list[float]] = {}
-    speed: dict[tuple[Variant, int], list[float]] = {}
-    load_before = os.getloadavg()[0]
+    speed: dict[tuple[str, str, int], list[float]] = {}
+    acts, act_us = _act_paths(obs_dim, act_dim), {}
+    obs = np.random.default_rng(1).normal(size=obs_dim)
     for r in range(rounds):
+        torch.set_num_threads(1)
+        for name, act in acts.items() if r % 2 == 0 else list(acts.items())[::-1]:
+            act_us.setdefault(name, []).append(_act_us(act, obs, seconds / 2))
         for threads in args.threads:
             torch.set_num_threads(threads)
             for size in _MATMUL_SIZES:
                 peak.setdefault((threads, size), []).append(_matmul_gflops(size, seconds))
-            for v in variants if r % 2 == 0 else variants[::-1]:  # neither goes first always
-                agent, batches = setups[v]
-                with _trainable_if(not v.frozen, agent):
-                    speed.setdefault((v, threads), []).append(_updates_per_s(agent, batches, seconds))
+            for key in setups if r % 2 == 0 else list(setups)[::-1]:  # neither goes first always
+                update, batches, _ = setups[key]
+                speed.setdefault((*key, threads), []).append(_updates_per_s(update, batches, seconds))
 
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
           f"({os.cpu_count()} cores): other work shares the cores, more at 2 threads")
+    print("\nacting on one observation, default actor, 1 thread (median µs):")
+    print("  " + "   ".join(f"{name}: {statistics.median(v):5.1f}" for name, v in act_us.items()))
     print("\nfloat32 matmul, GFLOP/s (median):")
     peak_of = {}
     for threads in args.threads:
@@ -210,25 +306,26 @@ def main(argv: list[str] | None = None) -> None:
         sizes = "  ".join(f"{size}²: {g:6.1f}" for size, g in by_size.items())
         print(f"  threads {threads}:  {sizes}   peak {peak_of[threads]:6.1f}")
 
-    print("\nAgent.update (median updates/s; GFLOP/s and % of peak from the counted matmul FLOPs):")
-    header = (f"  {'network / batch':<20} {'thr':>3} {'MFLOP':>7} {'upd/s':>8} {'GFLOP/s':>8} "
-              f"{'%peak':>6}   {'unfrozen upd/s':>14} {'gain':>6}")
+    print("\nupdates/s (median; GFLOP/s and % of peak from the counted matmul FLOPs):")
+    header = (f"  {'network / batch':<20} {'thr':>3} {'MFLOP':>7} {'reacher':>8} {'GFLOP/s':>8} "
+              f"{'%peak':>6} {'plain':>7} {'%peak':>6} {'speed-up':>8}")
+    if args.compile:
+        header += f" {'compiled':>8} {'start s':>7}"
     print(header)
     print("  " + "-" * (len(header) - 2))
     for name, config in configs.items():
-        frozen, unfrozen = Variant(name, config, True), Variant(name, config, False)
         flops = update_flops(obs_dim, act_dim, config)
         for threads in args.threads:
-            ups = statistics.median(speed[frozen, threads])
-            slow = statistics.median(speed[unfrozen, threads])
-            gain = statistics.median(f / u for f, u in zip(speed[frozen, threads], speed[unfrozen, threads]))
-            gflops = flops * ups / 1e9
-            print(f"  {name:<20} {threads:>3} {flops / 1e6:7.1f} {ups:8.0f} {gflops:8.1f} "
-                  f"{100 * gflops / peak_of[threads]:5.1f}%   {slow:14.0f} {100 * (gain - 1):+5.1f}%")
-    saved = {name: 1 - update_flops(obs_dim, act_dim, c) / update_flops(obs_dim, act_dim, c, frozen=False)
-             for name, c in configs.items()}
-    print("\n  gain: freezing the critic in the actor step, median of per-round ratios; its share of "
-          "the counted FLOPs is " + ", ".join(f"{100 * s:.1f}% ({n})" for n, s in saved.items()))
+            ours, plain = speed[name, "reacher", threads], speed[name, "plain", threads]
+            ups, base_ups = statistics.median(ours), statistics.median(plain)
+            gain = statistics.median(a / b for a, b in zip(ours, plain))
+            line = (f"  {name:<20} {threads:>3} {flops / 1e6:7.1f} {ups:8.0f} {flops * ups / 1e9:8.1f} "
+                    f"{100 * flops * ups / 1e9 / peak_of[threads]:5.1f}% {base_ups:7.0f} "
+                    f"{100 * flops * base_ups / 1e9 / peak_of[threads]:5.1f}% {gain:7.2f}×")
+            if args.compile:
+                line += (f" {statistics.median(speed[name, 'compiled', threads]):8.0f} "
+                         f"{setups[name, 'compiled'][2]:7.1f}")
+            print(line)
 
 
 if __name__ == "__main__":

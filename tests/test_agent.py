@@ -331,9 +331,38 @@ def test_act_normalises_and_handles_one_or_many_observations():
     np.testing.assert_allclose(agent.act(obs[0]), many[0], rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         expected = agent.actor(agent.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
-    np.testing.assert_array_equal(many, expected)
+    # Acting runs in numpy (reacher.networks.NumpyPolicy): equal to float32 rounding.
+    np.testing.assert_allclose(many, expected, rtol=1e-5, atol=1e-6)
     unnormalised = agent.actor(torch.as_tensor(obs, dtype=torch.float32)).detach().numpy()
     assert not np.allclose(many, unnormalised)
+
+
+def test_act_follows_updates_normaliser_loads_and_copies():
+    """The numpy policy reads the torch tensors in place: after an update, a normaliser
+    update, a load_state_dict and in a deep copy it must still be the torch actor's."""
+    agent = _agent()
+    obs = np.random.default_rng(2).normal(1.0, 2.0, size=(7, OBS))
+
+    def torch_act(a: Agent) -> np.ndarray:
+        with torch.no_grad():
+            return a.actor(a.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    before = agent.act(obs)
+    for n in range(3):
+        agent.update(*_batch(seed=n))
+    agent.observe(np.random.default_rng(3).normal(-4.0, 0.5, (50, OBS)))
+    after = agent.act(obs)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, torch_act(agent), rtol=1e-5, atol=1e-6)
+
+    twin = copy.deepcopy(agent)
+    fresh = _agent()
+    agent.load_state_dict(fresh.state_dict())
+    np.testing.assert_allclose(agent.act(obs), fresh.act(obs), rtol=0, atol=0)
+    np.testing.assert_allclose(twin.act(obs), after, rtol=0, atol=0)  # the copy kept its own weights
+    twin.update(*_batch(seed=9))
+    np.testing.assert_allclose(twin.act(obs), torch_act(twin), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(agent.act(obs), fresh.act(obs), rtol=0, atol=0)
 
 
 def test_state_dict_round_trip_continues_identically():

@@ -46,3 +46,37 @@ def test_auto_fields_scale_with_actuators(actuators, width):
     # What the user set is kept; a fixed budget is also the noise horizon.
     kept = adapt.resolve(Config(hidden_sizes=(32,), max_steps=7, steps=900), actuators)
     assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)
+
+
+def test_servo_driven_arms_get_longer_episodes(tmp_path):
+    from test_collision import ARM
+
+    from reacher.config import Config
+    from reacher.env import make_env
+
+    path = tmp_path / "servo.xml"
+    path.write_text(ARM)
+    assert make_env(Config(arm=str(path), end_effector="tip")).timing.episode_s == adapt.SERVO_EPISODE_S
+    assert make_env(Config()).timing.episode_s == adapt.EPISODE_S  # two_link: torque motors
+    assert make_env(Config(arm=str(path), end_effector="tip", episode_s=0.5)).max_episode_steps == 25
+
+
+def test_the_gate_never_sees_the_final_evaluations_episodes(tmp_path, monkeypatch):
+    import reacher.train as train_module
+    from reacher.evaluate import EVAL_SEED
+
+    seen = []
+    real = train_module.evaluate
+
+    def spy(policy, env, episodes, seed):
+        seen.append(range(seed, seed + episodes))
+        return real(policy, env, episodes, seed)
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_evals=3, **SMALL)
+    Training(config, tmp_path / "run", progress=False).run()
+    *periodic, final = seen
+    assert len(periodic) == 3 and final.start == EVAL_SEED
+    blocks = [set(r) for r in periodic]
+    assert all(not (a & b) for i, a in enumerate(blocks) for b in blocks[i + 1:])  # fresh episodes
+    assert all(not (b & set(final)) for b in blocks)  # disjoint from the final evaluation

@@ -12,7 +12,7 @@ from reacher import config as cfg
 from reacher.config import Config, ConfigError
 
 # Fields that make no sense at zero; every other number may be zero but not negative.
-POSITIVE = ("control_period_s", "episode_s", "precision_scale_m", "success_radius",
+POSITIVE = ("control_period_s", "precision_scale_m", "success_radius",
             "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
             "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
 NUMBERS = tuple(f.name for f in cfg.fields() if cfg.field_type(f) in (int, float))

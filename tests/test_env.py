@@ -430,7 +430,15 @@ def test_render_builtin_cameras():
 
 @pytest.mark.parametrize("camera", [None, "top"])
 def test_render_user_arm_without_cameras(camera, four_link_path):
-    # The file has no floor: a black frame would mean the added camera misses the arm.
-    frame = _frame(id="reacher/Reach-v0", arm=four_link_path, end_effector="tip", camera=camera)
+    # reacher adds a floor too, so a frame that is not blank proves little: the added
+    # camera sees the arm when hiding the arm's geoms changes the frame.
+    env = gym.make("reacher/Reach-v0", arm=four_link_path, end_effector="tip", camera=camera,
+                   render_mode="rgb_array", width=96, height=64)
+    env.reset(seed=0)
+    frame = env.render().astype(int)
+    model = env.unwrapped.model
+    model.geom_rgba[model.geom_bodyid > 0, 3] = 0  # the links (and the target) vanish
+    bare = env.render().astype(int)
+    env.close()
     assert frame.std() > 3
-    assert (frame.max(axis=2) > 30).mean() > 0.005
+    assert (np.abs(frame - bare).max(axis=2) > 30).mean() > 0.005

@@ -153,6 +153,42 @@ def test_trail_draws_the_fingertip_path(tmp_path):
     assert red > green > blue, "the trail is not amber"
 
 
+@pytest.mark.parametrize("frame_skip, kept, fps", [(1, 2, 50.0), (3, 1, 100 / 3)])
+def test_mp4_above_60_hz_keeps_every_kth_step_and_plays_in_real_time(tmp_path, frame_skip,
+                                                                      kept, fps):
+    """100 Hz control → every 2nd step at 50 fps; 33.3 Hz → every step. Either way one
+    video second is one simulated second."""
+    steps = 12
+    env = arm_env(frame_skip=frame_skip, max_episode_steps=steps)
+    assert env.metadata["render_fps"] == pytest.approx(100 / frame_skip)
+    info = render_video(spin, env, tmp_path / "clip.mp4", episodes=1, size=SIZE, hold_s=0)
+    assert info.fps == pytest.approx(fps) and info.fps <= video.MP4_MAX_FPS
+    assert info.frames == 1 + steps // kept
+    assert (info.frames - 1) / info.fps == pytest.approx(steps * env.dt)
+    assert len(read_mp4(info.path)) == info.frames
+
+
+@pytest.mark.parametrize("rate, fps", [(50, 50), (60, 60), (100, 50), (250, 50), (500, 500 / 9),
+                                       (1000, 1000 / 17)])
+def test_default_mp4_rate_is_the_control_rate_over_k_at_most_60(tmp_path, rate, fps):
+    assert video._frame_rate(tmp_path / "a.mp4", 1 / rate, None) == pytest.approx(fps)
+
+
+@pytest.mark.parametrize("frame_skip, steps", [(2, 40), (1, 80)])
+def test_default_trail_covers_the_same_time_at_any_control_rate(tmp_path, monkeypatch,
+                                                                frame_skip, steps):
+    seen = []
+    painter = video._Painter
+    monkeypatch.setattr(video, "_Painter", lambda r, c, n, *a: seen.append(n) or painter(r, c, n, *a))
+    env = arm_env(frame_skip=frame_skip, max_episode_steps=2)
+    render_video(zeros, env, tmp_path / "clip.mp4", episodes=1, size=SIZE, hold_s=0)
+    assert seen == [steps]
+
+
+def test_an_explicit_fps_is_kept(tmp_path):
+    assert video._frame_rate(tmp_path / "a.mp4", 1 / 500, 120.0) == 120.0
+
+
 # --- GIF -----------------------------------------------------------------------------------
 
 def test_gif_plays_in_real_time_at_25_fps(tmp_path):
