@@ -6,7 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Run a command with its output kept back, shown only if it fails: pip's progress
 # and its build backend's warnings are noise when the install works.
+# (A comma inside $(call ...) would split its argument: extras lists go in variables.)
 quietly = log=$$(mktemp) && { $(1) >$$log 2>&1 || { rc=$$?; cat $$log >&2; rm -f $$log; exit $$rc; }; } && rm -f $$log
+
+SETUP_EXTRAS := test,sweep
+BENCH_EXTRAS := test,bench
 
 .PHONY: setup test demo bench clean
 
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "installing reacher and its pinned dependencies into $(VENV)"
 	@$(call quietly,$(PYTHON) -m venv $(VENV))
 	@$(call quietly,$(BIN)/python -m pip install --upgrade pip)
-	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test,sweep]')
+	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[$(SETUP_EXTRAS)]')
 	@touch $(STAMP)
 
 # pytest exits 5 when it collects nothing; say so instead of a bare failure.
@@ -28,7 +32,7 @@ demo: $(STAMP)
 	$(BIN)/reacher demo
 
 bench: $(STAMP)
-	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[test,bench]')
+	@$(call quietly,$(BIN)/python -m pip install -c constraints.txt -e '.[$(BENCH_EXTRAS)]')
 	$(BIN)/python scripts/bench_env.py
 	$(BIN)/python scripts/bench_update.py
 	$(BIN)/python scripts/bench_learning.py
