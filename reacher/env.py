@@ -111,7 +111,9 @@ class ReachEnv(gym.Env):
     ``control_period_s`` (0.02) and ``episode_s`` (1.0; None: no limit of the env's own);
     ``frame_skip`` and ``max_episode_steps`` state the same in steps and override them;
     ``ctrl_cost_weight``, ``precision_weight``, ``precision_scale_m``: reward weights;
-    ``success_radius`` (0.02 m); ``render_mode`` ("rgb_array" or "human"); ``width``,
+    ``success_radius`` (0.02 m); ``servo_speed`` (0: a position servo's action is an
+    absolute joint target; above 0, an offset from the joint's position of at most
+    servo_speed·dt, in rad/s or m/s); ``render_mode`` ("rgb_array" or "human"); ``width``,
     ``height`` (480) and ``camera`` (name, default "angled") for rgb_array frames;
     ``goal_observation`` (False): the Dict observation above.
     """

@@ -17,6 +17,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 ARMS = {
     "four_link.xml": ("tip", 4, None),
     "spatial_arm.xml": ("fingertip", 3, None),
+    "long_arm.xml": ("hand", 2, 2.0),
+    "tiny_arm.xml": ("tip_link", 3, 0.0875),
+    "servo_arm.xml": ("tool", 4, None),
     "panda.xml": ("attachment_site", 7, 0.86),
     "gen3.xml": ("pinch_site", 7, 1.03),
     "xarm7.xml": ("attachment_site", 7, 0.77),
