@@ -286,6 +286,8 @@ def cmd_demo(args) -> int:
             print(f"stopped by {outcome.interrupted_by}; run `make demo` again to continue",
                   file=sys.stderr)
             return 130 if outcome.interrupted_by == "SIGINT" else 143
+        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
+              f"({outcome.describe_stop(config)})")
         print(_table(outcome.evaluation))
     policy = api.load_policy(DEMO_RUN)
     info = api.render_policy(policy, DEMO_VIDEO, episodes=4, camera="angled")
