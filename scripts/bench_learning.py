@@ -293,6 +293,12 @@ def main() -> int:
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)} (choose from {', '.join(PEERS)})")
+    if peers and sb3_seeds:
+        try:
+            import stable_baselines3  # noqa: F401
+        except ImportError:
+            parser.error("the SB3 peers need stable-baselines3: pip install -e '.[bench]' "
+                         "(or pass --sb3-seeds '')")
     reacher_overrides = {"threads": args.threads, **({"steps": args.reacher_steps} if args.reacher_steps else {})}
     curves = []
     with tempfile.TemporaryDirectory() as tmp:
