@@ -54,6 +54,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reacher import adapt
 from reacher.agent import Agent, soft_update
 from reacher.config import Config
 from reacher.env import make_env
@@ -209,7 +210,7 @@ def _updates_per_s(update, batches: list, seconds: float) -> float:
 def _act_paths(obs_dim: int, act_dim: int) -> dict:
     """One observation through the default actor: torch (no_grad, inference_mode) and
     Agent.act (numpy on views of the same weights); each a function of the observation."""
-    agent = Agent(obs_dim, act_dim, Config())
+    agent = Agent(obs_dim, act_dim, adapt.resolve(Config(), act_dim))
     agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
 
     def torch_act(obs):
@@ -260,10 +261,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.compile:  # a cold cache, as a fresh machine's first training run has
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_update_inductor_")
 
-    base = Config()
-    env = make_env(base)
+    env = make_env(Config())
     obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
     env.close()
+    base = adapt.resolve(Config(), act_dim)  # the sizes training picks for this arm
     wide = base.replace(hidden_sizes=(256, 256), batch_size=256)
     configs = {
         f"default {'x'.join(map(str, base.hidden_sizes))}/{base.batch_size}": base,
