@@ -80,15 +80,16 @@ class ReachEnv(gym.Env):
     ## Starting state
     Joint positions uniform within the joint limits (hinges without limits: [-π, π]),
     joint velocities zero. The target is the fingertip position at another uniformly
-    drawn configuration, so it is always reachable; configurations in which the arm
-    collides with itself or its surroundings (e.g. a floor) are redrawn for both
-    (`reacher.collision`), so no target lies inside the arm or below the floor: in the table plane for planar arms,
-    anywhere in the 3-D workspace for spatial ones. ``reset(options={"target": xyz})``
+    drawn configuration, so it is always reachable: in the table plane for planar arms,
+    anywhere in the 3-D workspace for spatial ones. Configurations in which the arm
+    collides with itself or its surroundings (e.g. a floor) are drawn again for both
+    (`reacher.collision`), so no target lies inside the arm or below the floor. ``reset(options={"target": xyz})``
     sets it explicitly.
 
     ## Timing
     The policy acts every ``control_period_s`` (0.02 s) of simulated time; an episode
-    lasts ``episode_s`` (1 s). The physics steps per action, ``frame_skip``, follow from
+    lasts ``episode_s`` (1 s here; training's `make_env` gives arms driven by position
+    servos 2 s, see `reacher.adapt`). The physics steps per action, ``frame_skip``, follow from
     the arm file's own timestep (see `reacher.timing`), so a model at MuJoCo's default
     0.002 s and the built-ins at 0.01 s both act at 50 Hz for 1 s. ``dt`` and
     ``metadata["render_fps"]`` are the control period and rate.
