@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_env.py
 	$(BIN)/python scripts/bench_update.py
 	$(BIN)/python scripts/bench_learning.py
+	$(BIN)/python scripts/bench_arms.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
