@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from reacher.arm import Arm, position_servos
 from reacher.config import Config
+from reacher.timing import EPISODE_S
 
 # Per actuator: the cap on a success-gated run, and the horizon of the noise decay.
 MAX_STEPS_PER_ACTUATOR = 25_000
@@ -22,8 +23,7 @@ WIDE_FROM_ACTUATORS = 3
 # motors allow. An arm driven by position servos moves only as fast as its servos
 # settle: holding the exact target configuration, Menagerie's Panda, Gen3 and xArm7
 # reach 75 %, 75 % and 25 % of targets within 2 cm after 1 s, but 95 %, 90 % and 80 %
-# after 2 s (docs/benchmarks.md).
-EPISODE_S = 1.0
+# after 2 s (docs/benchmarks.md). Torque-driven arms keep reacher.timing.EPISODE_S.
 SERVO_EPISODE_S = 2.0
 
 

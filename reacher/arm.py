@@ -333,14 +333,19 @@ def _max_reach(fingertip, configs, points, base, low, high, starts: int = 8) -> 
     return best
 
 
+def is_position_servo(model: mujoco.MjModel) -> np.ndarray:
+    """Per actuator, whether its force is a position servo's, kp·(ctrl − q) − kv·q̇:
+    MuJoCo's <position>, or a <general> with a fixed gain and that affine bias."""
+    kp, bias = model.actuator_gainprm[:, 0], model.actuator_biasprm
+    return ((model.actuator_gaintype == mujoco.mjtGain.mjGAIN_FIXED)
+            & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
+            & (kp > 0) & (bias[:, 0] == 0) & np.isclose(bias[:, 1], -kp))
+
+
 def position_servos(model: mujoco.MjModel) -> np.ndarray:
-    """Actuators that are position servos on a joint: force = kp·(ctrl − q) − kv·q̇, i.e.
-    MuJoCo's <position> or a <general> with an affine bias of the same form."""
-    kp, bias_q = model.actuator_gainprm[:, 0], model.actuator_biasprm[:, 1]
-    servo = ((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
-             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
-             & (kp > 0) & np.isclose(bias_q, -kp))
-    return np.flatnonzero(servo)
+    """Indices of the position servos that drive a joint (their control is its target)."""
+    on_joint = model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT
+    return np.flatnonzero(is_position_servo(model) & on_joint)
 
 
 def _control_ranges(model, joint_names, low, high) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.arm import Arm, load_arm
+from reacher.arm import Arm, is_position_servo, load_arm
 from reacher.adapt import episode_seconds
 from reacher.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
 
@@ -134,7 +134,7 @@ def _actuator(model: mujoco.MjModel, i: int) -> dict:
     kind, params = "general", {"gainprm": gain[:3].tolist(), "biasprm": bias[:3].tolist()}
     if fixed_gain and none and gain[0] == 1:
         kind, params = "motor", {}
-    elif fixed_gain and affine and bias[0] == 0 and math.isclose(bias[1], -gain[0]) and gain[0] > 0:
+    elif is_position_servo(model)[i]:  # the same test that decides how the env drives it
         kind, params = "position", {"kp": float(gain[0]), "kv": float(-bias[2])}
     elif fixed_gain and affine and bias[0] == 0 and bias[1] == 0 and math.isclose(bias[2], -gain[0]):
         kind, params = "velocity", {"kv": float(gain[0])}
