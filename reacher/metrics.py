@@ -6,6 +6,7 @@ columns and reads and plots it."""
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 from reacher.files import atomic_write
@@ -19,16 +20,30 @@ def read_metrics(path: Path) -> list[dict]:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None:
-    """Success rate and final distance against environment steps; None without data."""
-    rows = [r for r in read_metrics(metrics_csv) if r.get("step") is not None]
-    if not rows:
-        return None
+def preload_plotting() -> threading.Thread:
+    """Import matplotlib in the background. Importing it takes about a second, and the curve
+    is drawn as a run ends, so a run stopped by Ctrl-C would otherwise spend that second
+    after the signal; training starts it early and goes on meanwhile."""
+    thread = threading.Thread(target=_import_pyplot, name="preload-matplotlib", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None:
+    """Success rate and final distance against environment steps; None without data."""
+    rows = [r for r in read_metrics(metrics_csv) if r.get("step") is not None]
+    if not rows:
+        return None
+    plt = _import_pyplot()
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     if all(r["success_rate"] is not None for r in rows):

@@ -5,8 +5,16 @@ A run directory holds ``config.toml`` (the resolved config), ``metrics.csv`` (on
 per evaluation step), ``curve.png``, ``checkpoint.ckpt``, TensorBoard events when
 tensorboard is installed, and ``.lock`` while a run writes there.
 
-One writer at a time: ``.lock`` is an ``flock``, released by the kernel when its holder
-dies, so a lock file left by a crash is stale by construction.
+What holds, however a run ends (Ctrl-C, an error, ``kill -9``):
+  * one writer at a time: ``.lock`` is an ``flock``, released by the kernel when its
+    holder dies, so a lock file left by a crash is stale by construction;
+  * nothing is followed through a symlink: a run refuses a run directory whose files
+    are links (one error line naming the file), so it never writes outside it;
+  * ``metrics.csv`` never holds two rows for one step: a new run starts it afresh, a
+    resumed one drops the rows logged after its checkpoint, and a second evaluation at
+    the same step (the final one after the periodic one that ended the run) replaces
+    the first;
+  * temporary files of a write cut short by ``kill -9`` are removed by the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from pathlib import Path
 from reacher import checkpoint as ckpt
 from reacher.arm import BUILTIN_ARMS
 from reacher.config import Config, as_dict, load_toml
-from reacher.files import write_text
+from reacher.files import remove_temporaries, write_text
 from reacher.metrics import COLUMNS
 
 LOCK_NAME = ".lock"
@@ -68,6 +76,7 @@ def absolute_arm(config: Config) -> Config:
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
     config = absolute_arm(config)
+    refuse_links(run_dir)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
     if resume:
         if not run_dir.is_dir():
@@ -77,7 +86,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
         config_file = run_dir / CONFIG_NAME
         if config_file.is_file():
             saved = load_toml(config_file)
-            return saved.replace(**overrides) if overrides else saved
+            return absolute_arm(saved.replace(**overrides)) if overrides else saved
         return config
     if has_checkpoint:
         raise RunError(f"run directory {run_dir}: already holds a run; pass --resume to continue "
@@ -107,10 +116,18 @@ def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, a
     saved, ours = meta.get("config", {}), as_dict(config)
     if not isinstance(saved, dict):
         raise ckpt.CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
-    for name in NETWORK_FIELDS:
+    for name in NETWORK_FIELDS + TASK_FIELDS:
         if name in saved and saved[name] != ours[name]:
             raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
                                                         f"a resumed run cannot change it (asked for {ours[name]!r})")
+    if not config.env:
+        saved_sha = meta.get("arm_sha256")
+        if saved_sha is not None and saved_sha != arm_sha256:
+            raise ckpt.CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
+                                                        "(its file's SHA-256 differs: the file was changed or replaced)")
+        if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
+            raise ckpt.CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
+                                                        f"a resumed run cannot change it (asked for {config.arm!r})")
 
 
 def file_id(path: Path) -> tuple | None:
@@ -137,7 +154,9 @@ class RunDir:
         self.path = Path(path)
         self.lock = RunLock(self.path)
         try:
+            refuse_links(self.path)
             self._check_still_ours(restored_from)
+            remove_temporaries(self.path)
             write_text(self.path / CONFIG_NAME, config_text)
             self.metrics = MetricsLog(self.path, resume_step)
         except BaseException:
@@ -170,7 +189,7 @@ class RunDir:
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
     """os.open that refuses a symlink at `path` with one line naming it."""
     try:
-        return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+        return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise RunError(f"{path}: is a symbolic link; a run directory's files are never "
@@ -261,9 +280,9 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
         self.path = run_dir / METRICS_NAME
-        self._rows: list[dict[str, str]] = self._read()  # as written, so a rewrite keeps them byte for byte
+        self._rows: list[dict[str, str]] = []  # as written, so a rewrite keeps them byte for byte
         if resume_step is not None:
-            self._rows = [r for r in self._rows if _step(r) is not None and _step(r) <= resume_step]
+            self._rows = [r for r in self._read() if _step(r) is not None and _step(r) <= resume_step]
         self._rewrite()
         self._file = self._open_append()
         self._tensorboard = _tensorboard_writer(run_dir, 0 if resume_step is None else resume_step + 1)
@@ -271,9 +290,19 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         text = {k: _fmt(row.get(k)) for k in COLUMNS}
         step = int(row["step"])
-        self._rows.append(text)
-        csv.DictWriter(self._file, fieldnames=COLUMNS).writerow(text)
-        self._file.flush()
+        if self._rows and _step(self._rows[-1]) >= step:
+            # A second evaluation at one step (the final one right after the periodic one
+            # that ended the run): the later one wins, the earlier fills what it lacks.
+            earlier = [r for r in self._rows if _step(r) == step]
+            merged = {**(earlier[-1] if earlier else {}), **{k: v for k, v in text.items() if v != ""}}
+            self._rows = [r for r in self._rows if _step(r) < step] + [{k: merged.get(k, "") for k in COLUMNS}]
+            self._file.close()
+            self._rewrite()
+            self._file = self._open_append()
+        else:
+            self._rows.append(text)
+            csv.DictWriter(self._file, fieldnames=COLUMNS).writerow(text)
+            self._file.flush()
         if self._tensorboard is not None:
             names = {"success_rate": "eval/success_rate", "mean_final_distance": "eval/final_distance_m",
                      "mean_return": "eval/return", "critic_loss": "losses/critic",

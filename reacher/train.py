@@ -28,11 +28,11 @@ from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
 from reacher.goal import flat_env
-from reacher.metrics import plot_curve
+from reacher.metrics import plot_curve, preload_plotting
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, relabel
-from reacher.rundir import (NETWORK_FIELDS, RunDir, RunError, absolute_arm, check_resumable,  # noqa: F401
-                            default_run_dir, file_id, prepare_run)
+from reacher.rundir import (NETWORK_FIELDS, RunDir, RunError, absolute_arm, arm_digest,  # noqa: F401
+                            check_resumable, default_run_dir, file_id, prepare_run)
 
 
 @dataclass
@@ -50,11 +50,14 @@ class TrainingState:
     next_eval: int = 0  # step of the next periodic evaluation
     next_checkpoint: int = 0
     losses: dict[str, list[float]] = field(default_factory=dict)  # sampled since the last evaluation
+    physics_errors: int = 0  # steps at which the simulation blew up (their transitions are not stored)
     finished: bool = False  # the final evaluation is written
     stop_reason: str | None = None
+    final_evaluation: dict | None = None  # Evaluation.as_dict() of the final evaluation, once finished
 
     # Older checkpoints lack these; every other field has been saved from the start.
-    OPTIONAL = ("eval_time", "success_streak", "periodic_evals", "losses", "finished", "stop_reason")
+    OPTIONAL = ("eval_time", "success_streak", "periodic_evals", "losses", "physics_errors", "finished",
+                "stop_reason", "final_evaluation")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +77,8 @@ class TrainingState:
             values[f.name] = value
         if "losses" in values:
             values["losses"] = {str(k): [float(x) for x in v] for k, v in values["losses"].items()}
+        if values.get("final_evaluation") is not None:
+            Evaluation(**values["final_evaluation"])  # TypeError unless it is one
         return cls(**values)
 
 
@@ -85,6 +90,7 @@ class Outcome:
     interrupted_by: str | None = None  # signal name when stopped early
     stop_reason: str = ""  # why training ended: see STOP_REASONS
     run_dir: Path | None = None  # where the run, its checkpoint and metrics are
+    physics_errors: int = 0  # steps at which the simulation blew up, over the whole run
 
     def describe_stop(self, config: Config) -> str:
         """One sentence saying why training ended."""
@@ -100,6 +106,15 @@ STOP_REASONS = {
                  "evaluations in a row",
     "signal": "stopped by {signal} at step {steps:,}",
 }
+
+# A blow-up now and then (a violent action on a stiff arm) costs one truncated episode; the
+# same in this many episodes in a row means the arm itself is broken (NaN or huge gear,
+# damping, mass; a timestep too long), and training on it would learn nothing.
+PHYSICS_ERRORS_IN_A_ROW = 10
+
+
+class PhysicsError(ValueError):
+    """The simulation blows up in every episode: the arm file (or env) is at fault."""
 
 
 class Training:
@@ -128,9 +143,11 @@ class Training:
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
         self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
+        self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
         self._last_eval: Evaluation | None = None
+        self._physics_errors_in_a_row = 0
         restored_from = file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
@@ -150,9 +167,15 @@ class Training:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         start = time.perf_counter() - self.state.wall_time
         last_print = 0.0
+        preload_plotting()
         try:
+            if self.state.finished and not self._training_left():
+                # A resumed run that has nothing left to do: its final evaluation is on record.
+                return Outcome(self._saved_final_evaluation(), self.state.env_steps, self.state.wall_time,
+                               stop_reason=self.state.stop_reason or "", physics_errors=self.state.physics_errors)
+            self._periodic()  # an evaluation a signal cut short is done again, at the same step
             obs, episode_obs = None, []
-            while self.state.env_steps < self.budget and self._stop is None and not self._succeeded():
+            while self._training_left() and self._stop is None:
                 if obs is None:
                     # Reset only when a step follows, so a checkpoint taken between episodes
                     # holds the env RNG before the next reset. A resumed run's env RNG comes
@@ -171,17 +194,18 @@ class Training:
                     last_print = now
                     self._print_progress(now - start)
             self.state.wall_time = time.perf_counter() - start
-            if self._stop is not None:
+            reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
+            evaluation = self._evaluate(c.final_eval_episodes, final=True) if self._stop is None else None
+            if evaluation is None:  # stopped by a signal, in training or in the final evaluation
                 self._save()
                 self._finish_files()
                 return Outcome(None, self.state.env_steps, self.state.wall_time, self._stop,
-                               "signal")
-            reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
-            evaluation = self._evaluate(c.final_eval_episodes, final=True)
+                               "signal", physics_errors=self.state.physics_errors)
+            self.state.final_evaluation = evaluation.as_dict()
             self._save(stop_reason=reason)
             self._finish_files()
             return Outcome(evaluation, self.state.env_steps, self.state.wall_time,
-                           stop_reason=reason)
+                           stop_reason=reason, physics_errors=self.state.physics_errors)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -197,11 +221,33 @@ class Training:
             self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
                                                self.state.env_steps, c.noise_decay_steps)
             action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
-        next_obs, reward, terminated, truncated, _ = self.env.step(action.astype(np.float32))
-        self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
+        next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         self.state.env_steps += 1
+        if "physics_error" in info:
+            # MuJoCo has reset the state itself: next_obs is that reset state, not where the
+            # action led, so the transition would teach a jump that never happens. Not stored.
+            self._physics_error(info["physics_error"])
+            return next_obs, True
+        self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
         episode_obs.append(next_obs)
-        return next_obs, terminated or truncated
+        done = terminated or truncated
+        if done:
+            self._physics_errors_in_a_row = 0
+        return next_obs, done
+
+    def _physics_error(self, message: str) -> None:
+        self.state.physics_errors += 1
+        self._physics_errors_in_a_row += 1
+        c = self.config
+        what = f"env {c.env}" if c.env else f"arm {c.arm}"
+        hint = "" if c.env else f"; check its gear, damping, masses and timestep (reacher inspect {c.arm})"
+        if self._physics_errors_in_a_row >= PHYSICS_ERRORS_IN_A_ROW:
+            raise PhysicsError(f"{what}: the simulation blew up in {self._physics_errors_in_a_row} episodes "
+                               f"in a row, training stopped at step {self.state.env_steps:,} ({message}){hint}")
+        if self.state.physics_errors == 1:  # one line, not one per blow-up; the count is in the checkpoint
+            self._print_line(f"warning: {what}: the simulation blew up at step {self.state.env_steps:,} "
+                             f"({message}); such steps are not learned from and are counted as "
+                             "physics_errors in the checkpoint")
 
     def _learn(self) -> None:
         c = self.config
@@ -230,8 +276,9 @@ class Training:
     def _periodic(self) -> None:
         steps = self.state.env_steps
         if steps >= self.state.next_eval and steps < self.budget:
+            if self._evaluate(self.config.eval_episodes) is None:
+                return  # stopped by a signal: run() saves, and a resumed run evaluates this step
             self.state.next_eval += self.config.eval_every * (1 + (steps - self.state.next_eval) // self.config.eval_every)
-            self._evaluate(self.config.eval_episodes)
         if self._succeeded():
             return  # the run ends now and saves anyway
         if steps >= self.state.next_checkpoint and steps < self.budget:
@@ -244,11 +291,17 @@ class Training:
     def _succeeded(self) -> bool:
         return not self.config.steps and self.state.success_streak >= self.config.success_evals
 
-    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation:
+    def _training_left(self) -> bool:
+        return self.state.env_steps < self.budget and not self._succeeded()
+
+    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation | None:
+        """Evaluate and log a row; None, with nothing logged, when a signal cut it short."""
         t0 = time.perf_counter()
         seed = EVAL_SEED if final else VALIDATION_SEED + self.state.periodic_evals * episodes
-        result = evaluate(self.agent.act, self.eval_env, episodes, seed)
+        result = evaluate(self.agent.act, self.eval_env, episodes, seed, stop=lambda: self._stop is not None)
         self.state.eval_time += time.perf_counter() - t0
+        if result is None:
+            return None
         if not final:
             self.state.periodic_evals += 1
             good = result.success_rate is not None and result.success_rate >= self.config.success_target
@@ -263,18 +316,34 @@ class Training:
         self._last_eval = result
         self.metrics.write(row)
         if self.progress:
-            self._print_line(describe(result, self.state.env_steps, self.state.wall_time))
+            line = describe(result, self.state.env_steps, self.state.wall_time)
+            errors = self.state.physics_errors
+            self._print_line(line + (f"  physics errors {errors:,}" if errors else ""))
         return result
+
+    def _saved_final_evaluation(self) -> Evaluation | None:
+        """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
+        than that key, from its metrics row."""
+        if self.state.final_evaluation is not None:
+            return Evaluation(**self.state.final_evaluation)
+        row = self.metrics.row_at(self.state.env_steps)
+        if row is None or row["mean_return"] == "":
+            return None
+        number = lambda text: float(text) if text != "" else None  # noqa: E731
+        return Evaluation(number(row["success_rate"]), number(row["mean_final_distance"]),
+                          float(row["mean_return"]), self.config.final_eval_episodes)
 
     def _save(self, stop_reason: str | None = None) -> None:
         c = self.config
         env = self.env.unwrapped
         self.state.finished, self.state.stop_reason = stop_reason is not None, stop_reason
+        if stop_reason is None:
+            self.state.final_evaluation = None
         metadata = {
             "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "env": c.env or None, "arm": None if c.env else c.arm,
             "arm_file": env.arm.source if isinstance(env, ReachEnv) else None,
-            "end_effector": None if c.env else c.end_effector,
+            "end_effector": None if c.env else c.end_effector, "arm_sha256": self.arm_sha256,
             "config": as_dict(c), "updates": self.agent.updates, **self.state.to_dict(),
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
             "noise": self.noise.state_dict(), "versions": ckpt.library_versions(),
@@ -285,7 +354,7 @@ class Training:
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
         """Everything is loaded into the fresh objects of this run; any failure raises
         before training starts, so no partially restored state is ever used."""
-        check_resumable(checkpoint, self.config, self.obs_dim, self.act_dim, None)
+        check_resumable(checkpoint, self.config, self.obs_dim, self.act_dim, self.arm_sha256)
         meta = checkpoint.metadata
         try:
             state = TrainingState.from_dict(meta)
@@ -359,4 +428,4 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     return outcome
 
 
-__all__ = ["Config", "ConfigError", "Outcome", "RunError", "Training", "TrainingState", "train"]
+__all__ = ["Config", "ConfigError", "Outcome", "PhysicsError", "RunError", "Training", "TrainingState", "train"]
