@@ -170,6 +170,10 @@ class ReachEnv(gym.Env):
 
         self.physics = Physics(self.arm, self.frame_skip)
         self.data = self.physics.data
+        if control == "auto":
+            from reacher.adapt import control_for
+
+            control = control_for(self.arm)[0]
         self.controller = make_controller(control, self.physics, servo_speed=servo_speed,
                                           ee_speed=ee_speed, joint_rate=joint_rate)
         self.control = self.controller.name
@@ -321,9 +325,11 @@ def _check_positive(**values) -> None:
 def env_settings(config, arm: Arm) -> dict:
     """ReachEnv's keyword arguments for a training `Config` and its loaded arm: the one
     place where training's settings become the environment's."""
-    from reacher.adapt import episode_seconds
+    from reacher.adapt import control_for, episode_seconds
 
+    control = config.control if config.control != "auto" else control_for(arm)[0]
     return dict(
+        control=control, ee_speed=config.ee_speed, joint_rate=config.joint_rate,
         control_period_s=config.control_period_s,
         episode_s=config.episode_s or episode_seconds(arm),
         frame_skip=config.frame_skip or None, max_episode_steps=config.max_episode_steps or None,
