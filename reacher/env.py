@@ -183,7 +183,7 @@ class ReachEnv(gym.Env):
 
         self.goal_observation = bool(goal_observation)
         # Goal mode's reward is a function of the goals alone (see "Reward" above).
-        self.reward_fn = ReachReward(ctrl_cost_weight,
+        self.reward_fn = ReachReward(0.0 if self.goal_observation else ctrl_cost_weight,
                                      precision_weight, precision_scale_m)
         self.success_radius = float(success_radius)
         self.task = ReachTask(self.physics, self.reward_fn, self.success_radius)
@@ -267,18 +267,13 @@ class ReachEnv(gym.Env):
         return self._compute_reward
 
     def _compute_reward(self, achieved_goal, desired_goal, info):
-        effort = goal.efforts(info, self.reward_fn.ctrl_cost_weight)
         achieved, desired = np.asarray(achieved_goal, np.float64), np.asarray(desired_goal, np.float64)
         try:
-            batch = np.broadcast_shapes(achieved.shape, desired.shape)[:-1]
+            np.broadcast_shapes(achieved.shape, desired.shape)
         except ValueError:
             raise ValueError(f"compute_reward: achieved_goal of shape {achieved.shape} and "
                              f"desired_goal of shape {desired.shape} do not match") from None
-        if effort.size == 1 and effort.shape != batch:
-            effort = effort.reshape(())  # one info for all
-        if effort.shape not in ((), batch):
-            raise ValueError(f"compute_reward: {effort.size} infos for goals of shape {achieved.shape}")
-        return self.reward_fn.from_goals(achieved, desired, effort)
+        return self.reward_fn.from_goals(achieved, desired, 0.0)
 
     def render(self):
         if self.render_mode == "rgb_array":
