@@ -147,6 +147,22 @@ class _Actuation:
         self.q_low = np.where(limited, model.jnt_range[joints, 0], -np.inf)
         self.q_high = np.where(limited, model.jnt_range[joints, 1], np.inf)
 
+    def prepare(self, period: float, nv: int) -> None:
+        """Constants of `servo_controls` for this control period, and the joints' indices
+        as slices where they are contiguous (numpy's slices are views: no copies)."""
+        # gear·target + (torque + damping·(target − q)/T) / (kp·gear), as a·target − c·q + b·torque.
+        self._c = self.servo_damping / (self.torque_per_ctrl * period)
+        self._a = self.gear + self._c
+        self._b = 1.0 / self.torque_per_ctrl
+        self.qpos_index = _as_slice(self.qpos)
+        self.dof_index = slice(None) if np.array_equal(self.dof, np.arange(nv)) else _as_slice(self.dof)
+
+    def servo_controls(self, q_target: np.ndarray, q: np.ndarray, torque: np.ndarray) -> np.ndarray:
+        """`controls` for arms driven by servos alone, moving at (q_target − q)/period: the
+        hot path of joint_delta and ee, in as few numpy calls as the maths allows."""
+        # No clipping here: MuJoCo clamps ctrl to a limited actuator's ctrlrange itself.
+        return self._a * q_target - self._c * q + self._b * torque
+
     def controls(self, q_target: np.ndarray, speed: np.ndarray, torque: np.ndarray) -> np.ndarray:
         """Servos: the joint target, led so that the servo also exerts `torque` (gravity)
         and overcomes its damping at the joint `speed` wanted (a servo covers a step only
@@ -154,6 +170,29 @@ class _Actuation:
         servo = self.gear * q_target + (torque + self.servo_damping * speed) / self.torque_per_ctrl
         ctrl = np.where(self.servo, servo, torque / self.torque_per_ctrl)
         return np.clip(ctrl, self.ctrl_low, self.ctrl_high)
+
+
+def _solve3(a: list, damping: float, v) -> list[float]:
+    """(a + damping·I)⁻¹·v for a symmetric positive semi-definite 3×3 `a` (nested lists),
+    by the adjugate in plain floats: at this size numpy's inverse costs ten times the
+    arithmetic (scripts/bench_env.py times the controllers)."""
+    (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
+    a00 += damping
+    a11 += damping
+    a22 += damping
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    x, y, z = v
+    return [(c00 * x + c01 * y + c02 * z) / det, (c01 * x + c11 * y + c12 * z) / det,
+            (c02 * x + c12 * y + c22 * z) / det]
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """`index` as a slice if it is a contiguous run, else as it is."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
 
 
 def rest_posture(model: mujoco.MjModel, arm: Arm, qpos_adr: np.ndarray) -> np.ndarray:
@@ -181,13 +220,17 @@ class JointDeltaControl(Controller):
         self.period = physics.model.opt.timestep * physics.frame_skip
         self.max_step = float(rate) * self.period
         self._motors = not self.drive.servo.all()
+        self.drive.prepare(self.period, physics.model.nv)
 
     def act(self, action: list[float]) -> None:
         p, drive = self.physics, self.drive
         d = p.data
-        q = d.qpos[drive.qpos]
-        delta = self.max_step * np.asarray(action)
-        target = np.clip(q + delta, drive.q_low, drive.q_high)
+        q = d.qpos[drive.qpos_index]
+        target = q + self.max_step * np.array(action)
+        np.clip(target, drive.q_low, drive.q_high, out=target)
+        if not self._motors:
+            d.ctrl[:] = drive.servo_controls(target, q, d.qfrc_bias[drive.dof_index])
+            return
         torque = d.qfrc_bias[drive.dof].copy()
         if self._motors:
             T = self.period
@@ -216,40 +259,44 @@ class EndEffectorControl(Controller):
             raise ControlError(f"control 'ee': no actuated joint of {arm.name} moves its end "
                                f"effector '{arm.end_effector}'; use --control joint")
         self.rest = rest_posture(model, arm, drive.qpos)
+        drive.prepare(self.period, model.nv)
         self._eye3 = np.eye(3)
         self._eye_n = np.eye(len(drive.dof))
+        self._posture_gain = POSTURE_RATE * self.period
 
     def action_names(self) -> tuple[str, ...]:
         return ("x", "y", "z")
 
     def _ik_step(self, J: np.ndarray, dx: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Damped least squares for `dx`, and a pull to the rest posture in J's nullspace."""
-        JJt = J @ J.T
-        step = J.T @ np.linalg.solve(JJt + IK_DAMPING * self._eye3, dx)
-        if not POSTURE_RATE:
-            return step
         # The nullspace with far less damping than the step's: the step's own damping
         # would leak the posture pull into the end effector's motion (measured: Gen3
         # 74 % instead of 96 % of scripted reaches). J⁺J's eigenvalues σ²/(σ² + ε) stay
         # within [0, 1], so the projector stays bounded at singularities.
-        J_pinv = J.T @ np.linalg.inv(JJt + _NULLSPACE_EPS * self._eye3)
-        posture = POSTURE_RATE * self.period * (self.rest - q)
-        return step + (self._eye_n - J_pinv @ J) @ posture
+        JJt = (J @ J.T).tolist()
+        y = _solve3(JJt, IK_DAMPING, dx)
+        if not self._posture_gain:
+            return J.T @ np.array(y)
+        pull = self._posture_gain * (self.rest - q)
+        z = _solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
+        # J⁺dx + (I − J⁺J)·pull = Jᵀ(y − z) + pull, without forming an n×n matrix.
+        return J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]]) + pull
 
     def act(self, action: list[float]) -> None:
         p, drive = self.physics, self.drive
         d = p.data
-        dx = self.max_step * np.asarray(action)
-        J = p.end_effector_jacobian()[:, drive.dof]
-        q = d.qpos[drive.qpos]
-        gravity = d.qfrc_bias[drive.dof]
+        step = self.max_step
+        dx = [step * action[0], step * action[1], step * action[2]]
+        J = p.end_effector_jacobian()[:, drive.dof_index]
+        q = d.qpos[drive.qpos_index]
+        gravity = d.qfrc_bias[drive.dof_index]
         if self.servo:
-            dq = self._ik_step(J, dx, q)
-            blocked = ((q + dq < drive.q_low) & (dq < 0)) | ((q + dq > drive.q_high) & (dq > 0))
+            target = q + self._ik_step(J, dx, q)
+            blocked = (target < drive.q_low) | (target > drive.q_high)
             if blocked.any():  # let the joints that are free take over from those at a limit
-                dq = self._ik_step(np.where(blocked, 0.0, J), dx, q)
-            target = np.clip(q + dq, drive.q_low, drive.q_high)
-            d.ctrl[:] = drive.controls(target, (target - q) / self.period, gravity)
+                target = q + self._ik_step(J * ~blocked, dx, q)
+                np.clip(target, drive.q_low, drive.q_high, out=target)
+            d.ctrl[:] = drive.servo_controls(target, q, gravity)
             return
         T = self.period
         M = p.mass_matrix()[np.ix_(drive.dof, drive.dof)]
@@ -257,7 +304,7 @@ class EndEffectorControl(Controller):
         qd = d.qvel[drive.dof]
         Lam = np.linalg.inv(J @ M_inv @ J.T + _LAMBDA_EPS * self._eye3)
         # The end-effector velocity that covers dx in one period, reached within one.
-        force = Lam @ ((dx / T - J @ qd) / T)
+        force = Lam @ ((np.array(dx) / T - J @ qd) / T)
         J_bar = M_inv @ J.T @ Lam
         null = self._eye_n - J_bar @ J
         posture = M @ (OSC_POSTURE_KP * (self.rest - q) - OSC_POSTURE_KD * qd)
