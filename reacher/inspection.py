@@ -16,7 +16,9 @@ import mujoco
 import numpy as np
 
 from reacher.arm import Arm, is_position_servo, load_arm
-from reacher.adapt import episode_seconds
+from reacher.adapt import control_for, episode_seconds
+from reacher.controllers import JointControl
+from reacher.physics import Physics
 from reacher.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
 
 _GRAVITY_SAMPLES = 256
@@ -61,6 +63,8 @@ class ArmReport:
     servo_settled_share: float | None
     servo_settle_s: float | None
     warnings: list[ArmWarning] = field(default_factory=list)
+    control: str = ""  # what --control auto picks for this arm, and why
+    control_reason: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +102,7 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
         episode_steps=timing.episode_steps, workspace_radius_m=float(loaded.reach_m),
         base=[float(v) for v in loaded.base_pos], planar=loaded.planar,
         added=list(loaded.added), servo_settled_share=share, servo_settle_s=settle,
-        warnings=warnings,
+        warnings=warnings, **dict(zip(("control", "control_reason"), control_for(loaded))),
     )
 
 
@@ -249,7 +253,8 @@ def _servo_move_times(arm: Arm, actuators: list[dict]) -> np.ndarray | None:
     if len(by_joint) != len(actuators) or set(by_joint) != set(arm.joint_names):
         return None
     model, order = arm.model, [by_joint[name] for name in arm.joint_names]
-    data = mujoco.MjData(model)
+    control = JointControl(Physics(arm, frame_skip=1))  # actions mapped as the env maps them
+    data = control.physics.data
     rng = np.random.default_rng(0)
     n_steps = int(_SERVO_MAX_S / model.opt.timestep)
     times = []
@@ -260,8 +265,7 @@ def _servo_move_times(arm: Arm, actuators: list[dict]) -> np.ndarray | None:
         data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
         ctrl = np.empty(model.nu)
         ctrl[order] = goal_q
-        ctrl = np.clip(ctrl, arm.ctrl_low, arm.ctrl_high)  # as the env maps actions
-        data.ctrl[:] = ctrl
+        control.act(control.action_for(ctrl).tolist())
         settled = math.inf
         for step in range(1, n_steps + 1):
             mujoco.mj_step(model, data)
@@ -325,6 +329,7 @@ def format_report(report: ArmReport) -> str:
             f"settle within 2 cm in {_SERVO_MAX_S:g} s, 90 % by "
             + (f"{r.servo_settle_s:.2g} s" if r.servo_settle_s is not None else "never")]
           if r.servo_settled_share is not None else []),
+        *([f"  controller     {r.control} (auto): {r.control_reason}"] if r.control else []),
         f"  workspace      radius {r.workspace_radius_m:.3g} m around the base at "
         f"({', '.join(f'{v:.3g}' for v in r.base)}); {'planar' if r.planar else 'spatial'}",
         "  reacher adds",
