@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import mujoco
 import numpy as np
@@ -21,6 +22,23 @@ def _id(model: mujoco.MjModel, objtype: mujoco.mjtObj, name: str) -> int:
 def _target_body(arm) -> str:
     """Name of the mocap body the arm uses as its target."""
     return arm.model.body(int(np.flatnonzero(arm.model.body_mocapid == arm.target_mocap)[0])).name
+
+
+def chain_xml(n_joints: int, link_m: float = 0.05) -> str:
+    """A spatial chain of `n_joints` hinges, alternately about z and y, each link
+    `link_m` long with the fingertip one link past the last joint: its reach from the
+    first joint is n_joints · link_m (every joint but the first is limited to ±1.5 rad,
+    and straight is within the limits)."""
+    body = f'<site name="fingertip" pos="{link_m} 0 0"/>'
+    for i in reversed(range(n_joints)):
+        axis = "0 0 1" if i % 2 == 0 else "0 1 0"
+        limits = ' range="-1.5 1.5"' if i else ""
+        pos = f"{link_m} 0 0" if i else "0 0 0.5"
+        body = (f'<body name="b{i}" pos="{pos}"><joint name="j{i}" axis="{axis}"{limits}/>'
+                f'<geom type="capsule" fromto="0 0 0 {link_m} 0 0" size="0.01"/>{body}</body>')
+    motors = "".join(f'<motor joint="j{i}" ctrlrange="-1 1"/>' for i in range(n_joints))
+    return ('<mujoco><compiler angle="radian" autolimits="true"/><default><joint damping="0.1"/>'
+            f'</default><worldbody>{body}</worldbody><actuator>{motors}</actuator></mujoco>')
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -68,9 +86,9 @@ def test_planar_flag(arm_case):
     arm = load_arm(path, case.end_effector)
     assert arm.planar is case.planar
     np.testing.assert_allclose(arm.base_pos, case.base_pos, atol=1e-12)
-    # reach_m is the furthest sampled fingertip distance: never beyond the true reach,
-    # and close to it
-    assert 0.95 * case.reach_m <= arm.reach_m <= case.reach_m + 1e-9
+    # reach_m is the furthest fingertip distance found: never beyond the true reach, and
+    # (refined from the best samples) equal to it
+    assert case.reach_m - 1e-6 <= arm.reach_m <= case.reach_m + 1e-9
 
 
 def test_missing_target_cameras_and_sensors_are_added(four_link_path):
@@ -114,6 +132,34 @@ def test_spatial_arm_is_not_planar_and_leaves_the_plane(spatial_path):
     raised = arm.fingertip_at(data, np.array([0.0, -1.0, 0.0]))  # about +y: -angle lifts x
     np.testing.assert_allclose(level, [0.19, 0.0, 0.3], atol=1e-12)
     assert raised[2] > level[2] + 0.1
+
+
+def test_long_chain_reach_is_exact_and_loading_is_quick(tmp_path):
+    """A 40-joint chain: the reach refined from samples is the straight arm's, and loading
+    took seconds before the refinement used MuJoCo's Jacobian (issue 16)."""
+    path = write_arm(tmp_path, "chain40", chain_xml(40))
+    start = time.perf_counter()
+    arm = load_arm(path)
+    assert time.perf_counter() - start < 2.0
+    assert arm.reach_m == pytest.approx(40 * 0.05, abs=1e-6)
+
+
+def _load_seconds(path) -> float:
+    """The faster of two loads (the machine is shared)."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        load_arm(path)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_loading_time_grows_about_linearly_with_joints(tmp_path):
+    """Four times the joints, well under sixteen times the time (naming the added
+    sensors was quadratic before)."""
+    short = _load_seconds(write_arm(tmp_path, "chain20", chain_xml(20)))
+    long = _load_seconds(write_arm(tmp_path, "chain80", chain_xml(80)))
+    assert long < 8 * short
 
 
 def test_user_file_is_not_modified(arm_dir):
