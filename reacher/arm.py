@@ -23,6 +23,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from reacher.arm_values import model_problem, xml_problem
 from reacher.errors import one_line
 from reacher.scene import complete_scene, show_hidden_geoms, target_radius
 
@@ -128,6 +129,9 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
         spec, "target_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_BODY, target_body
     )
     model = _compile(spec, path)
+    problem = model_problem(model)
+    if problem:
+        raise ArmFileError(path, problem)
     joint_names = tuple(j.name for j in spec.joints)
     low, high = _sampling_ranges(model, joint_names, path)
     kinematics = _Kinematics(model, joint_names, sensors["end_effector"], end_effector, ee_type)
@@ -170,6 +174,9 @@ def _read_spec(path: Path) -> mujoco.MjSpec:
         raise ArmFileError(path, f"is malformed XML ({err})") from None
     if root.tag != "mujoco":
         raise ArmFileError(path, f"has root element <{root.tag}>, expected <mujoco>")
+    problem = xml_problem(root)
+    if problem:
+        raise ArmFileError(path, problem)
     try:
         return mujoco.MjSpec.from_file(str(path))
     except ValueError as err:

@@ -285,3 +285,50 @@ def test_unknown_end_effector_lists_sites_and_bodies(four_link_path, body_hand_p
         load_arm(body_hand_path)
     assert "sites: none;" in str(excinfo.value)
     assert "hand" in str(excinfo.value)
+
+
+# --- numbers no working arm has (issue 16: these loaded, and training ran on one-step
+# episodes as the physics blew up) -------------------------------------------------------
+
+# (text in two_link.xml, its replacement, words the error must contain)
+NON_PHYSICAL = {
+    "gear_nan": ('<motor ctrlrange="-1 1" gear="10"/>', '<motor ctrlrange="-1 1" gear="nan"/>',
+                 ["<motor> in <default>", 'gear="nan"', "finite"]),
+    "named_gear_inf": ('<motor name="elbow" joint="elbow"/>',
+                       '<motor name="elbow" joint="elbow" gear="inf"/>', ["motor 'elbow'", 'gear="inf"']),
+    "gear_huge": ('<motor name="elbow" joint="elbow"/>', '<motor name="elbow" joint="elbow" gear="1e300"/>',
+                  ["actuator 'elbow'", "gear 1e+300"]),
+    "damping_nan": ('damping="1"', 'damping="NaN"', ["<joint> in <default>", 'damping="NaN"']),
+    "damping_negative": ('damping="1"', 'damping="-1"', ["joint 'shoulder'", "damping -1", "negative"]),
+    "mass_nan": ('material="joint" mass="0"', 'material="joint" mass="nan"',
+                 ["geom 'shoulder_cap'", 'mass="nan"']),
+    "timestep_nan": ('timestep="0.01"', 'timestep="nan"', ["<option>", 'timestep="nan"']),
+    "timestep_zero": ('timestep="0.01"', 'timestep="0"', ["timestep 0 s", "at least"]),
+    "timestep_tiny": ('timestep="0.01"', 'timestep="1e-300"', ["timestep 1e-300 s"]),
+    "range_inf": ('range="-2.9 2.9"', 'range="-inf inf"', ["joint 'elbow'", 'range="-inf inf"']),
+    "range_reversed": ('range="-2.9 2.9"', 'range="2.9 -2.9"', ["joint 'elbow'", "range 2.9 -2.9", "low end"]),
+    "pos_huge": ('<body name="link2" pos="0.1 0 0">', '<body name="link2" pos="1e30 0 0">',
+                 ["body 'link2'", "pos 1e+30"]),
+    "gravity_nan": ('integrator="implicitfast"', 'integrator="implicitfast" gravity="0 0 nan"',
+                    ["<option>", 'gravity="0 0 nan"']),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NON_PHYSICAL))
+def test_non_physical_numbers_are_refused_naming_element_and_attribute(tmp_path, case):
+    old, new, words = NON_PHYSICAL[case]
+    text = builtin_path("two_link").read_text()
+    assert old in text
+    path = write_arm(tmp_path, case, text.replace(old, new))
+    with pytest.raises(ArmFileError) as excinfo:
+        load_arm(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"arm file {path}: ") and "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_a_body_may_be_called_nan(tmp_path):
+    """Names are words, not numbers: only numeric attributes are checked."""
+    text = builtin_path("two_link").read_text().replace('name="link2"', 'name="nan"', 1)
+    assert load_arm(write_arm(tmp_path, "named_nan", text)).n_joints == 2
