@@ -70,6 +70,8 @@ def _describe(element: ElementTree.Element, parent: ElementTree.Element | None) 
     if parent is not None and parent.tag == "default":
         cls = parent.get("class")
         return f"<{element.tag}> in <default{f' class={cls!r}' if cls else ''}>"
+    if element.get("joint"):  # an unnamed actuator is known by its joint
+        return f"<{element.tag}> on joint '{element.get('joint')}'"
     if parent is not None and parent.tag == "mujoco":
         return f"<{element.tag}>"
     if parent is not None and parent.get("name"):
