@@ -21,12 +21,15 @@ from reacher.adapt import episode_seconds
 from reacher.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
 
 _GRAVITY_SAMPLES = 256
+# What the two physics checks may spend, in dof-steps: a step of a long chain costs about
+# its dof count squared, so an 80-joint arm is checked over fewer steps, not for minutes.
+_DOF_STEPS = 40_000
 _SERVO_MOVES = 20  # sampled moves timed for the servo settling estimate
 _SERVO_MAX_S = 5.0
 _SETTLE_RADIUS_M = 0.02  # the default success radius
 _WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
-_STABILITY_STARTS = 2  # random poses, each followed by _STABILITY_S of random actions
-_STABILITY_S = 1.0
+_STABILITY_STARTS = 2  # random poses, followed by _STABILITY_S of random actions in all
+_STABILITY_S = 2.0
 _STABILITY_MAX_STEPS = 20_000  # physics steps in all: cheap even at the shortest timestep
 # MuJoCo's warnings for NaN/inf or huge values; on them it resets the state itself.
 _BLOW_UPS = {int(mujoco.mjtWarning.mjWARN_BADQPOS): "positions",
@@ -87,7 +90,8 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
                                 episode_s or episode_seconds(loaded), frame_skip, episode_steps)
     except ValueError as err:  # a setting that this arm's timestep cannot honour
         raise ArmFileError(loaded.source, str(err)) from None
-    joints = [_joint(model, name) for name in loaded.joint_names]
+    axes = _joint_axes(model)
+    joints = [_joint(model, name, axes) for name in loaded.joint_names]
     actuators = [_actuator(model, i) for i in range(model.nu)]
     ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
         else "body"
@@ -120,19 +124,20 @@ def _model_name(model: mujoco.MjModel) -> str:
     return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MODEL, 0) or ""
 
 
-def _joint(model: mujoco.MjModel, name: str) -> dict:
+def _joint(model: mujoco.MjModel, name: str, axes: np.ndarray) -> dict:
     j = model.joint(name)
     hinge = j.type[0] == mujoco.mjtJoint.mjJNT_HINGE
     return {"name": name, "type": "hinge" if hinge else "slide", "unit": "rad" if hinge else "m",
             "range": [float(v) for v in j.range] if j.limited[0] else None,
-            "axis_world": _joint_axis(model, j.id).tolist(), "body": model.body(j.bodyid[0]).name,
+            "axis_world": axes[j.id].tolist(), "body": model.body(j.bodyid[0]).name,
             "dof": int(j.dofadr[0])}
 
 
-def _joint_axis(model: mujoco.MjModel, joint_id: int) -> np.ndarray:
+def _joint_axes(model: mujoco.MjModel) -> np.ndarray:
+    """Every joint's axis in world coordinates, in the model's reference pose."""
     data = mujoco.MjData(model)
     mujoco.mj_kinematics(model, data)
-    return data.xaxis[joint_id].round(6)
+    return data.xaxis.round(6)
 
 
 def _actuator(model: mujoco.MjModel, i: int) -> dict:
@@ -200,8 +205,8 @@ def _first_blow_up(arm: Arm, timing: ControlTiming) -> tuple[float | None, str]:
     """Simulated seconds into a run until the first blow-up (None if none), and what blew up."""
     model, data = arm.model, mujoco.MjData(arm.model)
     rng = np.random.default_rng(0)
-    controls = math.ceil(min(_STABILITY_S / model.opt.timestep,
-                             _STABILITY_MAX_STEPS / _STABILITY_STARTS) / timing.frame_skip)
+    steps = min(_STABILITY_S / model.opt.timestep, _STABILITY_MAX_STEPS, _DOF_STEPS / model.nv)
+    controls = math.ceil(steps / _STABILITY_STARTS / timing.frame_skip)
     mid, half = (arm.ctrl_high + arm.ctrl_low) / 2, (arm.ctrl_high - arm.ctrl_low) / 2
     for _ in range(_STABILITY_STARTS):
         mujoco.mj_resetData(model, data)
@@ -267,7 +272,7 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
     worst = np.zeros(model.nv)
-    for _ in range(_GRAVITY_SAMPLES):
+    for _ in range(min(_GRAVITY_SAMPLES, max(32, _DOF_STEPS // model.nv))):
         data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
         data.qvel[:] = 0
         mujoco.mj_forward(model, data)

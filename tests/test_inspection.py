@@ -195,8 +195,9 @@ def test_timing_the_arms_timestep_cannot_honour_names_the_arm_file(tmp_path, mon
 
 
 def test_a_40_joint_chain_is_inspected_within_2_seconds(tmp_path):
+    """Issue 16's goal, in CPU seconds (it took 13 s)."""
     path = write_arm(tmp_path, "chain40", chain_xml(40))
-    start = time.perf_counter()
+    start = time.process_time()
     report = inspect_arm(path)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     assert len(report.joints) == 40 and report.workspace_radius_m == pytest.approx(2.0, abs=1e-6)
