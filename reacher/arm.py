@@ -168,10 +168,7 @@ def _read_spec(path: Path) -> mujoco.MjSpec:
         raise ArmFileError(path, "is empty")
     if not text.lstrip().startswith("<"):
         raise ArmFileError(path, "is not XML (expected an MJCF <mujoco> document)")
-    try:
-        root = ElementTree.fromstring(text)
-    except ElementTree.ParseError as err:
-        raise ArmFileError(path, f"is malformed XML ({err})") from None
+    root = _parse_xml(text, path)
     if root.tag != "mujoco":
         raise ArmFileError(path, f"has root element <{root.tag}>, expected <mujoco>")
     problem = xml_problem(root)
@@ -181,6 +178,31 @@ def _read_spec(path: Path) -> mujoco.MjSpec:
         return mujoco.MjSpec.from_file(str(path))
     except ValueError as err:
         raise ArmFileError(path, f"is not valid MJCF ({one_line(err)})") from None
+
+
+# MuJoCo's XML reader stops at about 500 nested elements: a deeper file is refused as
+# soon as the depth is seen, not after parsing and checking all of it first.
+_MAX_XML_DEPTH = 500
+
+
+def _parse_xml(text: str, path: Path) -> ElementTree.Element:
+    """The document's root, read incrementally so that nesting beyond what MuJoCo reads
+    is refused as soon as it is seen."""
+    parser = ElementTree.XMLPullParser(events=("start", "end"))
+    root, depth = None, 0
+    try:
+        for start in range(0, len(text), 1 << 16):
+            parser.feed(text[start:start + (1 << 16)])
+            for event, element in parser.read_events():
+                root = element if root is None else root
+                depth += 1 if event == "start" else -1
+                if depth > _MAX_XML_DEPTH:
+                    raise ArmFileError(path, f"nests elements more than {_MAX_XML_DEPTH} deep, "
+                                             "beyond what MuJoCo reads")
+        parser.close()
+    except ElementTree.ParseError as err:
+        raise ArmFileError(path, f"is malformed XML ({err})") from None
+    return root
 
 
 def _compile(spec: mujoco.MjSpec, path: Path) -> mujoco.MjModel:
