@@ -15,6 +15,7 @@ Conventions (all optional except joints and actuators):
 from __future__ import annotations
 
 import math
+import warnings
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -128,10 +129,16 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     sensors["target"] = _add_sensor(
         spec, "target_pos", mujoco.mjtSensor.mjSENS_FRAMEPOS, mujoco.mjtObj.mjOBJ_BODY, target_body
     )
-    model = _compile(spec, path)
+    # MuJoCo warns as it compiles some of what model_problem refuses (a singular inertia
+    # from negative armature): held back until the model passes, so a refusal is one line.
+    with warnings.catch_warnings(record=True) as compile_warnings:
+        warnings.simplefilter("always")
+        model = _compile(spec, path)
     problem = model_problem(model)
     if problem:
         raise ArmFileError(path, problem)
+    for warning in compile_warnings:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     joint_names = tuple(j.name for j in spec.joints)
     low, high = _sampling_ranges(model, joint_names, path)
     kinematics = _Kinematics(model, joint_names, sensors["end_effector"], end_effector, ee_type)

@@ -145,7 +145,11 @@ def _name(model: mujoco.MjModel, kind: str, index: int) -> str:
                "geom": mujoco.mjtObj.mjOBJ_GEOM, "site": mujoco.mjtObj.mjOBJ_SITE,
                "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR}[kind]
     name = mujoco.mj_id2name(model, objtype, index)
-    return f"{kind} '{name}'" if name else f"{kind} #{index}"
+    if name:
+        return f"{kind} '{name}'"
+    body = {"geom": model.geom_bodyid, "site": model.site_bodyid}.get(kind)
+    owner = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, int(body[index])) if body is not None else None
+    return f"{kind} #{index}" + (f" of body '{owner}'" if owner else "")
 
 
 def _values(values: np.ndarray) -> str:

@@ -334,3 +334,16 @@ def test_a_body_may_be_called_nan(tmp_path):
     """Names are words, not numbers: only numeric attributes are checked."""
     text = builtin_path("two_link").read_text().replace('name="link2"', 'name="nan"', 1)
     assert load_arm(write_arm(tmp_path, "named_nan", text)).n_joints == 2
+
+
+def test_a_refused_arm_leaves_no_mujoco_warning_behind(tmp_path):
+    """Negative armature makes MuJoCo warn of a singular inertia while compiling; the
+    refusal is the one line said, not a Python warning besides it."""
+    import warnings
+
+    text = builtin_path("two_link").read_text().replace('armature="0.1"', 'armature="-1"')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ArmFileError, match="armature -1: must not be negative"):
+            load_arm(write_arm(tmp_path, "negative_armature", text))
+    assert [str(w.message) for w in caught] == []

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reacher.arm import ArmFileError, load_arm
+from reacher.inspection import format_report, inspect_arm
 
 # A slow load on a busy machine takes a second; ten is a hang.
 SETTINGS = dict(deadline=10_000, derandomize=True, database=None,
@@ -31,18 +32,21 @@ HOSTILE = st.sampled_from(["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "1e9
                            "-1e-9", "0", "1e-300", "1e-12", "1e12", "1e30", "-1e30", "1e300"])
 
 
-def number(sane: str) -> st.SearchStrategy[str]:
-    """Mostly the sane value, sometimes a hostile one, sometimes any finite float."""
-    return st.one_of(st.just(sane), st.just(sane), HOSTILE,
-                     st.floats(-1e6, 1e6, allow_nan=False).map(repr))
-
-
 # Every number of the template arm, with the value that makes it a working arm.
 SANE = {"timestep": "0.01", "gravity_z": "-9.81", "damping": "1", "armature": "0.1",
         "frictionloss": "0", "stiffness": "0", "density": "300", "size": "0.01",
         "length": "0.1", "range_lo": "-2", "range_hi": "2", "gear": "10", "ctrl_lo": "-1",
         "ctrl_hi": "1", "kp": "20", "mass": "0.1", "tip": "0.1"}
-ARM_FIELDS = {name: number(value) for name, value in SANE.items()}
+
+
+@st.composite
+def arm_fields(draw) -> dict:
+    """The sane arm with one to three of its numbers replaced: by a hostile value or by
+    any finite float (a few changes at a time, so that most arms get as far as loading
+    and each hostile value is met in a working arm)."""
+    names = draw(st.lists(st.sampled_from(sorted(SANE)), min_size=1, max_size=3, unique=True))
+    values = st.one_of(HOSTILE, st.floats(-1e6, 1e6, allow_nan=False).map(repr))
+    return SANE | {name: draw(values) for name in names}
 
 
 def arm_text(f: dict, joints: int = 2) -> str:
@@ -98,10 +102,24 @@ def test_the_template_itself_loads(tmp_path):
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(fields=st.fixed_dictionaries(ARM_FIELDS), joints=st.integers(1, 4))
+@given(fields=arm_fields(), joints=st.integers(1, 4))
 def test_hostile_numbers(tmp_path_factory, fields, joints):
     path = write_arm(tmp_path_factory.mktemp("numbers"), "arm", arm_text(fields, joints))
     loads_or_names_the_file(path)
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(fields=arm_fields())
+def test_what_loads_is_inspected_without_a_traceback(tmp_path_factory, fields):
+    """`reacher inspect` steps the physics of whatever loads: finite but extreme values
+    (a 1e6 gear, a 1e-12 timestep's neighbours) end in a report, perhaps with warnings."""
+    path = write_arm(tmp_path_factory.mktemp("inspect"), "arm", arm_text(fields))
+    try:
+        report = inspect_arm(path)
+    except ArmFileError as err:
+        assert str(err).startswith(f"arm file {path}: ") and "\n" not in str(err)
+        return
+    assert format_report(report).startswith(f"arm {path}")
 
 
 # Edits that leave parts out or break the file's structure, applied to a sane arm.
