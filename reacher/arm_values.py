@@ -113,7 +113,8 @@ def model_problem(model: mujoco.MjModel) -> str | None:
                 f"a value of at least {MIN_TIMESTEP_S:g} s (MuJoCo's default is 0.002 s)")
     gravity = np.asarray(model.opt.gravity)
     if not (np.isfinite(gravity).all() and np.abs(gravity).max() <= MAX_MAGNITUDE):
-        return f"<option> has gravity {_values(gravity)}"
+        return (f"<option> has gravity {_values(gravity)}: every component must be finite and "
+                f"within {MAX_MAGNITUDE:g} m/s²")
     for kind, array, attribute, rule in _PARAMETERS:
         values = np.asarray(getattr(model, array), dtype=float)
         if values.size == 0:
