@@ -30,7 +30,7 @@ from pathlib import Path
 
 from reacher import checkpoint as ckpt
 from reacher.arm import BUILTIN_ARMS
-from reacher.config import Config, as_dict, load_toml
+from reacher.config import Config, as_dict, load_toml, saved_base
 from reacher.files import remove_temporaries, write_text
 from reacher.metrics import COLUMNS
 
@@ -44,7 +44,7 @@ RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME)
 NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
 # Fields that define the task: the replay buffer and the policy were gathered on it, so a
 # resumed run may not change them (the arm file itself is checked by its hash).
-TASK_FIELDS = ("env", "end_effector", "goal_observation", "control_period_s", "frame_skip",
+TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
                "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
                "precision_weight", "precision_scale_m", "success_radius")
 
@@ -85,7 +85,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
             raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
         config_file = run_dir / CONFIG_NAME
         if config_file.is_file():
-            saved = load_toml(config_file)
+            saved = load_toml(config_file, base=saved_base())
             return absolute_arm(saved.replace(**overrides)) if overrides else saved
         return config
     if has_checkpoint:

@@ -131,12 +131,13 @@ class Training:
         self.rng = np.random.default_rng(config.seed)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
         self.env = flat_env(make_env(config))
-        self.eval_env = flat_env(make_env(config))
+        self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.config = config = adapt.resolve(config, self.act_dim,
-                                             reach.timing.episode_s if reach is not None else None)
+                                             reach.timing.episode_s if reach is not None else None,
+                                             control=reach.control if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
