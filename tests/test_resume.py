@@ -31,7 +31,7 @@ LONG = ["--steps", "100000", "--warmup-steps", "100", "--batch-size", "32",
         "--hidden-sizes", "32,32", "--eval-every", "100", "--eval-episodes", "1",
         "--final-eval-episodes", "2", "--checkpoint-every", str(CHECKPOINT_EVERY),
         "--threads", "1", "--quiet"]
-START_TIMEOUT_S = 90  # torch's import and the first 200 steps on a busy 2-core machine
+START_TIMEOUT_S = 300  # torch's import and the first 200 steps, three runs at once on a busy 2-core machine
 
 
 def reacher(*args, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -27,9 +27,10 @@ STOP_S = 2.0  # the promise: Ctrl-C and SIGTERM stop a run within 2 s, whatever 
 
 
 def _allowed_s() -> float:
-    """STOP_S on an idle machine; a loaded one runs everything `load / cores` times slower.
-    A run that ignores the signal never stops, so this still catches it."""
-    return STOP_S * min(max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)), 15.0)
+    """STOP_S on an idle machine; a loaded one runs everything about `load / cores` times
+    slower, and twice that covers the load's swings. A run that ignores the signal never
+    stops, so this still catches it."""
+    return STOP_S * min(max(1.0, 2 * os.getloadavg()[0] / (os.cpu_count() or 1)), 30.0)
 
 
 # --- episode length bounds ---------------------------------------------------------------------
