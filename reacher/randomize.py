@@ -142,6 +142,11 @@ class Randomized(gym.Wrapper):
     def step(self, action):
         if self.perturbation is None:
             raise gym.error.ResetNeeded("call reset before step")
+        if self._queue:  # checked now, not k steps later when the env would see it
+            a = np.asarray(action, dtype=np.float64)
+            if a.shape != self._zero_action.shape or not np.isfinite(a).all():
+                raise ValueError(f"action must be {self._zero_action.shape[0]} finite values "
+                                 f"(one per actuator), got {action!r}")
         self._queue.append(np.array(action, copy=True))
         obs, reward, terminated, truncated, info = self.env.step(self._queue.popleft())
         return self._noisy(obs), reward, terminated, truncated, info

@@ -170,6 +170,11 @@ def test_a_delay_of_k_steps_applies_each_action_exactly_k_steps_late():
         shifted = np.concatenate([np.zeros((k, 2), np.float32), actions])[:len(actions)]
         np.testing.assert_array_equal(delayed, _rollout(ReachEnv("two_link"), seed, shifted))
     assert delays == {0, 1, 2, 3}  # drawn uniformly from 0..3
+    # A bad action is refused when it is given, not k steps later.
+    while env.perturbation.delay_steps == 0:
+        env.reset()
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array([np.nan, 0.0], np.float32))
 
 
 # --- bad ranges ---------------------------------------------------------------------------------
