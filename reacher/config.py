@@ -79,7 +79,7 @@ class Config:
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
     # --- randomisation (reacher.randomize: per-episode model error; all 0 = off) --------
     randomize_mass: float = setting(0.0, "each episode, scale each link's mass and inertia by a factor drawn "
-                                         "from [1 - X, 1 + X] (0.2: ±20 %; below 1)")
+                                         "from [1 - X, 1 + X] (0.2: 0.8 to 1.2; below 1)")
     randomize_damping: float = setting(0.0, "each episode, scale each joint's damping by a factor drawn from "
                                             "[1 - X, 1 + X] (below 1)")
     randomize_friction: float = setting(0.0, "each episode, scale each geom's friction and each joint's "

@@ -33,7 +33,7 @@ from reacher.randomize import DEFAULT_RANGES, Ranges  # noqa: E402
 def scaled(scale: float) -> Ranges:
     """The default ranges times `scale` (fractions capped below 1; the delay rounded)."""
     d = DEFAULT_RANGES.as_dict()
-    return Ranges(**{k: (round(v * scale) if isinstance(v, int) else min(v * scale, 0.9))
+    return Ranges(**{k: (round(v * scale) if isinstance(v, int) else min(round(v * scale, 6), 0.9))
                      for k, v in d.items()})
 
 
