@@ -62,6 +62,39 @@ class Critic(nn.Module):
         return self.layers[-1](x).squeeze(-1)
 
 
+class FlatParameters:
+    """The parameters of online networks and of their targets, as views into one tensor.
+
+    Row 0 of `data` (2, n) holds every online parameter, row 1 its target at the same
+    offset, and `grad` (n,) the online gradients. The modules keep their parameters (now
+    views), so their `forward`, `state_dict` and `load_state_dict` work as before; but one
+    kernel can now step a whole network's Adam (reacher.adam.FlatAdam) and average every
+    target at once (Polyak: `data[1].lerp_(data[0], tau)`). `spans[i]` is where the
+    parameters of `online[i]` lie in a row."""
+
+    def __init__(self, online: list[nn.Module], targets: list[nn.Module]):
+        params = [p for m in online for p in m.parameters()]
+        target_params = [p for m in targets for p in m.parameters()]
+        assert [p.shape for p in params] == [p.shape for p in target_params]
+        n = sum(p.numel() for p in params)
+        self.data = torch.empty(2, n, dtype=params[0].dtype, device=params[0].device)
+        self.grad = torch.zeros(n, dtype=self.data.dtype, device=self.data.device)
+        self.spans: list[slice] = []
+        offset = 0
+        for module, target in zip(online, targets):
+            start = offset
+            for p, t in zip(module.parameters(), target.parameters()):
+                size = p.numel()
+                for row, q in ((0, p), (1, t)):
+                    view = self.data[row, offset:offset + size].view_as(q)
+                    view.copy_(q.detach())
+                    q.data = view
+                # The gradient a hand-derived update writes is also what autograd would leave.
+                p.grad = self.grad[offset:offset + size].view_as(p)
+                offset += size
+            self.spans.append(slice(start, offset))
+
+
 class RunningNorm(nn.Module):
     """Observation normaliser: (x − mean) / std from all observations seen, clipped to ±5.
 
