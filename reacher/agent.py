@@ -4,7 +4,8 @@ TD3's three changes are options (`Config.twin_critics`, `policy_delay`,
 `target_noise`); with them off this is textbook DDPG (Lillicrap et al. 2016).
 
 `update` runs the gradients derived by hand (reacher.update); `update_autograd` is the
-same maths through autograd, kept as the reference the hand-derived one is tested against.
+same maths through autograd, kept as the reference the hand-derived one is tested against,
+and used for what the hand-derived one does not cover (a layer-normalised critic).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Agent:
         hidden = tuple(config.hidden_sizes)
         self.norm = (RunningNorm(obs_dim) if config.normalize_obs else nn.Identity()).to(self.device)
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
-        self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1).to(self.device)
+        self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1,
+                             layernorm=config.critic_layernorm).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.flat = FlatParameters([self.actor, self.critic], [self.actor_target, self.critic_target])
@@ -45,7 +47,9 @@ class Agent:
 
     def _bind(self) -> None:
         """The parts that hold views of this agent's tensors."""
-        self._hand = HandUpdate(self)
+        # The hand-derived gradients cover linear layers and relu; a layer-normalised
+        # critic is updated through autograd.
+        self._hand = None if self.config.critic_layernorm else HandUpdate(self)
         self._numpy_policy = NumpyPolicy(self.actor, self.norm) if self.device.type == "cpu" else None
 
     # Views do not survive a copy (a Parameter copies its data alone): a copy lays its
@@ -76,6 +80,8 @@ class Agent:
 
     def update(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
         """One gradient step on a batch of tensors; returns losses and mean Q (as tensors)."""
+        if self._hand is None:
+            return self.update_autograd(obs, action, reward, next_obs, terminated)
         self.updates += 1
         return self._hand(obs, action, reward, next_obs, terminated,
                           actor_step=self.updates % self.config.policy_delay == 0)

@@ -70,6 +70,8 @@ class Config:
     policy_delay: int = setting(1, "TD3: critic updates per actor update")
     target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
     target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
+                                            "run through autograd, slower)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")

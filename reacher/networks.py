@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -46,19 +47,43 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias[:k], x, self.weight[:k])
 
 
-class Critic(nn.Module):
-    """Q(s, a), as `n_critics` independent networks evaluated together: shape (n_critics, batch)."""
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalisation with each member's own gain and bias (for EnsembleLinear's outputs)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n_critics: int = 1):
+    def __init__(self, n: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n, 1, features))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, batch, features), the first k members
+        k = x.shape[0]
+        return torch.addcmul(self.bias[:k], F.layer_norm(x, x.shape[-1:], eps=self.eps), self.weight[:k])
+
+
+class Critic(nn.Module):
+    """Q(s, a), as `n_critics` independent networks evaluated together: shape (n_critics, batch).
+
+    With `layernorm`, each hidden layer's output is layer-normalised before its relu, which
+    keeps the critic's features bounded as its targets move (Ball et al. 2023, "Efficient
+    online RL with offline data"; BRO and SimBa build on it); the weights stay where they
+    were in the state dict (`layers.i`), the norms are `norms.i`."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n_critics: int = 1,
+                 layernorm: bool = False):
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
         self.n_critics = n_critics
         self.layers = nn.ModuleList(EnsembleLinear(n_critics, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(n_critics, h) for h in hidden) if layernorm else None
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, members: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).expand(members or self.n_critics, -1, -1)
-        for layer in self.layers[:-1]:
-            x = layer(x).relu_()  # in place, as in `mlp`
+        for i, layer in enumerate(self.layers[:-1]):
+            x = layer(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = x.relu_()  # in place, as in `mlp`
         return self.layers[-1](x).squeeze(-1)
 
 

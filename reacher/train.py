@@ -109,7 +109,7 @@ def absolute_arm(config: Config) -> Config:
 
 
 # Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
 
 
 class Training:

@@ -480,3 +480,43 @@ def test_state_dict_is_a_copy_in_the_modules_layout():
             torch.testing.assert_close(value, saved[name][key], rtol=0, atol=0)
     torch.testing.assert_close(state["critic_opt"]["state"][0]["exp_avg"],
                                saved["critic_opt"]["state"][0]["exp_avg"], rtol=0, atol=0)
+
+
+# --- the layer-normalised critic (an option) ----------------------------------------------------
+
+def test_layernorm_critic_normalises_each_members_hidden_features():
+    torch.manual_seed(0)
+    critic = Critic(OBS, ACT, (32, 16), n_critics=2, layernorm=True)
+    with torch.no_grad():
+        critic.norms[0].weight[1] *= 3.0  # members keep their own gains
+        critic.norms[0].bias[1] += 1.0
+    features = []
+    critic.norms[0].register_forward_hook(lambda m, args, out: features.append(out.clone()))  # before relu_
+    batch = _batch(n=50)
+    q = critic(batch[0], batch[1])
+    assert q.shape == (2, 50)
+    first, second = features[0][0], features[0][1]
+    torch.testing.assert_close(first.mean(-1), torch.zeros(50), atol=1e-5, rtol=0)
+    torch.testing.assert_close(first.var(-1, unbiased=False), torch.ones(50), atol=1e-3, rtol=0)
+    torch.testing.assert_close(second.mean(-1), torch.ones(50), atol=1e-5, rtol=0)
+    torch.testing.assert_close(second.var(-1, unbiased=False), torch.full((50,), 9.0), atol=1e-2, rtol=0)
+    plain = Critic(OBS, ACT, (32, 16), n_critics=2)
+    assert set(critic.state_dict()) - set(plain.state_dict()) == {
+        f"norms.{i}.{p}" for i in range(2) for p in ("weight", "bias")}
+
+
+def test_layernorm_critic_is_updated_through_autograd_and_saved():
+    agent = _agent(critic_layernorm=True, twin_critics=True, policy_delay=2)
+    reference = copy.deepcopy(agent)
+    for n in range(4):
+        metrics = agent.update(*_batch(seed=n))
+        reference.update_autograd(*_batch(seed=n))
+    assert "actor_loss" in metrics and agent.updates == 4
+    _assert_same([agent.flat.data], [reference.flat.data])
+    norms = [p for m in agent.critic.norms for p in m.parameters()]
+    assert all(p.grad.abs().sum() > 0 for p in norms)  # the norms' gains and biases learn
+    assert _all_differ(norms, [p for m in _agent(critic_layernorm=True, twin_critics=True).critic.norms
+                               for p in m.parameters()])
+    restored = Agent(OBS, ACT, agent.config)
+    restored.load_state_dict(agent.state_dict())
+    _assert_same(_params(restored.critic_target), _params(agent.critic_target))
