@@ -78,20 +78,21 @@ class Agent:
         if isinstance(self.norm, RunningNorm):
             self.norm.update(torch.as_tensor(np.atleast_2d(obs), device=self.device))
 
-    def update(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
-        """One gradient step on a batch of tensors; returns losses and mean Q (as tensors)."""
+    def update(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch of tensors; returns losses and mean Q (as tensors).
+        `discount`, per transition, replaces γ in the target (n-step returns: γᵐ)."""
         if self._hand is None:
-            return self.update_autograd(obs, action, reward, next_obs, terminated)
+            return self.update_autograd(obs, action, reward, next_obs, terminated, discount)
         self.updates += 1
-        return self._hand(obs, action, reward, next_obs, terminated,
+        return self._hand(obs, action, reward, next_obs, terminated, discount,
                           actor_step=self.updates % self.config.policy_delay == 0)
 
-    def update_autograd(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
+    def update_autograd(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
         """`update` through autograd: the reference for the hand-derived gradients."""
         c = self.config
         obs, next_obs = self.norm(obs), self.norm(next_obs)
 
-        # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)).
+        # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)) (γᵐ after m rewards).
         with torch.no_grad():
             next_action = self.actor_target(next_obs)
             if c.target_noise > 0:
@@ -100,7 +101,7 @@ class Agent:
                 next_action = (next_action + noise).clamp(-1.0, 1.0)
             next_q = self.critic_target(next_obs, next_action)
             next_q = next_q.min(dim=0).values if c.twin_critics else next_q[0]
-            target = reward + c.gamma * (1.0 - terminated) * next_q
+            target = reward + (c.gamma if discount is None else discount) * (1.0 - terminated) * next_q
         q = self.critic(obs, action)
         critic_loss = (q - target).square().mean(dim=1).sum()
         self.critic_opt.descend(critic_loss)

@@ -142,13 +142,14 @@ class HandUpdate:
             return out.copy_(x)
         return torch.sub(x, n.shift, out=out).mul_(n.scale).clamp_(-n.clip, n.clip)
 
-    def __call__(self, obs, action, reward, next_obs, terminated, actor_step: bool) -> dict[str, torch.Tensor]:
+    def __call__(self, obs, action, reward, next_obs, terminated, discount, actor_step: bool) -> dict[str, torch.Tensor]:
         batch = obs.shape[0]
         actor, actor_target = self.actor.buffers(batch), self.actor_target.buffers(batch)
         critic, critic_target = self.critic.buffers(batch), self.critic_target.buffers(batch)
         s, next_s = self._normalise(obs, actor.x), self._normalise(next_obs, actor_target.x)
 
-        # The regression target y = r + γ(1 − terminated)·min_members Q′(s′, μ′(s′) + noise).
+        # The regression target y = r + γ(1 − terminated)·min_members Q′(s′, μ′(s′) + noise)
+        # (γᵐ, `discount`, after m rewards).
         next_a = self.actor_target.forward(actor_target).tanh_()
         if self.target_noise > 0:
             noise = torch.randn_like(next_a).mul_(self.target_noise)
@@ -156,8 +157,11 @@ class HandUpdate:
         torch.cat([next_s, next_a], 1, out=critic_target.x)
         next_q = self.critic_target.forward(critic_target)
         next_q = next_q.amin(0) if self.members > 1 else next_q[0]
-        y = torch.addcmul(reward.unsqueeze(1), torch.rsub(terminated, 1.0).unsqueeze(1), next_q,
-                          value=self.gamma)
+        going = torch.rsub(terminated, 1.0)
+        if discount is None:
+            y = torch.addcmul(reward.unsqueeze(1), going.unsqueeze(1), next_q, value=self.gamma)
+        else:  # n-step returns: γᵐ per transition
+            y = torch.addcmul(reward.unsqueeze(1), going.mul_(discount).unsqueeze(1), next_q)
 
         # The critic step.
         torch.cat([s, action], 1, out=critic.x)

@@ -520,3 +520,20 @@ def test_layernorm_critic_is_updated_through_autograd_and_saved():
     restored = Agent(OBS, ACT, agent.config)
     restored.load_state_dict(agent.state_dict())
     _assert_same(_params(restored.critic_target), _params(agent.critic_target))
+
+
+@pytest.mark.parametrize("twin", [False, True])
+def test_discount_per_transition_replaces_gamma_in_the_target(twin):
+    """n-step returns pass γᵐ per transition; γ everywhere is the one-step update."""
+    agent = _agent(twin_critics=twin, gamma=0.9)
+    batch = _batch()
+    gamma_everywhere = copy.deepcopy(agent)
+    agent.update(*batch)
+    gamma_everywhere.update(*batch, discount=torch.full((len(batch[0]),), 0.9))
+    torch.testing.assert_close(agent.flat.data, gamma_everywhere.flat.data, rtol=1e-6, atol=1e-7)
+    discount = 0.9 ** torch.randint(1, 4, (len(batch[0]),)).float()
+    hand, reference = copy.deepcopy(agent), copy.deepcopy(agent)
+    hand.update(*batch, discount=discount)
+    reference.update_autograd(*batch, discount=discount)
+    torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(hand.flat.data, gamma_everywhere.flat.data)
