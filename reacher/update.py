@@ -1,6 +1,6 @@
 """The DDPG/TD3 update with its gradients derived by hand: a few large kernels, no autograd.
 
-Through autograd, one update at the default sizes was some 600 small dispatcher calls
+Through autograd, one update at the default sizes was some 585 small dispatcher calls
 (building the graph, walking it back, per-parameter optimiser and averaging loops) around
 a dozen matmuls that do the work. Here the update is written as those matmuls. For a
 linear layer z = x·W + b followed by h = relu(z), with dz = ∂loss/∂z:
@@ -26,9 +26,6 @@ import torch
 from torch import nn
 
 from reacher.networks import FlatParameters, RunningNorm
-
-Layers = list[tuple[torch.Tensor, torch.Tensor]]
-
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input  # dx ⊙ [x > 0], into a buffer
 _tanh_backward = torch.ops.aten.tanh_backward.default          # da ⊙ (1 − a²)
