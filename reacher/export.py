@@ -219,7 +219,7 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
     }
     reach = env.unwrapped
     if isinstance(reach, ReachEnv):
-        info.update(_reach_description(reach, config))
+        info.update(reach_description(reach, config))
     else:
         info["observation"] = {"size": obs_dim, "parts": None,
                                "note": "the env's own observation, flattened; see its documentation"}
@@ -242,11 +242,14 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
     return info
 
 
-def _reach_description(env, config) -> dict:
-    arm, model = env.arm, env.model
+def reach_description(env, config) -> dict:
+    """The sidecar's arm, end effector, observation, action, control and success entries
+    for a ReachEnv: the rows of its observation table, named from the arm's joints."""
     import mujoco
 
     from reacher.arm import is_position_servo, position_servos
+
+    arm, model = env.arm, env.model
 
     joints = [{"name": name, "type": "hinge" if hinge else "slide",
                "qpos_adr": int(qadr), "dof_adr": int(vadr),
