@@ -18,6 +18,7 @@ import pytest
 from reacher import cli
 from reacher.config import Config
 from reacher.env import ReachEnv
+from reacher.goal import flatten
 from reacher.train import train
 
 from conftest import BODY_HAND_XML, SLIDER_XML, write_arm
@@ -67,7 +68,7 @@ def _real_observations(policy, episodes: int = 6) -> np.ndarray:
         obs, _ = env.reset(seed=episode)
         done = False
         while not done:
-            seen.append(obs)
+            seen.append(flatten(obs))  # the flat layout the agent and the ONNX file read
             action = policy(obs) if episode % 2 else rng.uniform(-1, 1, env.action_space.shape)
             obs, _, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
@@ -124,6 +125,36 @@ def test_sidecar_describes_the_two_link_policy(tiny_run, exported):
     assert info["success_radius_m"] == 0.02
     assert info["goal_observation"]["used"] is False
     assert info["run"]["env_steps"] == 400
+
+
+@needs_onnx
+@pytest.mark.parametrize("changes", [{"goal_observation": True}, {"env": "Pendulum-v1"}],
+                         ids=["goal_observation", "gymnasium_env"])
+def test_export_of_other_observation_modes(changes, tmp_path):
+    """Goal observations are exported in the flat layout the agent reads, and the sidecar
+    says how to flatten the Dict; a Gymnasium env's run exports with its action bounds."""
+    import torch
+
+    from reacher.export import export_policy
+    from reacher.policy import load_policy
+
+    train(TINY.replace(**changes), tmp_path / "run", progress=False)
+    done = export_policy(tmp_path / "run", tmp_path / "p.onnx")
+    info = json.loads(done.sidecar.read_text(encoding="utf-8"))
+    policy = load_policy(tmp_path / "run")
+    observations = _real_observations(policy, episodes=2)
+    if changes.get("goal_observation"):
+        assert info["goal_observation"]["flatten"] == [
+            "observation", "achieved_goal", "desired_goal", "achieved_goal - desired_goal"]
+        assert info["observation"]["size"] == 15 and info["onnx"]["input"]["shape"] == ["batch", 15]
+    else:
+        assert info["env"] == "Pendulum-v1" and info["observation"]["size"] == 3
+        assert (info["action"]["low"], info["action"]["high"]) == ([-2.0], [2.0])
+        assert info["control"]["period_s"] == pytest.approx(0.05)
+    with torch.no_grad():
+        expected = policy.agent.actor(policy.agent.norm(torch.as_tensor(observations))).numpy()
+    actions = _session(done.onnx).run(["action"], {"observation": observations})[0]
+    np.testing.assert_allclose(actions, expected, rtol=0, atol=1e-5)
 
 
 def _observation_from(info: dict, model, data, target: np.ndarray) -> np.ndarray:
@@ -232,6 +263,27 @@ def test_example_refuses_another_arm_file(exported):
     result = _run_example(exported, ROOT / "assets" / "three_link.xml", 1)
     assert result.returncode == 1
     assert "three_link.xml is not the arm file the policy was trained on (two_link.xml)" in result.stderr
+
+
+@needs_onnx
+def test_readme_loop_runs_without_reacher(exported, tmp_path):
+    """The README's plain-MuJoCo loop, as printed, beside the files it names."""
+    import re
+    import shutil
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## Exporting a policy", 1)[1]
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    shutil.copy(exported, tmp_path / "reach.onnx")
+    shutil.copy(exported.with_suffix(".json"), tmp_path / "reach.json")
+    shutil.copy(ROOT / "assets" / "two_link.xml", tmp_path)
+    (tmp_path / "loop.py").write_text(code, encoding="utf-8")
+    guard = ("import runpy, sys\nsys.modules['reacher'] = sys.modules['torch'] = None\n"
+             "runpy.run_path('loop.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-I", "-c", guard], capture_output=True, text=True,
+                            env=ENV, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"\d+\.\d\d cm from the target\n", result.stdout), result.stdout
+    assert len(code.strip().splitlines()) <= 20
 
 
 # --- the command -----------------------------------------------------------------------------
