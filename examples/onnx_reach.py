@@ -26,8 +26,10 @@ if [p["part"] for p in spec["observation"]["parts"]] != [
         "cos_hinge_angle", "sin_hinge_angle", "slide_position", "joint_velocity",
         "end_effector_position", "target_position", "end_effector_minus_target"]:
     sys.exit("this script builds another observation layout than the sidecar's")
-if any(a["mode"] != "absolute" for a in spec["action"]["actuators"]):
-    sys.exit("this script drives actuators with absolute actions only (trained with servo_speed 0)")
+action_spec = spec["action"]
+if action_spec["controller"] != "joint" or any(a["mode"] != "absolute" for a in action_spec["actuators"]):
+    sys.exit("this script writes actions to the actuators as absolute controls only "
+             "(trained with control 'joint' and servo_speed 0)")
 
 m = mujoco.MjModel.from_xml_path(arm_file)
 d = mujoco.MjData(m)
@@ -40,8 +42,8 @@ hinge = [m.joint(j["name"]).qposadr[0] for j in joints if j["type"] == "hinge"]
 slide = [m.joint(j["name"]).qposadr[0] for j in joints if j["type"] == "slide"]
 dof = [m.joint(j["name"]).dofadr[0] for j in joints]
 low, high = np.array([j["sample_range"] for j in joints]).T
-ctrl = [m.actuator(a["name"]).id for a in spec["action"]["actuators"]]
-ctrl_low, ctrl_high = np.array([a["ctrlrange"] for a in spec["action"]["actuators"]]).T
+ctrl = [m.actuator(a["name"]).id for a in action_spec["actuators"]]
+ctrl_low, ctrl_high = np.array([a["ctrlrange"] for a in action_spec["actuators"]]).T
 ee = spec["end_effector"]
 tip = (lambda: d.site(ee["name"]).xpos) if ee["type"] == "site" else (lambda: d.body(ee["name"]).xipos)
 control = spec["control"]

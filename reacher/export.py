@@ -288,7 +288,6 @@ def reach_description(env, config) -> dict:
     servos = is_position_servo(model)
     # With servo_speed > 0 a position servo's action moves its target from where the joint is.
     offset = set(position_servos(model).tolist()) if config.servo_speed > 0 else set()
-    step = config.servo_speed * env.timing.control_period_s
     actuators = []
     for i, name in enumerate(arm.actuator_names):
         on_joint = model.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT
@@ -313,15 +312,37 @@ def reach_description(env, config) -> dict:
         "observation": {"size": size, "dtype": "float32", "parts": layout, "names": names, "units": units,
                         "note": "positions after the control period's physics steps, with kinematics "
                                 "recomputed (mj_kinematics or mj_forward after mj_step)"},
-        "action": {"size": arm.n_actuators, "controller": getattr(config, "control", "joint"),
-                   "actuators": actuators,
-                   "absolute": "ctrl = low + (clip(action, -1, 1) + 1) / 2 * (high - low), "
-                               "with [low, high] the actuator's ctrlrange",
-                   "offset": f"ctrl = clip(qpos[joint] + {step:g} * clip(action, -1, 1), low, high): "
-                             f"servo_speed {config.servo_speed:g} x period {env.timing.control_period_s:g} s",
-                   "note": "one value per actuator, in this order, written to MjData.ctrl by name"},
+        "action": _action_description(env, config, actuators),
         "control": {"period_s": timing.control_period_s, "timestep_s": timing.timestep_s,
                     "physics_steps_per_action": timing.frame_skip,
                     "episode_s": timing.episode_s, "episode_steps": timing.episode_steps},
         "success_radius_m": env.success_radius,
     }
+
+
+def _action_description(env, config, actuators: list[dict]) -> dict:
+    # The env's resolved controller where it has one ("auto" becomes a name), else the config's.
+    controller = getattr(env, "control", None) or getattr(config, "control", "joint")
+    period = env.timing.control_period_s
+    action = {"size": int(env.action_space.shape[0]), "controller": controller, "actuators": actuators}
+    if controller == "joint":
+        step = config.servo_speed * period
+        action.update({
+            "absolute": "ctrl = low + (clip(action, -1, 1) + 1) / 2 * (high - low), "
+                        "with [low, high] the actuator's ctrlrange",
+            "offset": f"ctrl = clip(qpos[joint] + {step:g} * clip(action, -1, 1), low, high): "
+                      f"servo_speed {config.servo_speed:g} x period {period:g} s",
+            "note": "one value per actuator, in this order, written to MjData.ctrl by name"})
+        return action
+    # Another controller's action is a command its control law turns into actuator controls:
+    # a loop outside reacher must run the same law (reacher/controllers.py) to use the policy.
+    for entry in actuators:
+        entry["mode"] = None
+    controller_obj = getattr(env, "controller", None)
+    action.update({
+        "names": list(controller_obj.action_names()) if hasattr(controller_obj, "action_names") else None,
+        "settings": {k: getattr(config, k) for k in ("ee_speed", "joint_rate", "servo_speed")
+                     if hasattr(config, k)},
+        "note": f"actions are commands of reacher's '{controller}' controller (reacher/controllers.py), "
+                "which turns them into actuator controls every control period; they are not controls"})
+    return action

@@ -32,7 +32,7 @@ from reacher import adapt
 from reacher.agent import Agent
 from reacher.config import Config
 from reacher.env import make_env
-from reacher.export import actor_graph, export_policy, session, torch_actions
+from reacher.export import INSTALL_HINT, actor_graph, export_policy, session, torch_actions
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"two_link": Config(arm="two_link"),
@@ -40,7 +40,8 @@ ARMS = {"two_link": Config(arm="two_link"),
                                 end_effector="attachment_site")}
 
 
-def observations(config: Config, episodes: int = 4) -> np.ndarray:
+def observations(config: Config, episodes: int = 4) -> tuple[np.ndarray, int]:
+    """Observations of random-action episodes, and the action size."""
     env, rng, seen = make_env(config), np.random.default_rng(0), []
     for episode in range(episodes):
         obs, _ = env.reset(seed=episode)
@@ -48,7 +49,7 @@ def observations(config: Config, episodes: int = 4) -> np.ndarray:
             seen.append(obs)
             obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape))
     env.close()
-    return np.asarray(seen, dtype=np.float32)
+    return np.asarray(seen, dtype=np.float32), env.action_space.shape[0]
 
 
 def per_call_us(call, inputs: np.ndarray, calls: int) -> list[float]:
@@ -79,10 +80,18 @@ def measure(name: str, model_bytes: bytes, agent: Agent, obs: np.ndarray, calls:
             results[key] += per_call_us(call, batch_of_one, calls // rounds)
     median = {k: statistics.median(v) for k, v in results.items()}
     p90 = {k: statistics.quantiles(v, n=10)[-1] for k, v in results.items()}
-    print(f"| {name} | {obs.shape[1]} → {agent.act_dim} | {'×'.join(map(str, agent.config.hidden_sizes))} | "
-          f"**{median['onnxruntime']:.1f}** ({p90['onnxruntime']:.1f}) | "
+    hidden = "×".join(map(str, agent.config.hidden_sizes))
+    print(f"| {name} | {obs.shape[1]} → {agent.act_dim} | {hidden} | **{median['onnxruntime']:.1f}** ({p90['onnxruntime']:.1f}) | "
           f"{median['reacher numpy']:.1f} ({p90['reacher numpy']:.1f}) | "
           f"{median['torch']:.1f} ({p90['torch']:.1f}) |")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -91,19 +100,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--run", type=Path, help="also time this trained run's export")
     args = parser.parse_args()
-    import onnx
-    import onnxruntime
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:
+        sys.exit(f"error: scripts/bench_export.py needs '{err.name}': {INSTALL_HINT}")
 
     torch.set_num_threads(1)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     print(f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, torch {torch.__version__}; "
-          f"{cpu}; load {os.getloadavg()[0]:.2f}; {args.calls:,} calls per path, batch 1, one thread")
+          f"{cpu_name()}; load {os.getloadavg()[0]:.2f}; {args.calls:,} calls per path, batch 1, one thread")
     print("| policy | obs → act | hidden | onnxruntime µs/action, median (p90) | reacher numpy | torch |")
     print("|---|---|---|---|---|---|")
     for name, config in ARMS.items():
-        obs = observations(config)
-        act_dim = make_env(config).action_space.shape[0]
+        obs, act_dim = observations(config)
         agent = Agent(obs.shape[1], act_dim, adapt.resolve(config, act_dim))
         agent.observe(obs)
         measure(name, actor_graph(agent, onnx).SerializeToString(), agent, obs, args.calls, args.rounds)
@@ -113,7 +122,7 @@ def main() -> int:
         policy = load_policy(args.run)
         with tempfile.TemporaryDirectory() as tmp:
             out = export_policy(args.run, Path(tmp) / "policy.onnx").onnx
-            obs = observations(policy.config)
+            obs, _ = observations(policy.config)
             measure(f"run {args.run}", out.read_bytes(), policy.agent, obs, args.calls, args.rounds)
     return 0
 
