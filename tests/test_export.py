@@ -344,6 +344,18 @@ def test_bad_input_is_one_error_line_and_writes_nothing(name, tiny_run, tmp_path
     assert listing(tmp_path) == before and listing(tiny_run) == run_before
 
 
+@needs_onnx
+def test_a_graph_that_differs_from_torch_is_refused(tiny_run, tmp_path, monkeypatch, capsys):
+    """The check before writing: were onnxruntime's actions off by 1e-3, nothing is written."""
+    from reacher import export
+
+    real = export.torch_actions
+    monkeypatch.setattr(export, "torch_actions", lambda agent, obs: real(agent, obs) + 1e-3)
+    result = in_process(["export", tiny_run, "--out", "p.onnx"], tmp_path, monkeypatch, capsys)
+    assert "differs from the torch policy by 0.001" in assert_one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_without_onnx_one_install_hint(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails as if not installed
     result = in_process(["export", "anything", "--out", "p.onnx"], tmp_path, monkeypatch, capsys)
