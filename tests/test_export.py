@@ -220,6 +220,26 @@ def test_sidecar_says_when_servo_actions_are_offsets(tmp_path):
     env.close()
 
 
+def test_sidecar_of_another_controller_says_actions_are_its_commands():
+    """An action of a controller other than 'joint' (e.g. end-effector moves) is no actuator
+    control: the sidecar must not give the actuator formulas for it."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from reacher.export import _action_description
+
+    env = SimpleNamespace(control="ee", controller=SimpleNamespace(action_names=lambda: ("x", "y", "z")),
+                          timing=SimpleNamespace(control_period_s=0.02),
+                          action_space=gym.spaces.Box(-1, 1, (3,)))
+    actuators = [{"name": "shoulder", "mode": "absolute"}, {"name": "elbow", "mode": "absolute"}]
+    action = _action_description(env, Config(), actuators)
+    assert (action["controller"], action["size"], action["names"]) == ("ee", 3, ["x", "y", "z"])
+    assert "absolute" not in action and "offset" not in action
+    assert {a["mode"] for a in action["actuators"]} == {None}
+    assert "'ee' controller" in action["note"]
+
+
 # --- the example: a plain MuJoCo loop without reacher ----------------------------------------
 
 def _run_example(policy: Path, arm: Path, episodes: int) -> subprocess.CompletedProcess:
