@@ -170,6 +170,10 @@ class ReachEnv(gym.Env):
 
         self.physics = Physics(self.arm, self.frame_skip)
         self.data = self.physics.data
+        if control == "auto":
+            from reacher.adapt import control_for
+
+            control = control_for(self.arm)[0]
         self.controller = make_controller(control, self.physics, servo_speed=servo_speed,
                                           ee_speed=ee_speed, joint_rate=joint_rate)
         self.control = self.controller.name
@@ -179,7 +183,7 @@ class ReachEnv(gym.Env):
 
         self.goal_observation = bool(goal_observation)
         # Goal mode's reward is a function of the goals alone (see "Reward" above).
-        self.reward_fn = ReachReward(ctrl_cost_weight,
+        self.reward_fn = ReachReward(0.0 if self.goal_observation else ctrl_cost_weight,
                                      precision_weight, precision_scale_m)
         self.success_radius = float(success_radius)
         self.task = ReachTask(self.physics, self.reward_fn, self.success_radius)
@@ -263,18 +267,13 @@ class ReachEnv(gym.Env):
         return self._compute_reward
 
     def _compute_reward(self, achieved_goal, desired_goal, info):
-        effort = goal.efforts(info, self.reward_fn.ctrl_cost_weight)
         achieved, desired = np.asarray(achieved_goal, np.float64), np.asarray(desired_goal, np.float64)
         try:
-            batch = np.broadcast_shapes(achieved.shape, desired.shape)[:-1]
+            np.broadcast_shapes(achieved.shape, desired.shape)
         except ValueError:
             raise ValueError(f"compute_reward: achieved_goal of shape {achieved.shape} and "
                              f"desired_goal of shape {desired.shape} do not match") from None
-        if effort.size == 1 and effort.shape != batch:
-            effort = effort.reshape(())  # one info for all
-        if effort.shape not in ((), batch):
-            raise ValueError(f"compute_reward: {effort.size} infos for goals of shape {achieved.shape}")
-        return self.reward_fn.from_goals(achieved, desired, effort)
+        return self.reward_fn.from_goals(achieved, desired, 0.0)
 
     def render(self):
         if self.render_mode == "rgb_array":
@@ -321,9 +320,11 @@ def _check_positive(**values) -> None:
 def env_settings(config, arm: Arm) -> dict:
     """ReachEnv's keyword arguments for a training `Config` and its loaded arm: the one
     place where training's settings become the environment's."""
-    from reacher.adapt import episode_seconds
+    from reacher.adapt import control_for, episode_seconds
 
+    control = config.control if config.control != "auto" else control_for(arm)[0]
     return dict(
+        control=control, ee_speed=config.ee_speed, joint_rate=config.joint_rate,
         control_period_s=config.control_period_s,
         episode_s=config.episode_s or episode_seconds(arm),
         frame_skip=config.frame_skip or None, max_episode_steps=config.max_episode_steps or None,

@@ -90,7 +90,7 @@ class Physics:
 
     def mass_matrix(self) -> np.ndarray:
         """The joint-space inertia matrix (nv, nv), armature included."""
-        mujoco.mj_fullM(self.model, self._mass, self.data.qM)
+        mujoco.mj_fullM(self.model, self.data, self._mass)
         return self._mass
 
     def joint_positions(self) -> np.ndarray:
