@@ -221,23 +221,17 @@ def test_sidecar_says_when_servo_actions_are_offsets(tmp_path):
 
 
 def test_sidecar_of_another_controller_says_actions_are_its_commands():
-    """An action of a controller other than 'joint' (e.g. end-effector moves) is no actuator
-    control: the sidecar must not give the actuator formulas for it."""
-    from types import SimpleNamespace
+    """An action of the 'ee' controller moves the end effector: it is no actuator control,
+    so the sidecar names its three values and gives no actuator formulas for it."""
+    from reacher.export import reach_description
 
-    import gymnasium as gym
-
-    from reacher.export import _action_description
-
-    env = SimpleNamespace(control="ee", controller=SimpleNamespace(action_names=lambda: ("x", "y", "z")),
-                          timing=SimpleNamespace(control_period_s=0.02),
-                          action_space=gym.spaces.Box(-1, 1, (3,)))
-    actuators = [{"name": "shoulder", "mode": "absolute"}, {"name": "elbow", "mode": "absolute"}]
-    action = _action_description(env, Config(), actuators)
+    env = ReachEnv("two_link", control="ee")
+    action = reach_description(env, Config(control="ee"))["action"]
     assert (action["controller"], action["size"], action["names"]) == ("ee", 3, ["x", "y", "z"])
     assert "absolute" not in action and "offset" not in action
     assert {a["mode"] for a in action["actuators"]} == {None}
-    assert "'ee' controller" in action["note"]
+    assert "'ee' controller" in action["note"] and action["settings"]["ee_speed"] == Config().ee_speed
+    env.close()
 
 
 # --- the example: a plain MuJoCo loop without reacher ----------------------------------------
