@@ -107,3 +107,17 @@ def test_a_peer_without_its_package_is_refused_before_anything_trains(monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "tqc-her, crossq" in err and "sb3-contrib" in err and "sac-her" not in err
+
+
+def test_report_gives_reachers_ratio_to_the_fastest_peer(capsys):
+    def curve(method, seed, seconds_to_goal, final_rate=0.96):
+        return bench.Curve(method, "two_link", seed, [(seconds_to_goal / 2, 2000, 0.5, 0.05, -5.0),
+                                                      (seconds_to_goal, 4000, final_rate, 0.01, -1.0)])
+
+    ours = [curve("reacher", seed, s) for seed, s in enumerate((8.0, 10.0, 30.0))]  # median 10 s
+    bench.report(ours + [curve("sb3-sac-her", 0, 60.0), curve("sb3-tqc-her", 0, 120.0)])
+    assert "fastest peer: sb3-sac-her, 60.0 s → reacher 6.0× ahead" in capsys.readouterr().out
+    # A peer stopped below 95 % sooner than the others reached it only bounds the ratio.
+    bench.report(ours + [curve("sb3-sac-her", 0, 60.0), curve("sb3-crossq-flat", 0, 40.0, final_rate=0.5)])
+    out = capsys.readouterr().out
+    assert "reacher ≥ 4.0× ahead; fastest to reach it: sb3-sac-her, 60.0 s (6.0×)" in out
