@@ -25,7 +25,7 @@ from reacher import adapt
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.arm import BUILTIN_ARMS
-from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
+from reacher.config import Config, ConfigError, as_dict, load_toml, saved_base, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
@@ -90,7 +90,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
             raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
         config_file = run_dir / "config.toml"
         if config_file.is_file():
-            saved = load_toml(config_file)
+            saved = load_toml(config_file, base=saved_base())
             return saved.replace(**(overrides or {})) if overrides else saved
         return config
     if has_checkpoint:
@@ -126,12 +126,13 @@ class Training:
         self.rng = np.random.default_rng(config.seed)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
         self.env = flat_env(make_env(config))
-        self.eval_env = flat_env(make_env(config))
+        self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.config = config = adapt.resolve(config, self.act_dim,
-                                             reach.timing.episode_s if reach is not None else None)
+                                             reach.timing.episode_s if reach is not None else None,
+                                             control=reach.control if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
