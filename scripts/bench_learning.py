@@ -27,7 +27,8 @@ The peers (--peers; all but ddpg by default):
   * ddpg: SB3 DDPG, its defaults plus Gaussian action noise 0.1, on the flat observation
     (the peer of earlier runs of this benchmark).
 The HER peers run on reacher's goal-observation mode (``goal_observation=True``), whose
-compute_reward is the env's own reward. Observations are normalised as RL Zoo's
+compute_reward is the env's own reward, with HerReplayBuffer's defaults otherwise
+(copy_info_dict=False; see HER_COPY_INFO_DICT). Observations are normalised as RL Zoo's
 ``normalize: True`` does (VecNormalize; --no-sb3-normalize turns it off). RL Zoo's
 setting also scales rewards; --sb3-norm-reward adds that, off by default so that the
 figures stay comparable with docs/benchmarks.md section 3. A peer run stops at 95 %,
@@ -75,11 +76,10 @@ PEERS = {"sac-her": ("stable_baselines3",), "td3-her": ("stable_baselines3",),
          "ddpg": ("stable_baselines3",)}
 DEFAULT_PEERS = "sac-her,td3-her,tqc-her,crossq"
 PIP_NAMES = {"stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib"}
-# SB3's HerReplayBuffer keeps no infos by default (copy_info_dict=False), but reacher's
-# compute_reward reads the action's effort from the info each step returned, so the HER
-# peers keep them. Set to False to run HER with SB3's defaults once the env's
-# compute_reward no longer needs the info.
-HER_COPY_INFO_DICT = True
+# Whether HerReplayBuffer keeps each step's info for compute_reward. False is SB3's default,
+# as RL Zoo runs it; goal mode's reward reads no info. True is for an env whose
+# compute_reward needs the info (reacher's did before the goal reward dropped the effort).
+HER_COPY_INFO_DICT = False
 # RL Zoo's goal-task settings (FetchReach, PandaReach), shared by every goal peer.
 ZOO = dict(gamma=0.95, learning_rate=1e-3, batch_size=256, buffer_size=1_000_000, learning_starts=1000)
 COLOURS = {"reacher": "#1f6fb4", "sb3-sac-her": "#d9453b", "sb3-td3-her": "#e89a2c", "sb3-tqc-her": "#8e44ad",
