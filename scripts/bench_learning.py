@@ -91,10 +91,13 @@ class Curve:
     method: str
     arm: str
     seed: int
-    points: list = field(default_factory=list)  # (train_seconds, steps, success, distance, return)
+    points: list = field(default_factory=list)  # periodic: (train_seconds, steps, success, distance, return)
     total_wall: float = 0.0
+    final_evaluation: tuple | None = None  # reacher's own final evaluation, same layout
 
     def first(self, success: float) -> tuple[float, int] | None:
+        """When a periodic evaluation first reached `success` (the same evaluations for every
+        method: reacher's final one, on other episodes, has no counterpart in the peers)."""
         for seconds, steps, rate, *_ in self.points:
             if rate is not None and rate >= success:
                 return seconds, steps
@@ -102,7 +105,7 @@ class Curve:
 
     @property
     def final(self):
-        return self.points[-1]
+        return self.final_evaluation or self.points[-1]
 
 
 def arm_config(arm: str, **fields) -> Config:
@@ -125,9 +128,12 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
     if outcome.interrupted_by:  # training caught the signal; the benchmark stops too
         raise SystemExit(f"interrupted by {outcome.interrupted_by}")
     curve = Curve("reacher", arm, seed, total_wall=time.perf_counter() - t0)
-    for row in read_metrics(run_dir / "metrics.csv"):
-        curve.points.append((row["wall_time"] - row["eval_time"], row["step"], row["success_rate"],
-                             row["mean_final_distance"], row["mean_return"]))
+    rows = read_metrics(run_dir / "metrics.csv")
+    # A row's wall_time is read before its own evaluation runs, its eval_time after, so
+    # the training seconds at a row are its wall_time less the evaluations before it.
+    points = [(row["wall_time"] - (rows[i - 1]["eval_time"] if i else 0.0), row["step"], row["success_rate"],
+               row["mean_final_distance"], row["mean_return"]) for i, row in enumerate(rows)]
+    *curve.points, curve.final_evaluation = points  # the last row is the final evaluation
     return curve
 
 
@@ -288,7 +294,7 @@ def report(curves: list[Curve]) -> None:
             line = f"  {method:<16} {len(runs)} seed(s): "
             if theirs is None:
                 longest = max(c.final[0] for c in runs)
-                best = max(p[2] for c in runs for p in c.points)
+                best = max((p[2] for c in runs for p in c.points if p[2] is not None), default=0.0)
                 line += f"not reached by the median seed (longest run {longest:.0f} s, best {100 * best:.0f} %)"
                 if mine is not None and method != "reacher":
                     line += f"; ratio ≥ {longest / mine[0]:.1f}× reacher's"

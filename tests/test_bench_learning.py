@@ -18,6 +18,7 @@ import torch
 
 import reacher  # noqa: F401  (registers the environments)
 from reacher.evaluate import VALIDATION_SEED, evaluate
+from reacher.metrics import read_metrics
 
 pytest.importorskip("stable_baselines3",
                     reason="stable-baselines3 is not installed (it comes with: pip install -e '.[test]')")
@@ -121,3 +122,17 @@ def test_report_gives_reachers_ratio_to_the_fastest_peer(capsys):
     bench.report(ours + [curve("sb3-sac-her", 0, 60.0), curve("sb3-crossq-flat", 0, 40.0, final_rate=0.5)])
     out = capsys.readouterr().out
     assert "reacher ≥ 4.0× ahead; fastest to reach it: sb3-sac-her, 60.0 s (6.0×)" in out
+
+
+def test_reachers_time_to_goal_comes_from_its_periodic_evaluations(tmp_path):
+    every = 2 * EPISODE_STEPS  # reacher evaluates between episodes
+    curve = bench.run_reacher("two_link", 0, every, EPISODES, tmp_path, steps=2 * every, threads=1)
+    # The periodic evaluations are the ones the peers have too; the final one (other
+    # episodes, run after training) is kept apart, with its training seconds intact.
+    assert [p[1] for p in curve.points] == [every]
+    assert curve.final[1] == 2 * every
+    # Training seconds leave out every evaluation run before them, and only those: at the
+    # first evaluation none has run yet (metrics.csv's eval_time there already counts it).
+    first, final = read_metrics(next(tmp_path.glob("*/metrics.csv")))
+    assert curve.points[0][0] == first["wall_time"]
+    assert curve.final[0] == final["wall_time"] - first["eval_time"]
