@@ -77,6 +77,10 @@ class Config:
     policy_delay: int = setting(1, "TD3: critic updates per actor update")
     target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
     target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    n_step: int = setting(1, "bootstrap the critic's target after this many rewards (n-step returns; "
+                             "1: one-step)")
+    critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
+                                            "run through autograd, slower)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -116,7 +120,7 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         positive = ("control_period_s", "precision_scale_m", "success_radius", "success_evals",
-                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
+                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay", "n_step",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
