@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="cpu")
+    # Robustness (reacher.randomize): the same episodes on perturbed models too.
+    ev.add_argument("--randomize", action="store_true",
+                    help="also evaluate on perturbed models, the same episodes (ranges: --config's, else "
+                         "mass and gain ±20 %%, damping and friction ±30 %%, obs noise 0.005, delay 0-1 steps)")
+    ev.add_argument("--config", type=Path, help="TOML file whose randomize_*, obs_noise_std and "
+                                                "action_delay_steps give --randomize's ranges (implies it)")
     ev.set_defaults(command="evaluate", handler=cmd_evaluate)
 
     rd = sub.add_parser("render", parents=[debug], help="render rollouts of a trained policy to MP4 or GIF")
@@ -232,6 +238,8 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _check_device(args.device)
+    if args.randomize or args.config:
+        return _evaluate_randomized(args)
     policy = api.load_policy(args.run, device=args.device)
     result = api.evaluate_policy(policy, args.episodes, **_seed(args))
     if args.json:
@@ -241,6 +249,31 @@ def cmd_evaluate(args) -> int:
         what = meta.get("env") or meta.get("arm")
         print(f"{policy.checkpoint.path}  ({what}, {meta.get('env_steps', 0):,} training steps)")
         print(_table(result))
+    return 0
+
+
+def _evaluate_randomized(args) -> int:
+    from reacher import randomize
+
+    ranges = randomize.DEFAULT_RANGES
+    if args.config:
+        given = {k: v for k, v in cfg.read_toml(args.config).items() if k in cfg.RANDOMISATION_FIELDS}
+        ranges = randomize.Ranges(**given)
+        if not ranges.any():
+            raise CliError(f"config file {args.config}: sets no randomisation range "
+                           f"({', '.join(cfg.RANDOMISATION_FIELDS)})")
+    policy = api.load_policy(args.run, device=args.device)
+    result = randomize.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
+    if args.json:  # the nominal figures stay the top-level keys plain `evaluate` prints
+        print(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
+                          "ranges": ranges.as_dict()}))
+        return 0
+    meta = policy.checkpoint.metadata
+    print(f"{policy.checkpoint.path}  ({meta.get('env') or meta.get('arm')}, "
+          f"{meta.get('env_steps', 0):,} training steps)")
+    print(f"nominal model:\n{_table(result.nominal)}")
+    shown = ", ".join(f"{k} {v:g}" for k, v in ranges.as_dict().items() if v)
+    print(f"perturbed models ({shown}):\n{_table(result.perturbed)}")
     return 0
 
 
