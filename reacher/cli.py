@@ -1,5 +1,5 @@
-"""The `reacher` command: train, evaluate, render, inspect, sweep, demo; train, evaluate,
-render and demo are a thin layer on `reacher.api`.
+"""The `reacher` command: train, evaluate, render, inspect, sweep, export, demo; train,
+evaluate, render and demo are a thin layer on `reacher.api`.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="cpu")
+    # Robustness (reacher.randomize): the same episodes on perturbed models too.
+    ev.add_argument("--randomize", action="store_true",
+                    help="also evaluate on perturbed models, the same episodes (ranges: --config's, else "
+                         "mass and gain ±20 %%, damping and friction ±30 %%, obs noise 0.005, delay 0-1 steps)")
+    ev.add_argument("--config", type=Path, help="TOML file whose randomize_*, obs_noise_std and "
+                                                "action_delay_steps give --randomize's ranges (implies it)")
     ev.set_defaults(command="evaluate", handler=cmd_evaluate)
 
     rd = sub.add_parser("render", parents=[debug], help="render rollouts of a trained policy to MP4 or GIF")
@@ -126,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None, metavar="N",
                     help="trials at once (default: one per core)")
     sw.set_defaults(command="sweep", handler=cmd_sweep)
+
+    ex = sub.add_parser("export", parents=[debug], help="export a trained policy to ONNX, with a JSON sidecar, "
+                                                        "to run without reacher",
+                        description="Write the actor (observation normaliser folded in) to FILE.onnx and what "
+                                    "a controller needs to run it (observation layout, action scaling, "
+                                    "timing, arm) to FILE.json beside it. Needs onnx and onnxruntime: "
+                                    "pip install 'reacher[export]'.")
+    ex.add_argument("run", type=Path, help="run directory or checkpoint file")
+    ex.add_argument("--out", type=Path, default=None, metavar="FILE.onnx",
+                    help="the ONNX file (default RUN/policy.onnx); its sidecar FILE.json goes beside it")
+    ex.add_argument("--force", action="store_true", help="replace FILE.onnx and FILE.json if they exist "
+                                                          "(without it, existing files are refused)")
+    ex.set_defaults(command="export", handler=cmd_export)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -219,6 +238,8 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _check_device(args.device)
+    if args.randomize or args.config:
+        return _evaluate_randomized(args)
     policy = api.load_policy(args.run, device=args.device)
     result = api.evaluate_policy(policy, args.episodes, **_seed(args))
     if args.json:
@@ -228,6 +249,31 @@ def cmd_evaluate(args) -> int:
         what = meta.get("env") or meta.get("arm")
         print(f"{policy.checkpoint.path}  ({what}, {meta.get('env_steps', 0):,} training steps)")
         print(_table(result))
+    return 0
+
+
+def _evaluate_randomized(args) -> int:
+    from reacher import randomize
+
+    ranges = randomize.DEFAULT_RANGES
+    if args.config:
+        given = {k: v for k, v in cfg.read_toml(args.config).items() if k in cfg.RANDOMISATION_FIELDS}
+        ranges = randomize.Ranges(**given)
+        if not ranges.any():
+            raise CliError(f"config file {args.config}: sets no randomisation range "
+                           f"({', '.join(cfg.RANDOMISATION_FIELDS)})")
+    policy = api.load_policy(args.run, device=args.device)
+    result = randomize.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
+    if args.json:  # the nominal figures stay the top-level keys plain `evaluate` prints
+        print(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
+                          "ranges": ranges.as_dict()}))
+        return 0
+    meta = policy.checkpoint.metadata
+    print(f"{policy.checkpoint.path}  ({meta.get('env') or meta.get('arm')}, "
+          f"{meta.get('env_steps', 0):,} training steps)")
+    print(f"nominal model:\n{_table(result.nominal)}")
+    shown = ", ".join(f"{k} {v:g}" for k, v in ranges.as_dict().items() if v)
+    print(f"perturbed models ({shown}):\n{_table(result.perturbed)}")
     return 0
 
 
@@ -268,6 +314,17 @@ def cmd_sweep(args) -> int:
         print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from reacher.checkpoint import resolve
+    from reacher.export import export_policy
+
+    out = args.out or resolve(args.run).parent / "policy.onnx"
+    done = export_policy(args.run, out, overwrite=args.force)
+    print(f"wrote {done.onnx} and {done.sidecar} (onnxruntime matches the torch policy within "
+          f"{done.max_difference:.1g} on {done.checked} observations)")
     return 0
 
 

@@ -81,6 +81,10 @@ class Config:
     policy_delay: int = setting(1, "TD3: critic updates per actor update")
     target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
     target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    n_step: int = setting(1, "bootstrap the critic's target after this many rewards (n-step returns; "
+                             "1: one-step)")
+    critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
+                                            "run through autograd, slower)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -88,6 +92,20 @@ class Config:
     noise_decay_steps: int = setting(0, "steps over which the noise decays (0: steps if set, else "
                                         "8,000 per actuator)")
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
+    # --- randomisation (reacher.randomize: per-episode model error; all 0 = off) --------
+    randomize_mass: float = setting(0.0, "each episode, scale each link's mass and inertia by a factor drawn "
+                                         "from [1 - X, 1 + X] (0.2: 0.8 to 1.2; below 1)")
+    randomize_damping: float = setting(0.0, "each episode, scale each joint's damping by a factor drawn from "
+                                            "[1 - X, 1 + X] (below 1)")
+    randomize_friction: float = setting(0.0, "each episode, scale each geom's friction and each joint's "
+                                             "frictionloss by a factor drawn from [1 - X, 1 + X] (below 1)")
+    randomize_gain: float = setting(0.0, "each episode, scale each actuator's gain (a position servo's "
+                                         "stiffness with it) by a factor drawn from [1 - X, 1 + X] (below 1)")
+    obs_noise_std: float = setting(0.0, "std of Gaussian noise added to the joint-state part of each "
+                                        "observation (its own units: cos/sin, m, rad/s); never to the "
+                                        "fingertip or target")
+    action_delay_steps: int = setting(0, "each episode, apply every action k control steps late, k drawn "
+                                         "from 0..N")
     # --- evaluation, checkpoints, hardware ---------------------------------------------
     eval_every: int = setting(2_000, "environment steps between deterministic evaluations")
     eval_episodes: int = setting(50, "episodes per periodic evaluation")
@@ -106,7 +124,7 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         positive = ("control_period_s", "precision_scale_m", "success_radius", "success_evals",
-                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
+                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay", "n_step",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -147,9 +165,28 @@ class Config:
             raise ConfigError(f"success_target must be within (0, 1], got {self.success_target!r}")
         if any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes!r}")
+        check_randomisation({name: getattr(self, name) for name in RANDOMISATION_FIELDS})
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+# Fractions of a nominal value: a factor 1 ± X must stay positive (a mass or a gain of
+# zero is no model at all), so X < 1.
+FRACTION_FIELDS = ("randomize_mass", "randomize_damping", "randomize_friction", "randomize_gain")
+RANDOMISATION_FIELDS = (*FRACTION_FIELDS, "obs_noise_std", "action_delay_steps")
+
+
+def check_randomisation(values: dict) -> None:
+    """Raise `ConfigError` naming the first randomisation range that cannot be used."""
+    for name in FRACTION_FIELDS:
+        value = values[name]
+        if not 0 <= value < 1:
+            raise ConfigError(f"{name} must be a fraction within [0, 1) (0.2 means ±20 %), got {value!r}")
+    if not values["obs_noise_std"] >= 0 or not math.isfinite(values["obs_noise_std"]):
+        raise ConfigError(f"obs_noise_std must be zero or positive, got {values['obs_noise_std']!r}")
+    if not values["action_delay_steps"] >= 0:
+        raise ConfigError(f"action_delay_steps must be zero or positive, got {values['action_delay_steps']!r}")
 
 
 def saved_base() -> Config:

@@ -41,7 +41,7 @@ CURVE_NAME = "curve.png"
 RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME)
 
 # Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
 # Fields that define the task: the replay buffer and the policy were gathered on it, so a
 # resumed run may not change them (the arm file itself is checked by its hash).
 TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",

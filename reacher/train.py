@@ -30,7 +30,7 @@ from reacher.errors import one_line
 from reacher.goal import flat_env
 from reacher.metrics import plot_curve, preload_plotting
 from reacher.noise import make_noise, scheduled_scale
-from reacher.replay import ReplayBuffer, relabel
+from reacher.replay import ReplayBuffer, n_step, relabel
 from reacher.rundir import (NETWORK_FIELDS, RunDir, RunError, absolute_arm, arm_digest,  # noqa: F401
                             check_resumable, default_run_dir, file_id, prepare_run)
 
@@ -261,8 +261,10 @@ class Training:
             batch = self.buffer.batch(idx)
             if self.goal_layout is not None:
                 batch = relabel(batch, self.buffer, idx, self.goal_layout, c.hindsight_fraction, self.rng)
+            if c.n_step > 1:
+                batch = n_step(batch, self.buffer, idx, c.n_step, c.gamma, self.goal_layout)
             tensors = [torch.from_numpy(batch[k]).to(self.agent.device)
-                       for k in ("obs", "action", "reward", "next_obs", "terminated")]
+                       for k in ("obs", "action", "reward", "next_obs", "terminated", "discount") if k in batch]
             metrics = self.agent.update(*tensors)
             if self.agent.updates % 50 == 0:  # reading a loss syncs; sample them
                 for key, value in metrics.items():
