@@ -283,7 +283,14 @@ def cmd_sweep(args) -> int:
     if summary.interrupted:
         print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
               f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
-        return 143 if summary.stopped_by == "SIGTERM" else 130
+        code = 143 if summary.stopped_by == "SIGTERM" else 130
+        if summary.stopped_by:
+            # Tune's thread may still be winding down against the Ray just stopped; the
+            # interpreter's teardown would wait for it or abort in it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if summary.failed:
         print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)

@@ -80,9 +80,10 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
         if resume and len(todo) < len(records):
             print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
         summary = Summary(spec, out, records)
-        with _StopOnSignals(summary):
+        with _StopOnSignals(summary) as stop:
             try:
-                _run(tune, spec_path, spec, todo, summary, claim, address, max_concurrent, env_modules, log)
+                _run(tune, spec_path, spec, todo, summary, claim, stop, address, max_concurrent,
+                     env_modules, log)
             except _Stopped:
                 for r in todo:
                     r.final = r.final or finished_row(r.trial)
@@ -95,7 +96,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
 
 
 def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary, claim: "_Claim",
-         address, max_concurrent, env_modules, log) -> None:
+         stop: "_StopOnSignals", address, max_concurrent, env_modules, log) -> None:
     import ray
 
     ray_was_running = ray.is_initialized()
@@ -103,11 +104,13 @@ def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary, clai
         # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
         if todo:
             _start_ray(address, max_concurrent, len(todo), summary, log)
+            stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
+            stop.check()
         claim.keep()
         write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
         write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
         if todo:
-            _run_trials(tune, todo, summary.out, max_concurrent, summary, tuple(env_modules))
+            _run_trials(tune, todo, summary.out, max_concurrent, summary, tuple(env_modules), stop)
     finally:
         if not ray_was_running and ray.is_initialized():
             ray.shutdown()  # also ends the trials' workers, at once
@@ -185,33 +188,64 @@ class _Claim:
         os.close(self.fd)
 
 
-class _Stopped(BaseException):
-    """Raised in the main thread by Ctrl-C or SIGTERM, through Tune, to stop the sweep now.
-    A BaseException, so Tune's own cleanup (which waits for trials) is skipped: stopping
-    Ray ends them, and each trial resumes from its last checkpoint."""
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM asked the sweep to stop."""
 
 
 class _StopOnSignals:
+    """Ctrl-C and SIGTERM mark the sweep stopped; `check` then raises `_Stopped` in the
+    main thread, which waits for Tune in short steps (see `_fit`). Raising from the
+    handler itself would land inside Ray's compiled code, which turns it into a
+    SystemError; Tune's own SIGINT handling waits for the trials to wind down."""
+
     def __init__(self, summary: Summary):
         self.summary = summary
         self.previous = {}
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            # Tune would take SIGINT for a graceful stop that waits for the trials.
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-            self.previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.install()
         return self
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may; a sweep run from elsewhere is stopped by its host
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(s, self._on_signal)
+            self.previous.setdefault(s, previous)
 
     def _on_signal(self, signum, frame) -> None:
         if self.summary.stopped_by is not None:  # a second one while stopping: the user means it
             raise KeyboardInterrupt
         self.summary.stopped_by = signal.Signals(signum).name
-        raise _Stopped
+
+    def check(self) -> None:
+        if self.summary.stopped_by is not None:
+            raise _Stopped
 
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+
+
+def _fit(tuner, stop: _StopOnSignals):
+    """Tune's fit in a thread of its own, watched from the main thread, which raises
+    `_Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
+    box = {}
+
+    def fit():
+        try:
+            box["results"] = tuner.fit()
+        except BaseException as err:  # handed to the main thread
+            box["error"] = err
+
+    thread = threading.Thread(target=fit, name="reacher-sweep-tune", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        stop.check()
+    if "error" in box:
+        raise box["error"]
+    return box["results"]
 
 
 def _import_tune():
@@ -259,7 +293,7 @@ def _check_reachable(address: str) -> None:
 
 
 def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary,
-                env_modules: tuple[str, ...]) -> None:
+                env_modules: tuple[str, ...], stop: _StopOnSignals) -> None:
     by_name = {r.trial.name: r for r in todo}
     trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
     payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
@@ -273,8 +307,7 @@ def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None,
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   callbacks=[_progress(len(todo))]),
     )
-    results = tuner.fit()
-    for result in results:
+    for result in _fit(tuner, stop):
         record = by_name[result.config["trial"]["name"]]
         metrics = result.metrics or {}
         record.node = metrics.get("node")
