@@ -33,10 +33,43 @@ def episode_seconds(arm: Arm) -> float:
     return SERVO_EPISODE_S if servo_driven else EPISODE_S
 
 
-def resolve(config: Config, n_actuators: int, episode_s: float | None = None) -> Config:
+def control_for(arm: Arm) -> tuple[str, str]:
+    """The controller ``control="auto"`` picks for this arm, and why, in words.
+
+    Measured across arms (docs/benchmarks.md, "Controllers"): learning joint control
+    reaches 92-100 % on the torque-driven arms (two_link, three_link, four_link,
+    spatial_arm, tiny_arm) but stalls on position-servo arms (Panda, Gen3 0 %;
+    servo_arm 82 % at its cap), where a scripted policy through the end-effector
+    controller already reaches 73-100 % (Panda 93, Gen3 100, xArm7 73, servo_arm 80).
+    On torque arms the scripted ee policy does no better than learnt torques (spatial_arm
+    63 %: a 3-joint arm without redundancy stops at its joint limits). So: arms driven
+    by position servos reach through the end effector, torque-driven arms learn joint
+    torques."""
+    from reacher.controllers import ControlError, EndEffectorControl
+    from reacher.physics import Physics
+
+    servos = len(position_servos(arm.model))
+    if servos == 0:
+        return "joint", "no position servos: the policy learns the actuators' controls (torques) directly"
+    if servos < arm.n_actuators:
+        return "joint", (f"{arm.n_actuators - servos} of {arm.n_actuators} actuators are not "
+                         "position servos: the policy learns every actuator's control directly")
+    try:
+        EndEffectorControl(Physics(arm, 1), speed=1.0)
+    except ControlError as err:
+        return "joint", f"position servos, but {err}"
+    return "ee", ("driven by position servos: the policy moves the end effector and "
+                  "damped-least-squares IK sets the servo targets")
+
+
+def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
+            control: str | None = None) -> Config:
     """The config with every auto field replaced by its value for this many actuators
-    (and ``episode_s``, the length the environment chose, see `episode_seconds`)."""
+    (and ``episode_s``, the length the environment chose, see `episode_seconds`;
+    ``control``, the controller it chose, see `control_for`)."""
     changes = {}
+    if config.control == "auto" and control:
+        changes["control"] = control
     if not config.episode_s and episode_s:
         changes["episode_s"] = float(episode_s)
     if not config.hidden_sizes:

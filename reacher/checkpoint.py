@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, from_mapping
+from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.envids import EnvIdError, check_untrusted
 from reacher.errors import one_line
 from reacher.files import atomic_write
@@ -157,7 +157,7 @@ def _read_metadata(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) 
     if not isinstance(metadata.get("config"), dict):
         raise CheckpointError(path, f"metadata.json: config must be an object, got {_short(metadata.get('config'))}")
     try:
-        config = from_mapping(metadata["config"], source="metadata.json: config")
+        config = from_mapping(metadata["config"], saved_base(), source="metadata.json: config")
     except ConfigError as err:
         raise CheckpointError(path, str(err)) from None
     try:

@@ -1,5 +1,5 @@
-"""The `reacher` command: train, evaluate, render, inspect, sweep, demo; train, evaluate,
-render and demo are a thin layer on `reacher.api`.
+"""The `reacher` command: train, evaluate, render, inspect, sweep, export, demo; train,
+evaluate, render and demo are a thin layer on `reacher.api`.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -132,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None, metavar="N",
                     help="trials at once (default: one per core)")
     sw.set_defaults(command="sweep", handler=cmd_sweep)
+
+    ex = sub.add_parser("export", parents=[debug], help="export a trained policy to ONNX, with a JSON sidecar, "
+                                                        "to run without reacher",
+                        description="Write the actor (observation normaliser folded in) to FILE.onnx and what "
+                                    "a controller needs to run it (observation layout, action scaling, "
+                                    "timing, arm) to FILE.json beside it. Needs onnx and onnxruntime: "
+                                    "pip install 'reacher[export]'.")
+    ex.add_argument("run", type=Path, help="run directory or checkpoint file")
+    ex.add_argument("--out", type=Path, default=None, metavar="FILE.onnx",
+                    help="the ONNX file (default RUN/policy.onnx); its sidecar FILE.json goes beside it")
+    ex.add_argument("--force", action="store_true", help="replace FILE.onnx and FILE.json if they exist "
+                                                          "(without it, existing files are refused)")
+    ex.set_defaults(command="export", handler=cmd_export)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -295,6 +308,17 @@ def cmd_sweep(args) -> int:
         print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from reacher.checkpoint import resolve
+    from reacher.export import export_policy
+
+    out = args.out or resolve(args.run).parent / "policy.onnx"
+    done = export_policy(args.run, out, overwrite=args.force)
+    print(f"wrote {done.onnx} and {done.sidecar} (onnxruntime matches the torch policy within "
+          f"{done.max_difference:.1g} on {done.checked} observations)")
     return 0
 
 

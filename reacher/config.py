@@ -58,6 +58,13 @@ class Config:
     servo_speed: float = setting(0.0, "position servos: 0 makes an action an absolute joint target; above 0, "
                                       "an offset from the joint's position of at most this speed x "
                                       "control_period_s (rad/s or m/s)")
+    control: str = setting("auto", "what an action means: joint (each actuator's control), joint_delta "
+                                   "(move joint targets), ee (move the end effector in xyz) or auto "
+                                   "(per arm, see reacher inspect)")
+    ee_speed: float = setting(1.25, "ee control: the most an action moves the end effector, in m/s "
+                                    "(x control_period_s per action)")
+    joint_rate: float = setting(1.25, "joint_delta control: the most an action moves a joint target, "
+                                      "in rad/s or m/s (x control_period_s per action)")
     success_radius: float = setting(0.02, "an episode succeeds when it ends this close to the target (m)")
     goal_observation: bool = setting(False, "Dict observations (observation, achieved_goal, desired_goal) "
                                             "as HER libraries expect; the agent reads the same values")
@@ -86,6 +93,10 @@ class Config:
     policy_delay: int = setting(1, "TD3: critic updates per actor update")
     target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
     target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    n_step: int = setting(1, "bootstrap the critic's target after this many rewards (n-step returns; "
+                             "1: one-step)")
+    critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
+                                            "run through autograd, slower)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -111,7 +122,7 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         positive = ("control_period_s", "precision_scale_m", "success_radius", "success_evals",
-                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
+                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay", "n_step",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -130,6 +141,11 @@ class Config:
             raise ConfigError(f"gamma must be within (0, 1), got {self.gamma!r}")
         if not 0 < self.tau <= 1:
             raise ConfigError(f"tau must be within (0, 1], got {self.tau!r}")
+        if self.control not in ("auto", "joint", "joint_delta", "ee"):
+            raise ConfigError(f"control must be auto, joint, joint_delta or ee, got {self.control!r}")
+        for name in ("ee_speed", "joint_rate"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.noise not in ("gaussian", "ou"):
             raise ConfigError(f"noise must be 'gaussian' or 'ou', got {self.noise!r}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -172,6 +188,13 @@ class Config:
 def _short(value) -> str:
     text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
     return text if len(text) <= 60 else text[:60] + "…"
+
+
+def saved_base() -> Config:
+    """What a saved, fully resolved config (a run's config.toml, a checkpoint's) is read
+    over: a run saved before a field existed ran as that value, which may not be today's
+    default (before ``control`` existed every arm was driven by ``joint`` control)."""
+    return Config(control="joint")
 
 
 def fields() -> list[dataclasses.Field]:

@@ -1,42 +1,31 @@
-"""What the task asks: move the arm's fingertip to a target. A Gymnasium environment."""
+"""What the task asks: move the arm's fingertip to a target. A Gymnasium environment.
+
+`ReachEnv` composes three parts, each in its own module: the running arm
+(`reacher.physics`), the controller that says what an action means
+(`reacher.controllers`), and the task — targets, observation, reward, success
+(`reacher.task`). `make_env` builds one from a training `Config`.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
 from reacher import goal
-from reacher.arm import Arm, load_arm, position_servos
-from reacher.collision import CollisionCheck
+from reacher.arm import Arm, load_arm
+from reacher.controllers import EE_SPEED_M_S, JOINT_RATE_RAD_S, make_controller
+from reacher.physics import Physics
 from reacher.rendering import has_display, make_renderer
 from reacher.reward import ReachReward
+from reacher.task import GoalLayout, ReachTask, target_from
 from reacher.timing import CONTROL_PERIOD_S, EPISODE_S, control_timing
 
-_COLLISION_SAMPLES = 200  # random configurations that reveal by-design contact pairs
-
-# MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
-# the state itself; mj_resetData (every reset) clears the counts.
-_BADQPOS, _BADQVEL, _BADQACC = (int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS,
-                                                 mujoco.mjtWarning.mjWARN_BADQVEL,
-                                                 mujoco.mjtWarning.mjWARN_BADQACC))
-
-
-@dataclass(frozen=True)
-class GoalLayout:
-    """Where the goal lives in the observation, so stored transitions can be relabelled
-    with another target (hindsight replay): the fingertip slice is what was achieved,
-    the target slice what was desired, and ``delta`` = fingertip − target."""
-
-    achieved: slice
-    desired: slice
-    delta: slice
-    reward: ReachReward
-    success_radius_m: float
+__all__ = ["GoalLayout", "ReachEnv", "env_settings", "make_env"]
 
 
 class ReachEnv(gym.Env):
@@ -46,9 +35,19 @@ class ReachEnv(gym.Env):
     `reacher.arm.load_arm`); the built-ins are ``two_link`` and ``three_link``.
 
     ## Action space
-    ``Box(-1, 1, (n_actuators,), float32)``: one value per actuator, in the order of
-    the MJCF ``<actuator>`` block, scaled linearly onto each actuator's ``ctrlrange``.
-    Values outside [-1, 1] are clipped; NaN, inf or a wrong shape raise ``ValueError``.
+    ``Box(-1, 1, (n,), float32)``; what it means is the ``control`` argument's
+    (`reacher.controllers`). Values outside [-1, 1] are clipped; NaN, inf or a wrong
+    shape raise ``ValueError``.
+
+    | control       | n            | an action value of ±1 means                              |
+    |---------------|--------------|----------------------------------------------------------|
+    | ``joint``     | n_actuators  | each actuator's ctrlrange end, in the MJCF ``<actuator>`` order: a motor's torque, a position servo's absolute joint target (with ``servo_speed`` > 0: an offset from the joint's position of servo_speed·dt), a velocity servo's velocity |
+    | ``joint_delta`` | n_actuators | move that actuator's joint target by ``joint_rate``·dt (rad or m) from where the joint is; gravity compensated |
+    | ``ee``        | 3            | move the end effector by ``ee_speed``·dt (m) along world x, y, z; joint targets by damped-least-squares IK (position servos) or operational-space torques (motors); gravity compensated |
+
+    ``joint_delta`` and ``ee`` need an arm driven by position servos or motors on its
+    joints, one per joint (``ee``: not both kinds). ``control="auto"`` picks per arm by
+    `reacher.adapt.control_for`.
 
     ## Observation space
     ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order:
@@ -63,7 +62,8 @@ class ReachEnv(gym.Env):
     | target position (world)     | 3              | m         |
     | fingertip − target          | 3              | m         |
 
-    For ``two_link`` that is 2+2+2+3+3+3 = 15 values.
+    For ``two_link`` that is 2+2+2+3+3+3 = 15 values. Every controller observes the
+    same: each acts from the measured state alone, so it adds nothing.
 
     With ``goal_observation=True`` it is instead the Dict that goal-conditioned
     libraries (Stable-Baselines3's ``HerReplayBuffer``, Gymnasium-Robotics) expect,
@@ -71,11 +71,15 @@ class ReachEnv(gym.Env):
     ``achieved_goal`` (fingertip position) and ``desired_goal`` (target position); see
     `reacher.goal`. ``compute_reward(achieved_goal, desired_goal, info)`` then returns
     exactly the reward ``step`` returned, for one transition or a batch ((n, 3) goals
-    with a list or array of infos, or a dict of arrays).
+    with a list or array of infos, or a dict of arrays); it reads nothing from
+    ``info``, so SB3's ``HerReplayBuffer`` works with its defaults (empty infos).
 
     ## Reward
     ``-distance - ctrl_cost_weight·‖a‖² - precision_weight·(1 - exp(-(distance/precision_scale_m)²))``
     with distance the fingertip-to-target distance in metres (see `reacher.reward`).
+    With ``goal_observation=True`` the control cost is left out (ctrl_cost_weight is
+    taken as 0): a reward of the goals alone is one a HER library can recompute for
+    any relabelled goal without the step's action.
 
     ## Starting state
     Joint positions uniform within the joint limits (hinges without limits: [-π, π]),
@@ -105,18 +109,20 @@ class ReachEnv(gym.Env):
     ## Info
     ``distance`` (m), ``is_success`` (distance ≤ ``success_radius``), ``target`` (xyz, m),
     from both ``reset`` and ``step``; with ``goal_observation=True``, ``step`` adds
-    ``effort``, the ‖a‖² the reward charged, which ``compute_reward`` needs.
+    ``effort``, the action's ‖a‖² (which the goal-mode reward does not charge).
 
     ## Arguments
     ``arm``: built-in name or MJCF path; ``end_effector``: site or body name;
+    ``control`` ("joint"; "joint_delta", "ee" or "auto", see the action table),
+    ``ee_speed`` (1.25 m/s) and ``joint_rate`` (1.25 rad/s) for them;
     ``control_period_s`` (0.02) and ``episode_s`` (1.0; None: no limit of the env's own);
     ``frame_skip`` and ``max_episode_steps`` state the same in steps and override them;
     ``ctrl_cost_weight``, ``precision_weight``, ``precision_scale_m``: reward weights;
     ``success_radius`` (0.02 m); ``servo_speed`` (0: a position servo's action is an
     absolute joint target; above 0, an offset from the joint's position of at most
-    servo_speed·dt, in rad/s or m/s); ``render_mode`` ("rgb_array" or "human"); ``width``,
-    ``height`` (480) and ``camera`` (name, default "angled") for rgb_array frames;
-    ``goal_observation`` (False): the Dict observation above.
+    servo_speed·dt, in rad/s or m/s; ``joint`` control only); ``render_mode``
+    ("rgb_array" or "human"); ``width``, ``height`` (480) and ``camera`` (name, default
+    "angled") for rgb_array frames; ``goal_observation`` (False): the Dict observation above.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
@@ -126,6 +132,9 @@ class ReachEnv(gym.Env):
         arm: str | Path | Arm = "two_link",
         end_effector: str = "fingertip",
         *,
+        control: str = "joint",
+        ee_speed: float = EE_SPEED_M_S,
+        joint_rate: float = JOINT_RATE_RAD_S,
         control_period_s: float = CONTROL_PERIOD_S,
         episode_s: float | None = EPISODE_S,
         frame_skip: int | None = None,
@@ -148,7 +157,6 @@ class ReachEnv(gym.Env):
                              f"not {render_mode!r}")
         self.arm = arm if isinstance(arm, Arm) else load_arm(arm, end_effector)
         self.model = self.arm.model
-        self.data = mujoco.MjData(self.model)
         self.timing = control_timing(self.model.opt.timestep, control_period_s,
                                      EPISODE_S if episode_s is None else episode_s,
                                      frame_skip, max_episode_steps)
@@ -157,44 +165,33 @@ class ReachEnv(gym.Env):
         self.frame_skip = self.timing.frame_skip
         self.max_episode_steps = (self.timing.episode_steps
                                   if episode_s is not None or max_episode_steps is not None else None)
-        self.success_radius = float(success_radius)
-        self.reward_fn = ReachReward(ctrl_cost_weight, precision_weight, precision_scale_m)
         self.dt = self.timing.control_period_s
         self.metadata = {**self.metadata, "render_fps": self.timing.control_hz}
 
-        arm_ = self.arm
-        # The observation, in order, as sensordata indices (see _observe).
-        hinge_pos = arm_.joint_pos_adr[arm_.hinge]
-        self._gather = np.concatenate([hinge_pos, hinge_pos, arm_.joint_pos_adr[~arm_.hinge],
-                                       arm_.joint_vel_adr, arm_.end_effector_adr, arm_.target_adr,
-                                       arm_.end_effector_adr])
-        self._n_hinge = len(hinge_pos)
-        n = len(self._gather)
-        self.goal_layout = GoalLayout(achieved=slice(n - 9, n - 6), desired=slice(n - 6, n - 3),
-                                      delta=slice(n - 3, n), reward=self.reward_fn,
-                                      success_radius_m=self.success_radius)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)
-        self.goal_observation = bool(goal_observation)
-        self._state_size = n - 9  # what precedes the fingertip, target and their difference
-        if self.goal_observation:
-            self.observation_space = goal.goal_space(self._state_size)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (arm_.n_actuators,), np.float32)
-        self._ctrl_mid = (arm_.ctrl_high + arm_.ctrl_low) / 2
-        self._ctrl_half = (arm_.ctrl_high - arm_.ctrl_low) / 2
-        self._ctrl_is_action = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
-        # Position servos driven relative to where their joint is now (servo_speed > 0).
-        servos = position_servos(self.model) if servo_speed > 0 else np.zeros(0, np.intp)
-        self._servo_act = servos
-        self._servo_qpos = self.model.jnt_qposadr[self.model.actuator_trnid[servos, 0]]
-        self._servo_step = float(servo_speed) * self.timing.control_period_s
-        if len(servos):
-            self._ctrl_is_action = False
-        self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
-        samples = np.random.default_rng(0).uniform(arm_.joint_low, arm_.joint_high,
-                                                   (_COLLISION_SAMPLES, arm_.n_joints))
-        self._collision = CollisionCheck(self.model, arm_.qpos_adr, samples)
-        self._target = np.zeros(3)
+        self.physics = Physics(self.arm, self.frame_skip)
+        self.data = self.physics.data
+        if control == "auto":
+            from reacher.adapt import control_for
+
+            control = control_for(self.arm)[0]
+        self.controller = make_controller(control, self.physics, servo_speed=servo_speed,
+                                          ee_speed=ee_speed, joint_rate=joint_rate)
+        self.control = self.controller.name
+        self.action_space = self.controller.action_space
+        self._act = self.controller.act
         self._action_shape = self.action_space.shape
+
+        self.goal_observation = bool(goal_observation)
+        # Goal mode's reward is a function of the goals alone (see "Reward" above).
+        self.reward_fn = ReachReward(0.0 if self.goal_observation else ctrl_cost_weight,
+                                     precision_weight, precision_scale_m)
+        self.success_radius = float(success_radius)
+        self.task = ReachTask(self.physics, self.reward_fn, self.success_radius)
+        self.goal_layout = self.task.goal_layout
+        self._state_size = self.task.state_size
+        self.observation_space = (goal.goal_space(self._state_size) if self.goal_observation else
+                                  gym.spaces.Box(-np.inf, np.inf, (self.task.observation_size,),
+                                                 np.float64))
 
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
@@ -204,25 +201,23 @@ class ReachEnv(gym.Env):
         self._warned_no_display = False
         self._steps = 0
 
+    @property
+    def _collision(self):
+        return self.task.collision
+
     # --- Gymnasium API ----------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        m, d, arm = self.model, self.data, self.arm
-        mujoco.mj_resetData(m, d)
-        target = self._target_from(options) if options and "target" in options else \
-            arm.fingertip_at(d, self._free_configuration())
-        d.qpos[arm.qpos_adr] = self._free_configuration()
-        d.mocap_pos[arm.target_mocap] = target
-        mujoco.mj_forward(m, d)
+        target = target_from(options) if options and "target" in options else None
+        self.task.start(self.np_random, target)
         self._steps = 0
-        self._target = target.copy()
-        obs = self._observe()
+        obs = self.task.observe()
         distance = float(np.linalg.norm(obs[-3:]))
         if self.goal_observation:
             obs = goal.split(obs, self._state_size)
         return obs, {"distance": distance, "is_success": distance <= self.success_radius,
-                     "target": target.copy()}
+                     "target": self.task.target.copy()}
 
     def step(self, action):
         # The hot path: a few microseconds of Python around the physics, so every
@@ -230,32 +225,22 @@ class ReachEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self._action_shape:
             raise ValueError(f"action has shape {a.shape}, expected {self._action_shape} "
-                             f"(one value per actuator: {', '.join(self.arm.actuator_names)})")
+                             f"(one value per {self.control} action: "
+                             f"{', '.join(self.controller.action_names())})")
         # Arms have a handful of actuators: plain floats beat numpy calls here.
         values = a.tolist()
         if not math.isfinite(sum(values)):  # any NaN or inf makes the sum NaN or inf
             raise ValueError(f"action contains NaN or inf: {a}")
         clipped = [min(max(v, -1.0), 1.0) for v in values]
         effort = sum(v * v for v in clipped)
-        m, d = self.model, self.data
-        d.ctrl[:] = clipped if self._ctrl_is_action else self._ctrl_mid + self._ctrl_half * np.array(clipped)
-        if len(self._servo_act):
-            s = self._servo_act
-            d.ctrl[s] = np.clip(d.qpos[self._servo_qpos] + self._servo_step * np.asarray(clipped)[s],
-                                self.arm.ctrl_low[s], self.arm.ctrl_high[s])
-        self._advance(m, d)
+        self._act(clipped)
+        self.physics.advance()
         self._steps += 1
 
-        obs = self._observe()
-        dx, dy, dz = obs[-3:].tolist()
-        distance = math.sqrt(dx * dx + dy * dy + dz * dz)
-        reward = self.reward_fn.from_effort(distance, effort)
-        info = {"distance": distance, "is_success": distance <= self.success_radius,
-                "target": self._target.copy()}
+        obs = self.task.observe()
+        reward, distance, info = self.task.outcome(obs, effort)
         truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
-        warnings = d.warning.number
-        if (warnings.any() and (warnings[_BADQPOS] or warnings[_BADQVEL] or warnings[_BADQACC])) \
-                or not math.isfinite(reward):
+        if self.physics.unstable() or not math.isfinite(reward):
             # MuJoCo resets the state itself when it detects NaN/inf or huge values.
             info["physics_error"] = (f"MuJoCo reported an unstable simulation at step "
                                      f"{self._steps}; the episode was truncated")
@@ -272,9 +257,8 @@ class ReachEnv(gym.Env):
     def compute_reward(self):
         """``compute_reward(achieved_goal, desired_goal, info)``: the reward `step` returns
         for the fingertip at `achieved_goal` and the target at `desired_goal` (xyz, m; (3,)
-        or a batch (n, 3)), with the action's effort read from `info` (``info["effort"]``;
-        a list or array of such dicts for a batch), as goal-conditioned libraries call it:
-        a float, or an array of n rewards.
+        or a batch (n, 3)), as goal-conditioned libraries call it: a float, or an array
+        of n rewards. `info` is accepted and not read (goal mode charges no effort).
 
         Only goal envs have it: Stable-Baselines3 (and others) take any env with a
         ``compute_reward`` for a goal env, so in the default mode it is absent."""
@@ -283,33 +267,13 @@ class ReachEnv(gym.Env):
         return self._compute_reward
 
     def _compute_reward(self, achieved_goal, desired_goal, info):
-        effort = goal.efforts(info, self.reward_fn.ctrl_cost_weight)
         achieved, desired = np.asarray(achieved_goal, np.float64), np.asarray(desired_goal, np.float64)
         try:
-            batch = np.broadcast_shapes(achieved.shape, desired.shape)[:-1]
+            np.broadcast_shapes(achieved.shape, desired.shape)
         except ValueError:
             raise ValueError(f"compute_reward: achieved_goal of shape {achieved.shape} and "
                              f"desired_goal of shape {desired.shape} do not match") from None
-        if effort.size == 1 and effort.shape != batch:
-            effort = effort.reshape(())  # one info for all
-        if effort.shape not in ((), batch):
-            raise ValueError(f"compute_reward: {effort.size} infos for goals of shape {achieved.shape}")
-        return self.reward_fn.from_goals(achieved, desired, effort)
-
-    def _advance(self, m: mujoco.MjModel, d: mujoco.MjData) -> None:
-        """`frame_skip` physics steps, leaving positions, velocities and sensors fresh.
-
-        mj_step computes sensors *before* integrating, so after it they lag the state
-        by one substep. Splitting it as mj_step2 then mj_step1 (dm_control's trick)
-        leaves them in sync at no extra cost; RK4 does not support the split, so it
-        pays for an extra mj_forward instead."""
-        if self._split_steps:
-            for _ in range(self.frame_skip):
-                mujoco.mj_step2(m, d)
-                mujoco.mj_step1(m, d)
-        else:
-            mujoco.mj_step(m, d, nstep=self.frame_skip)
-            mujoco.mj_forward(m, d)
+        return self.reward_fn.from_goals(achieved, desired, 0.0)
 
     def render(self):
         if self.render_mode == "rgb_array":
@@ -340,34 +304,6 @@ class ReachEnv(gym.Env):
             self._viewer.close()
             self._viewer = None
 
-    # --- helpers ----------------------------------------------------------------------
-
-    def _observe(self) -> np.ndarray:
-        # One gather from sensordata in observation order (hinge angles twice, for cos
-        # and sin; the fingertip twice, for fingertip − target), then in-place maths.
-        obs = self.data.sensordata[self._gather]
-        h = self._n_hinge
-        if h:
-            np.cos(obs[:h], out=obs[:h])
-            np.sin(obs[h:2 * h], out=obs[h:2 * h])
-        np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
-        return obs
-
-    def _free_configuration(self) -> np.ndarray:
-        """Random joint positions where the arm touches neither itself nor anything else."""
-        return self._collision.free_configuration(
-            self.data, lambda: self.arm.random_configuration(self.np_random))
-
-    def _target_from(self, options: dict) -> np.ndarray:
-        try:
-            target = np.asarray(options["target"], dtype=np.float64)
-        except (TypeError, ValueError):
-            target = np.full(1, np.nan)
-        if target.shape != (3,) or not np.isfinite(target).all():
-            raise ValueError(f"options['target'] must be 3 finite numbers (xyz, m), "
-                             f"got {options['target']!r}")
-        return target
-
     def _default_camera(self) -> str | int:
         for name in ("angled", "top"):
             if name in self.arm.cameras:
@@ -381,9 +317,29 @@ def _check_positive(**values) -> None:
             raise ValueError(f"{name} must be positive, got {value!r}")
 
 
-def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env:
+def env_settings(config, arm: Arm) -> dict:
+    """ReachEnv's keyword arguments for a training `Config` and its loaded arm: the one
+    place where training's settings become the environment's."""
+    from reacher.adapt import control_for, episode_seconds
+
+    control = config.control if config.control != "auto" else control_for(arm)[0]
+    return dict(
+        control=control, ee_speed=config.ee_speed, joint_rate=config.joint_rate,
+        control_period_s=config.control_period_s,
+        episode_s=config.episode_s or episode_seconds(arm),
+        frame_skip=config.frame_skip or None, max_episode_steps=config.max_episode_steps or None,
+        servo_speed=config.servo_speed, ctrl_cost_weight=config.ctrl_cost_weight,
+        precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
+        success_radius=config.success_radius, goal_observation=config.goal_observation)
+
+
+def make_env(config, render_mode: str | None = None, *, arm: Arm | None = None,
+             **render_kwargs) -> gym.Env:
     """The environment a `Config` describes: a ReachEnv for its arm, or its Gymnasium id
-    (``config.env``) with actions rescaled to [-1, 1] like ReachEnv's."""
+    (``config.env``) with actions rescaled to [-1, 1] like ReachEnv's.
+
+    ``arm``, an `Arm` already loaded for this config (e.g. another env's ``.arm``),
+    saves loading the file again; the env gets its own copy of the compiled model."""
     if config.env:
         import reacher  # noqa: F401  (registers reacher/* ids)
 
@@ -400,14 +356,8 @@ def make_env(config, render_mode: str | None = None, **render_kwargs) -> gym.Env
         if not isinstance(env.unwrapped, ReachEnv):
             env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
         return env
-    from reacher.adapt import episode_seconds
-
-    arm = load_arm(config.arm, config.end_effector)
-    return ReachEnv(
-        arm, control_period_s=config.control_period_s,
-        episode_s=config.episode_s or episode_seconds(arm), frame_skip=config.frame_skip or None,
-        max_episode_steps=config.max_episode_steps or None, servo_speed=config.servo_speed,
-        ctrl_cost_weight=config.ctrl_cost_weight,
-        precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
-        success_radius=config.success_radius, render_mode=render_mode,
-        goal_observation=config.goal_observation, **render_kwargs)
+    if arm is None:
+        arm = load_arm(config.arm, config.end_effector)
+    else:  # never share a model between envs: MjData and any model tweak stay per env
+        arm = dataclasses.replace(arm, model=copy.copy(arm.model))
+    return ReachEnv(arm, render_mode=render_mode, **env_settings(config, arm), **render_kwargs)

@@ -73,23 +73,3 @@ def flatten(obs) -> np.ndarray:
     except KeyError as err:
         raise ValueError(f"a goal observation needs the keys {', '.join(KEYS)}; "
                          f"got {', '.join(map(str, obs))} (missing {err})") from None
-
-
-def efforts(info, ctrl_cost_weight: float):
-    """The ``effort`` of each transition from what a HER library passes as `info`: one
-    info dict, a dict of arrays (a vector env's infos), or a list or array of dicts
-    (Stable-Baselines3). Zero when the reward does not charge effort."""
-    if isinstance(info, dict):
-        if "effort" in info:
-            return np.asarray(info["effort"], dtype=np.float64)
-    elif info is not None:
-        infos = np.ravel(np.asarray(info, dtype=object)).tolist()
-        if all(isinstance(i, dict) and "effort" in i for i in infos):
-            return np.array([i["effort"] for i in infos], dtype=np.float64)
-    if ctrl_cost_weight == 0:
-        return np.float64(0.0)
-    raise ValueError(
-        "compute_reward: info has no 'effort' (‖a‖² of the step's action, which the reward's "
-        "control cost needs): pass the infos step returned (Stable-Baselines3's HerReplayBuffer "
-        "keeps them with replay_buffer_kwargs=dict(copy_info_dict=True)), or make the env with "
-        "ctrl_cost_weight=0")

@@ -11,7 +11,7 @@ import numpy as np
 
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
-from reacher.config import Config, ConfigError, from_mapping
+from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.env import make_env
 from reacher.envids import import_user_modules
 from reacher.errors import one_line
@@ -46,7 +46,7 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
     checkpoint = ckpt.load(run, with_replay=False, map_location=device)
     meta = checkpoint.metadata
     try:
-        config = from_mapping(meta["config"], source=f"checkpoint {checkpoint.path}")
+        config = from_mapping(meta["config"], saved_base(), source=f"checkpoint {checkpoint.path}")
         config = config.replace(device=device)
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
         agent.load_state_dict(checkpoint.model["agent"], policy_only=True)

@@ -25,7 +25,7 @@ from reacher import adapt
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.arm import BUILTIN_ARMS
-from reacher.config import Config, ConfigError, as_dict, load_toml, to_toml
+from reacher.config import Config, ConfigError, as_dict, load_toml, saved_base, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
@@ -33,7 +33,7 @@ from reacher.files import write_text
 from reacher.goal import flat_env
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
-from reacher.replay import ReplayBuffer, relabel
+from reacher.replay import ReplayBuffer, n_step, relabel
 from reacher.runlock import RunDirBusy, RunLock
 
 
@@ -90,7 +90,7 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
             raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
         config_file = run_dir / "config.toml"
         if config_file.is_file():
-            saved = load_toml(config_file)
+            saved = load_toml(config_file, base=saved_base())
             return saved.replace(**(overrides or {})) if overrides else saved
         return config
     if has_checkpoint:
@@ -109,7 +109,7 @@ def absolute_arm(config: Config) -> Config:
 
 
 # Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
 
 
 class Training:
@@ -126,12 +126,13 @@ class Training:
         self.rng = np.random.default_rng(config.seed)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
         self.env = flat_env(make_env(config))
-        self.eval_env = flat_env(make_env(config))
+        self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.config = config = adapt.resolve(config, self.act_dim,
-                                             reach.timing.episode_s if reach is not None else None)
+                                             reach.timing.episode_s if reach is not None else None,
+                                             control=reach.control if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
@@ -248,8 +249,10 @@ class Training:
             batch = self.buffer.batch(idx)
             if self.goal_layout is not None:
                 batch = relabel(batch, self.buffer, idx, self.goal_layout, c.hindsight_fraction, self.rng)
+            if c.n_step > 1:
+                batch = n_step(batch, self.buffer, idx, c.n_step, c.gamma, self.goal_layout)
             tensors = [torch.from_numpy(batch[k]).to(self.agent.device)
-                       for k in ("obs", "action", "reward", "next_obs", "terminated")]
+                       for k in ("obs", "action", "reward", "next_obs", "terminated", "discount") if k in batch]
             metrics = self.agent.update(*tensors)
             if self.agent.updates % 50 == 0:  # reading a loss syncs; sample them
                 for key, value in metrics.items():

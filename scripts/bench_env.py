@@ -14,7 +14,13 @@ The machine is shared and noisy, so the four are measured in interleaved rounds 
 medians reported; "× raw loop" is the median over rounds of each round's own ratio.
 The issue's goal: ReachEnv at least 0.5× the raw loop.
 
+Then each controller's own cost per control step (its ``act``: Jacobian, solve,
+gravity compensation) beside the physics it drives (``frame_skip`` substeps), timed
+step by step in the same loop on a 7-DOF arm; the goal is a controller cost of at
+most 25 % of the physics time.
+
     python scripts/bench_env.py [--seconds 2] [--rounds 5] [--arms two_link three_link]
+                                [--controller-arm examples/arms/panda.xml:attachment_site]
 """
 
 from __future__ import annotations
@@ -130,6 +136,34 @@ def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> 
           seconds, rounds, "ReachEnv")
 
 
+def bench_controllers(arm: str, end_effector: str, steps: int) -> None:
+    """Per control step: the controller's ``act`` against ``physics.advance``, medians."""
+    from reacher.env import ReachEnv
+
+    print(f"\ncontroller cost on {arm} ({end_effector}), {steps} control steps each, "
+          "random actions, a reset every episode")
+    print(f"  {'control':<12}{'act µs':>10}{'physics µs':>12}{'act / physics':>15}")
+    for control in ("joint", "joint_delta", "ee"):
+        env = ReachEnv(arm, end_effector, control=control)
+        actions = np.random.default_rng(0).uniform(-1, 1, (steps, *env.action_space.shape)).tolist()
+        env.reset(seed=0)
+        act_s, physics_s = [], []
+        clock = time.perf_counter
+        for i, action in enumerate(actions):
+            if i % env.max_episode_steps == 0:
+                env.reset()
+            t0 = clock()
+            env.controller.act(action)
+            t1 = clock()
+            env.physics.advance()
+            t2 = clock()
+            act_s.append(t1 - t0)
+            physics_s.append(t2 - t1)
+        act, physics = statistics.median(act_s), statistics.median(physics_s)
+        print(f"  {control:<12}{1e6 * act:>10.1f}{1e6 * physics:>12.1f}{act / physics:>14.0%}")
+    print("goal: controller ≤ 25 % of the physics time per control step on a 7-DOF arm")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0,
@@ -142,6 +176,10 @@ def main() -> None:
                         help="physics steps per env step (default: the env's own, 2)")
     parser.add_argument("--no-gymnasium", action="store_true",
                         help="skip the Gymnasium Reacher-v5 comparison")
+    parser.add_argument("--controller-arm", default="examples/arms/panda.xml:attachment_site",
+                        help="ARM:END_EFFECTOR whose controllers are timed ('' skips)")
+    parser.add_argument("--controller-steps", type=int, default=2000,
+                        help="control steps timed per controller (default 2000)")
     args = parser.parse_args()
     print(f"mujoco {mujoco.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}")
     for arm in args.arms:
@@ -151,6 +189,9 @@ def main() -> None:
         bench("Gymnasium Reacher-v5", gym.make("Reacher-v5"), gym.make("Reacher-v5").unwrapped,
               args.seconds, args.rounds, "Reacher-v5")
     print("\ngoal: ReachEnv ≥ 0.5× raw loop")
+    if args.controller_arm:
+        arm, _, end_effector = args.controller_arm.rpartition(":")
+        bench_controllers(arm, end_effector, args.controller_steps)
 
 
 if __name__ == "__main__":

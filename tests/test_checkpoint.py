@@ -96,7 +96,7 @@ def test_loaded_policy_acts_exactly_like_the_trained_agent(trained):
         np.testing.assert_array_equal(policy(o), trained.agent.act(o))
     # The run records its config with the arm-adapted fields resolved (reacher.adapt).
     assert policy.config == trained.config
-    assert trained.config.replace(max_steps=0, noise_decay_steps=0, episode_s=0.0) == TINY
+    assert trained.config.replace(max_steps=0, noise_decay_steps=0, episode_s=0.0, control="auto") == TINY
     # The normaliser came along: without it the actions would differ.
     assert policy.agent.norm.count.item() == trained.agent.norm.count.item() > 0
 

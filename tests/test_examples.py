@@ -23,8 +23,13 @@ ARMS = {
     "panda.xml": ("attachment_site", 7, 0.86),
     "gen3.xml": ("pinch_site", 7, 1.03),
     "xarm7.xml": ("attachment_site", 7, 0.77),
+    "iiwa14.xml": ("attachment_site", 7, 1.15),
+    "ur5e.xml": ("wrist_3_link", 6, 0.95),
+    "iiwa14_torque.xml": ("attachment_site", 7, 1.15),
 }
-MENAGERIE = ("panda.xml", "gen3.xml", "xarm7.xml")
+MENAGERIE = ("panda.xml", "gen3.xml", "xarm7.xml", "iiwa14.xml", "ur5e.xml")
+# Menagerie gives these servos no force limit (the iiwa's are limited by its gains only).
+UNLIMITED_FORCE = ("iiwa14.xml",)
 
 
 def test_every_example_is_listed():
@@ -57,7 +62,7 @@ def test_menagerie_robot_keeps_its_physics(name):
     assert model.opt.timestep == 0.002
     np.testing.assert_allclose(model.opt.gravity, [0, 0, -9.81])
     assert (model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE).all()  # servos
-    assert model.actuator_forcelimited.all()
+    assert model.actuator_forcelimited.all() != (name in UNLIMITED_FORCE)
     assert (model.body_mass[model.jnt_bodyid] > 0).all()
     assert model.nmesh == 0  # the meshes are left out (see examples/arms/README.md)
     data = mujoco.MjData(model)
@@ -69,4 +74,14 @@ def test_menagerie_robot_keeps_its_physics(name):
     for _ in range(500):
         mujoco.mj_step(model, data)
     assert np.abs(data.qpos - home).max() < 0.05
-    assert load_arm(path, ARMS[name][0]).n_joints == 7
+    assert load_arm(path, ARMS[name][0]).n_joints == ARMS[name][1]
+
+
+def test_the_torque_driven_iiwa_is_the_servo_one_with_motors():
+    """Same bodies, joints and inertials as iiwa14.xml; only the actuation differs."""
+    servo = mujoco.MjModel.from_xml_path(str(EXAMPLES / "iiwa14.xml"))
+    torque = mujoco.MjModel.from_xml_path(str(EXAMPLES / "iiwa14_torque.xml"))
+    for attr in ("body_pos", "body_quat", "body_mass", "body_inertia", "jnt_range", "geom_size"):
+        np.testing.assert_array_equal(getattr(servo, attr), getattr(torque, attr))
+    assert (torque.actuator_biastype == mujoco.mjtBias.mjBIAS_NONE).all()  # motors
+    np.testing.assert_array_equal(torque.actuator_gear[:, 0], [320, 320, 176, 176, 110, 40, 40])

@@ -51,7 +51,8 @@ def _transitions(env_id: str, n: int, **kwargs):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_goal_observation_holds_the_flat_observations_values(env_id):
-    flat_env = gym.make(env_id)
+    # Goal mode's reward leaves the effort out: it equals the flat env's without it.
+    flat_env = gym.make(env_id, ctrl_cost_weight=0.0)
     goal_env = gym.make(env_id, goal_observation=True)
     n = flat_env.observation_space.shape[0]
     space = goal_env.observation_space
@@ -122,10 +123,11 @@ def test_compute_reward_is_the_step_reward_one_by_one_and_batched(env_id):
     singles = [compute(a, d, i) for a, d, i in zip(achieved, desired, infos)]
     assert all(isinstance(r, float) for r in singles)
     np.testing.assert_array_equal(singles, rewards)  # exactly, not approximately
-    # Batches as Stable-Baselines3 passes them (an array of info dicts), as a list, and
-    # as a vector env's infos (a dict of arrays).
+    # Batches as Stable-Baselines3 passes them (an array of info dicts, empty ones with its
+    # default copy_info_dict=False), as a list, and as a vector env's infos (a dict of arrays).
     efforts = np.array([i["effort"] for i in infos])
-    for batch_info in (np.array(infos), infos, {"effort": efforts}):
+    empty = np.array([{} for _ in infos])
+    for batch_info in (np.array(infos), infos, {"effort": efforts}, empty, None):
         batch = compute(achieved, desired, batch_info)
         assert batch.shape == (300,) and batch.dtype == np.float64
         np.testing.assert_array_equal(batch, rewards)
@@ -137,24 +139,22 @@ def test_compute_reward_for_other_goals_follows_the_documented_formula():
     desired = achieved + np.random.default_rng(1).normal(0, 0.03, achieved.shape)  # relabelled
     distance = np.linalg.norm(achieved - desired, axis=1)
     effort = np.array([i["effort"] for i in infos])
-    expected = -distance - 0.3 * effort - 2.0 * (1 - np.exp(-(distance / 0.05) ** 2))
+    # Goal mode charges no effort, whatever ctrl_cost_weight says (the docstring's Reward).
+    expected = -distance - 2.0 * (1 - np.exp(-(distance / 0.05) ** 2))
     np.testing.assert_allclose(env.unwrapped.compute_reward(achieved, desired, infos), expected, rtol=1e-12)
-    assert (effort > 0).all() and effort.max() <= 2.0  # ‖a‖² of the clipped action
+    assert (effort > 0).all() and effort.max() <= 2.0  # info still reports ‖a‖² of the clipped action
 
 
-def test_compute_reward_needs_the_effort_unless_it_costs_nothing():
+def test_compute_reward_needs_nothing_from_info():
+    """SB3's HerReplayBuffer with its defaults (copy_info_dict=False) passes empty infos."""
     env, achieved, desired, infos, rewards = _transitions("reacher/TwoLink-v0", 5)
-    with pytest.raises(ValueError, match="info has no 'effort'.*copy_info_dict=True"):
-        env.unwrapped.compute_reward(achieved, desired, [{} for _ in infos])  # SB3's default
-    free, achieved, desired, _, rewards = _transitions("reacher/TwoLink-v0", 5, ctrl_cost_weight=0.0)
-    np.testing.assert_array_equal(free.unwrapped.compute_reward(achieved, desired, [{}] * 5), rewards)
+    np.testing.assert_array_equal(env.unwrapped.compute_reward(achieved, desired, [{}] * 5), rewards)
+    np.testing.assert_array_equal(env.unwrapped.compute_reward(achieved, desired, {}), rewards)
 
 
 def test_compute_reward_refuses_mismatched_shapes():
     env, achieved, desired, infos, _ = _transitions("reacher/TwoLink-v0", 4)
     compute = env.unwrapped.compute_reward
-    with pytest.raises(ValueError, match=r"3 infos for goals of shape \(4, 3\)"):
-        compute(achieved, desired, infos[:3])
     with pytest.raises(ValueError, match="do not match"):
         compute(achieved, desired[:2], infos)
     with pytest.raises(ValueError, match="xyz"):
@@ -180,10 +180,11 @@ def test_relabelling_uses_the_envs_reward_function():
     original = buffer.batch(idx)["obs"][:, layout.desired].copy()
     batch = relabel(buffer.batch(idx), buffer, idx, layout, 1.0, rng)
     assert not np.allclose(batch["obs"][:, layout.desired], original)  # the targets did change
+    # The flat env charges effort; the goal env's compute_reward does not: add it back.
     goal_env = ReachEnv("two_link", goal_observation=True)
-    infos = [{"effort": float(np.square(a.astype(np.float64)).sum())} for a in batch["action"]]
+    efforts = np.square(batch["action"].astype(np.float64)).sum(axis=1)
     expected = goal_env.compute_reward(batch["next_obs"][:, layout.achieved], batch["next_obs"][:, layout.desired],
-                                       infos)
+                                       None) - env.reward_fn.ctrl_cost_weight * efforts
     np.testing.assert_allclose(batch["reward"], expected, rtol=1e-5, atol=1e-6)  # float32 storage
 
 
@@ -195,11 +196,13 @@ TINY = Config(steps=600, warmup_steps=200, eval_every=300, eval_episodes=2, fina
 
 @pytest.mark.slow
 def test_the_agent_trains_the_same_in_either_mode(tmp_path):
-    """The agent reads the flat layout in both modes, so a seed gives the same run."""
+    """The agent reads the flat layout in both modes, so a seed gives the same run (goal
+    mode charges no effort, so it is the flat run with ctrl_cost_weight 0)."""
     runs = {}
     for goal_observation in (False, True):
         run_dir = tmp_path / str(goal_observation)
-        outcome = train(TINY.replace(goal_observation=goal_observation), run_dir, progress=False)
+        config = TINY.replace(goal_observation=True) if goal_observation else TINY.replace(ctrl_cost_weight=0.0)
+        outcome = train(config, run_dir, progress=False)
         rows = [{k: v for k, v in row.items() if not k.endswith(("_time", "_per_s"))}
                 for row in read_metrics(run_dir / "metrics.csv")]
         runs[goal_observation] = (outcome.evaluation, rows)
