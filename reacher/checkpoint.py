@@ -105,9 +105,11 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
                 raise CheckpointError(path, f"is incomplete (no {missing[0]})")
             metadata, config = _read_metadata(path, archive, infos["metadata.json"])
             model_limit, replay_limit = _member_limits(path, metadata, config)
+            _check_memory(path, "networks", model_limit)
             model_bytes = _read_member(path, archive, infos["model.pt"], model_limit)
             replay_bytes = None
             if with_replay and "replay.npz" in infos:
+                _check_memory(path, "a replay buffer", replay_limit)
                 replay_bytes = _read_member(path, archive, infos["replay.npz"], replay_limit)
     except zipfile.BadZipFile:  # also a CRC mismatch found by read()
         raise CheckpointError(path, "is not a reacher checkpoint, or is truncated or corrupted "
@@ -178,13 +180,16 @@ def _member_limits(path: Path, metadata: dict, config: Config) -> tuple[int, int
     critic = (2 if config.twin_critics else 1) * _weights([obs + act, *hidden, 1])
     model = 2 * (4 * 4 * (actor + critic) + 3 * 8 * obs) + 1_000_000
     transitions = min(config.buffer_size, int(metadata.get("env_steps") or config.buffer_size))
-    replay = transitions * (4 * (2 * obs + act + 2) + 8) + 100_000
-    memory = _physical_memory()
-    if model + replay > memory:
-        raise CheckpointError(path, f"declares networks and a replay buffer of {(model + replay) / 2**30:,.1f} GiB "
-                                    f"(obs_dim {obs:,}, act_dim {act:,}, hidden_sizes {list(hidden)}), more "
-                                    f"than this machine's {memory / 2**30:,.1f} GiB of memory; refused")
+    replay = 2 * transitions * (4 * (2 * obs + act + 2) + 8) + 100_000  # 2x: room for a new array
     return model, replay
+
+
+def _check_memory(path: Path, what: str, limit: int) -> None:
+    """Refuse what could not be held anyway (the limits carry 2x slack, left out here)."""
+    memory = _physical_memory()
+    if limit // 2 > memory:
+        raise CheckpointError(path, f"declares {what} of {limit / 2 / 2**30:,.1f} GiB, more than this "
+                                    f"machine's {memory / 2**30:,.1f} GiB of memory; refused")
 
 
 def _weights(sizes: list[int]) -> int:
