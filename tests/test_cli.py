@@ -135,7 +135,8 @@ def test_config_toml_is_complete_and_follows_defaults_file_flags(run):
     # Fields left at their defaults hold them, those that adapt to the arm resolved
     # for the two-link arm's two actuators (reacher.adapt) ...
     defaults = cfg.as_dict(cfg.Config())
-    expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2, episode_s=1.0)
+    expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2, episode_s=1.0,
+                             control="joint")  # auto: joint for torque motors
     for key in set(saved) - set(run.flags):
         assert saved[key] == cfg.as_dict(expected)[key], key
     # ... and it reads back as the Config the run used.
