@@ -33,6 +33,8 @@ MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per networ
 MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
 MAX_THREADS = 1024
 MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
+MAX_EPISODE_S = 600.0  # see Config.validate
+MAX_EPISODE_STEPS = 1_000_000
 
 
 def setting(default, help: str):
@@ -147,6 +149,15 @@ class Config:
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
+        # An episode is one reach: seconds of simulated time. The bounds are far beyond any
+        # reaching task (10 min simulated; a million steps, 5.5 h at 50 Hz) and refuse only
+        # values that make every evaluation episode, and so the run, never end.
+        if self.episode_s > MAX_EPISODE_S:
+            raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"episode), got {self.episode_s!r}")
+        if self.max_episode_steps > MAX_EPISODE_STEPS:
+            raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
+                              f"{self.max_episode_steps!r}")
         if not 0 < self.ou_theta <= 1:
             raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")
         if not 0 <= self.hindsight_fraction <= 1:
