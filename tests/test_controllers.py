@@ -22,7 +22,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 # Every example arm with its end effector (examples/arms/README.md).
 EXAMPLE_ARMS = {"four_link": "tip", "spatial_arm": "fingertip", "long_arm": "hand",
                 "tiny_arm": "tip_link", "servo_arm": "tool", "panda": "attachment_site",
-                "gen3": "pinch_site", "xarm7": "attachment_site"}
+                "gen3": "pinch_site", "xarm7": "attachment_site", "iiwa14": "attachment_site",
+                "ur5e": "wrist_3_link", "iiwa14_torque": "attachment_site"}
 MENAGERIE = ("panda", "gen3", "xarm7")
 
 
@@ -64,8 +65,14 @@ def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES) -> float
     return reached / episodes
 
 
+# Menagerie's UR5e: its servos have no damping (kv 0) and saturate at their force
+# limits; commanding the goal pose straight, 5 % of moves settle within 5 s (reacher
+# inspect), and the scripted ee policy reaches 16 % in 2 s. Known, not yet solved.
+_UR5E = pytest.param("ur5e", marks=pytest.mark.xfail(reason="UR5e servos do not settle", strict=True))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(EXAMPLE_ARMS))
+@pytest.mark.parametrize("name", [n if n != "ur5e" else _UR5E for n in sorted(EXAMPLE_ARMS)])
 def test_a_proportional_policy_through_ee_reaches_on_every_example_arm(name):
     share = _scripted_ee(*_example(name))
     assert share >= MIN_SHARE, f"{name}: {100 * share:.0f} % of {EPISODES} scripted reaches within 2 cm"
@@ -165,9 +172,10 @@ def test_the_action_size_follows_the_controller():
 # --- auto: chosen per arm, recorded --------------------------------------------------------------
 
 def test_auto_picks_ee_for_servo_arms_and_joint_for_torque_arms(arm_dir, servo_arm):
-    for name in MENAGERIE + ("servo_arm",):
+    for name in MENAGERIE + ("iiwa14", "ur5e", "servo_arm"):
         assert adapt.control_for(load_arm(*_example(name)))[0] == "ee", name
     for arm, ee in [("two_link", "fingertip"), ("three_link", "fingertip"), _example("spatial_arm"),
+                    _example("iiwa14_torque"),
                     _example("four_link"), (str(arm_dir / "slider.xml"), "fingertip")]:
         assert adapt.control_for(load_arm(arm, ee))[0] == "joint", arm
     assert ReachEnv(servo_arm, "tip", control="auto").control == "ee"
