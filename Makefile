@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # (A comma inside $(call ...) would split its argument: extras lists go in variables.)
 quietly = log=$$(mktemp) && { $(1) >$$log 2>&1 || { rc=$$?; cat $$log >&2; rm -f $$log; exit $$rc; }; } && rm -f $$log
 
-SETUP_EXTRAS := test,sweep
+SETUP_EXTRAS := test,sweep,export
 BENCH_EXTRAS := test,bench
 
 .PHONY: setup test demo bench clean

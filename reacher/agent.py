@@ -2,6 +2,10 @@
 
 TD3's three changes are options (`Config.twin_critics`, `policy_delay`,
 `target_noise`); with them off this is textbook DDPG (Lillicrap et al. 2016).
+
+`update` runs the gradients derived by hand (reacher.update); `update_autograd` is the
+same maths through autograd, kept as the reference the hand-derived one is tested against,
+and used for what the hand-derived one does not cover (a layer-normalised critic).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from reacher.adam import FusedAdam
+from reacher.adam import FlatAdam
 from reacher.config import Config
-from reacher.networks import Actor, Critic, NumpyPolicy, RunningNorm
+from reacher.networks import Actor, Critic, FlatParameters, NumpyPolicy, RunningNorm
+from reacher.update import HandUpdate
 
 
 class Agent:
@@ -27,27 +32,38 @@ class Agent:
         hidden = tuple(config.hidden_sizes)
         self.norm = (RunningNorm(obs_dim) if config.normalize_obs else nn.Identity()).to(self.device)
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
-        self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1).to(self.device)
+        self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1,
+                             layernorm=config.critic_layernorm).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = FusedAdam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = FusedAdam(self.critic.parameters(), lr=config.critic_lr)
+        self.flat = FlatParameters([self.actor, self.critic], [self.actor_target, self.critic_target])
+        actor_span, critic_span = self.flat.spans
+        self.actor_opt = FlatAdam(self.flat.data[0, actor_span], self.flat.grad[actor_span],
+                                  list(self.actor.parameters()), lr=config.actor_lr)
+        self.critic_opt = FlatAdam(self.flat.data[0, critic_span], self.flat.grad[critic_span],
+                                   list(self.critic.parameters()), lr=config.critic_lr)
         self.updates = 0
-        # Walking the module tree costs more than a small layer's maths: list once.
-        self._params = [*self.actor.parameters(), *self.critic.parameters()]
-        self._target_params = [*self.actor_target.parameters(), *self.critic_target.parameters()]
-        self._numpy_policy = self._make_numpy_policy()
+        self._bind()
 
-    def _make_numpy_policy(self) -> NumpyPolicy | None:
-        return NumpyPolicy(self.actor, self.norm) if self.device.type == "cpu" else None
+    def _bind(self) -> None:
+        """The parts that hold views of this agent's tensors."""
+        # The hand-derived gradients cover linear layers and relu; a layer-normalised
+        # critic is updated through autograd.
+        self._hand = None if self.config.critic_layernorm else HandUpdate(self)
+        self._numpy_policy = NumpyPolicy(self.actor, self.norm) if self.device.type == "cpu" else None
 
-    # The numpy policy holds views of this agent's tensors: a copy must make its own.
+    # Views do not survive a copy (a Parameter copies its data alone): a copy lays its
+    # parameters out again and points its optimisers at them.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "_numpy_policy"}
+        return {k: v for k, v in vars(self).items() if k not in ("_numpy_policy", "_hand", "flat")}
 
     def __setstate__(self, state: dict) -> None:
         vars(self).update(state)
-        self._numpy_policy = self._make_numpy_policy()
+        self.flat = FlatParameters([self.actor, self.critic], [self.actor_target, self.critic_target])
+        for opt, module, span in ((self.actor_opt, self.actor, self.flat.spans[0]),
+                                  (self.critic_opt, self.critic, self.flat.spans[1])):
+            opt.rebind(self.flat.data[0, span], self.flat.grad[span], list(module.parameters()))
+        self._bind()
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action(s) in [-1, 1] for one observation or a batch."""
@@ -62,12 +78,21 @@ class Agent:
         if isinstance(self.norm, RunningNorm):
             self.norm.update(torch.as_tensor(np.atleast_2d(obs), device=self.device))
 
-    def update(self, obs, action, reward, next_obs, terminated) -> dict[str, torch.Tensor]:
-        """One gradient step on a batch of tensors; returns losses and mean Q (as tensors)."""
+    def update(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch of tensors; returns losses and mean Q (as tensors).
+        `discount`, per transition, replaces γ in the target (n-step returns: γᵐ)."""
+        if self._hand is None:
+            return self.update_autograd(obs, action, reward, next_obs, terminated, discount)
+        self.updates += 1
+        return self._hand(obs, action, reward, next_obs, terminated, discount,
+                          actor_step=self.updates % self.config.policy_delay == 0)
+
+    def update_autograd(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
+        """`update` through autograd: the reference for the hand-derived gradients."""
         c = self.config
         obs, next_obs = self.norm(obs), self.norm(next_obs)
 
-        # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)).
+        # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)) (γᵐ after m rewards).
         with torch.no_grad():
             next_action = self.actor_target(next_obs)
             if c.target_noise > 0:
@@ -76,7 +101,7 @@ class Agent:
                 next_action = (next_action + noise).clamp(-1.0, 1.0)
             next_q = self.critic_target(next_obs, next_action)
             next_q = next_q.min(dim=0).values if c.twin_critics else next_q[0]
-            target = reward + c.gamma * (1.0 - terminated) * next_q
+            target = reward + (c.gamma if discount is None else discount) * (1.0 - terminated) * next_q
         q = self.critic(obs, action)
         critic_loss = (q - target).square().mean(dim=1).sum()
         self.critic_opt.descend(critic_loss)
@@ -88,17 +113,20 @@ class Agent:
         if self.updates % c.policy_delay == 0:
             actor_loss = -self.critic(obs, self.actor(obs), members=1).mean()
             self.actor_opt.descend(actor_loss)
-            soft_update(self._target_params, self._params, c.tau)
+            online, targets = self.flat.data
+            targets.lerp_(online, c.tau)
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
     def state_dict(self) -> dict:
+        """Copies, in the layout of torch modules and torch's Adam (as before flat parameters)."""
+        def copied(module: nn.Module) -> dict:
+            return {k: v.clone() for k, v in module.state_dict().items()}
         return {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
+            "actor": copied(self.actor), "critic": copied(self.critic),
+            "actor_target": copied(self.actor_target), "critic_target": copied(self.critic_target),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-            "norm": self.norm.state_dict(), "updates": self.updates,
+            "norm": copied(self.norm), "updates": self.updates,
         }
 
     def load_state_dict(self, state: dict, policy_only: bool = False) -> None:

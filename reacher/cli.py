@@ -1,5 +1,5 @@
-"""The `reacher` command: train, evaluate, render, inspect, sweep, demo; train, evaluate,
-render and demo are a thin layer on `reacher.api`.
+"""The `reacher` command: train, evaluate, render, inspect, sweep, export, demo; train,
+evaluate, render and demo are a thin layer on `reacher.api`.
 
 Every `Config` field is a `train` flag (``--hidden-sizes 64,64``, ``--no-twin-critics``),
 generated from the dataclass; a ``--config FILE.toml`` sits between the defaults and
@@ -77,8 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     debug = _Parser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
+    # An env id read from a file never imports a module by itself (reacher.envids): the
+    # user names the modules they trust, as they do by typing --env module:Id.
+    imports = _Parser(add_help=False)
+    imports.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first (it may register Gymnasium envs); needed for a run "
+                              "or file whose env is 'MODULE:Id'; repeatable")
 
-    train = sub.add_parser("train", parents=[debug], help="train an arm (or a Gymnasium env) with DDPG",
+    train = sub.add_parser("train", parents=[debug, imports], help="train an arm (or a Gymnasium env) with DDPG",
                            description="Train with DDPG. Flags override --config, which overrides defaults.")
     train.add_argument("--run-dir", type=Path, help="where the run is written (default runs/<arm>-seed<seed>)")
     train.add_argument("--config", type=Path, help="TOML file of config fields")
@@ -87,15 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.set_defaults(command="train", handler=cmd_train)
 
-    ev = sub.add_parser("evaluate", parents=[debug], help="evaluate a trained policy deterministically")
+    ev = sub.add_parser("evaluate", parents=[debug, imports], help="evaluate a trained policy deterministically")
     ev.add_argument("run", type=Path, help="run directory or checkpoint file")
     ev.add_argument("--episodes", type=_positive_int("--episodes"), default=100)
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="cpu")
+    # Robustness (reacher.randomize): the same episodes on perturbed models too.
+    ev.add_argument("--randomize", action="store_true",
+                    help="also evaluate on perturbed models, the same episodes (ranges: --config's, else "
+                         "mass and gain ±20 %%, damping and friction ±30 %%, obs noise 0.005, delay 0-1 steps)")
+    ev.add_argument("--config", type=Path, help="TOML file whose randomize_*, obs_noise_std and "
+                                                "action_delay_steps give --randomize's ranges (implies it)")
     ev.set_defaults(command="evaluate", handler=cmd_evaluate)
 
-    rd = sub.add_parser("render", parents=[debug], help="render rollouts of a trained policy to MP4 or GIF")
+    rd = sub.add_parser("render", parents=[debug, imports], help="render rollouts of a trained policy to MP4 or GIF")
     rd.add_argument("run", type=Path, help="run directory or checkpoint file")
     rd.add_argument("--episodes", type=_positive_int("--episodes"), default=3)
     rd.add_argument("--out", type=Path, default=None, help="output .mp4 or .gif (default RUN/rollout.mp4)")
@@ -115,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print one JSON object")
     ins.set_defaults(command="inspect", handler=cmd_inspect)
 
-    sw = sub.add_parser("sweep", parents=[debug], help="train a grid of settings × seeds in parallel on Ray Tune",
+    sw = sub.add_parser("sweep", parents=[debug, imports], help="train a grid of settings × seeds in parallel on Ray Tune",
                         description="Train every grid point × seed of SPEC.toml as Ray Tune trials; "
                                     "writes OUT/results.csv, best.toml, summary.png and a run dir per trial.")
     sw.add_argument("spec", type=Path, metavar="SPEC.toml", help="TOML: config keys (the base), seeds = [...], and a [grid] table")
@@ -126,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"), default=None, metavar="N",
                     help="trials at once (default: one per core)")
     sw.set_defaults(command="sweep", handler=cmd_sweep)
+
+    ex = sub.add_parser("export", parents=[debug], help="export a trained policy to ONNX, with a JSON sidecar, "
+                                                        "to run without reacher",
+                        description="Write the actor (observation normaliser folded in) to FILE.onnx and what "
+                                    "a controller needs to run it (observation layout, action scaling, "
+                                    "timing, arm) to FILE.json beside it. Needs onnx and onnxruntime: "
+                                    "pip install 'reacher[export]'.")
+    ex.add_argument("run", type=Path, help="run directory or checkpoint file")
+    ex.add_argument("--out", type=Path, default=None, metavar="FILE.onnx",
+                    help="the ONNX file (default RUN/policy.onnx); its sidecar FILE.json goes beside it")
+    ex.add_argument("--force", action="store_true", help="replace FILE.onnx and FILE.json if they exist "
+                                                          "(without it, existing files are refused)")
+    ex.set_defaults(command="export", handler=cmd_export)
 
     demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
     demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
@@ -200,7 +225,18 @@ def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
 
 # --- commands ---------------------------------------------------------------------------
 
+def _import_modules(args) -> None:
+    """Import what the user named, before any file is read: --import, and the module of
+    a typed --env module:Id (so a missing one is one error line)."""
+    from reacher.envids import import_typed_env, import_user_modules
+
+    import_user_modules(args.imports)
+    if getattr(args, "env", ""):
+        import_typed_env(args.env)
+
+
 def cmd_train(args) -> int:
+    _import_modules(args)
     config, overrides = config_from_args(args)
     _check_device(config.device)
     outcome = api.learn(config, args.run_dir, resume=args.resume, progress=not args.quiet, **overrides)
@@ -218,7 +254,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    _import_modules(args)
     _check_device(args.device)
+    if args.randomize or args.config:
+        return _evaluate_randomized(args)
     policy = api.load_policy(args.run, device=args.device)
     result = api.evaluate_policy(policy, args.episodes, **_seed(args))
     if args.json:
@@ -231,9 +270,35 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_randomized(args) -> int:
+    from reacher import randomize
+
+    ranges = randomize.DEFAULT_RANGES
+    if args.config:
+        given = {k: v for k, v in cfg.read_toml(args.config).items() if k in cfg.RANDOMISATION_FIELDS}
+        ranges = randomize.Ranges(**given)
+        if not ranges.any():
+            raise CliError(f"config file {args.config}: sets no randomisation range "
+                           f"({', '.join(cfg.RANDOMISATION_FIELDS)})")
+    policy = api.load_policy(args.run, device=args.device)
+    result = randomize.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
+    if args.json:  # the nominal figures stay the top-level keys plain `evaluate` prints
+        print(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
+                          "ranges": ranges.as_dict()}))
+        return 0
+    meta = policy.checkpoint.metadata
+    print(f"{policy.checkpoint.path}  ({meta.get('env') or meta.get('arm')}, "
+          f"{meta.get('env_steps', 0):,} training steps)")
+    print(f"nominal model:\n{_table(result.nominal)}")
+    shown = ", ".join(f"{k} {v:g}" for k, v in ranges.as_dict().items() if v)
+    print(f"perturbed models ({shown}):\n{_table(result.perturbed)}")
+    return 0
+
+
 def cmd_render(args) -> int:
     from reacher.checkpoint import resolve
 
+    _import_modules(args)
     out = args.out or resolve(args.run).parent / "rollout.mp4"
     info = api.render_policy(args.run, out, args.episodes, camera=args.camera, size=args.size, **_seed(args))
     print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
@@ -258,16 +323,35 @@ def cmd_inspect(args) -> int:
 def cmd_sweep(args) -> int:
     from reacher.sweep import run_sweep
 
+    _import_modules(args)
     summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
-                        max_concurrent=args.max_concurrent)
+                        max_concurrent=args.max_concurrent, env_modules=args.imports)
     if summary.interrupted:
         print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
               f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
-        return 130
+        code = 143 if summary.stopped_by == "SIGTERM" else 130
+        if summary.stopped_by:
+            # Tune's thread may still be winding down against the Ray just stopped; the
+            # interpreter's teardown would wait for it or abort in it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if summary.failed:
         print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from reacher.checkpoint import resolve
+    from reacher.export import export_policy
+
+    out = args.out or resolve(args.run).parent / "policy.onnx"
+    done = export_policy(args.run, out, overwrite=args.force)
+    print(f"wrote {done.onnx} and {done.sidecar} (onnxruntime matches the torch policy within "
+          f"{done.max_difference:.1g} on {done.checked} observations)")
     return 0
 
 

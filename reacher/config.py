@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +19,20 @@ from pathlib import Path
 
 class ConfigError(ValueError):
     """A config file or value reacher cannot use; the message names the key."""
+
+
+# Bounds that keep a mistyped value from ending in an allocation failure or an overflow
+# deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
+# torch's seeding, which also adds episode numbers); networks and the replay buffer are
+# allocated up front, so their sizes are capped by what memory can hold.
+MAX_INT = 2**63 - 1
+MAX_SEED = 2**62  # evaluation adds episode numbers to seeds; room left for them
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
+MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
+MAX_THREADS = 1024
+MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
 
 
 def setting(default, help: str):
@@ -77,6 +93,10 @@ class Config:
     policy_delay: int = setting(1, "TD3: critic updates per actor update")
     target_noise: float = setting(0.0, "TD3: std of the target-policy smoothing noise (0 disables)")
     target_noise_clip: float = setting(0.5, "TD3: clip of the target-policy smoothing noise")
+    n_step: int = setting(1, "bootstrap the critic's target after this many rewards (n-step returns; "
+                             "1: one-step)")
+    critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
+                                            "run through autograd, slower)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -84,6 +104,20 @@ class Config:
     noise_decay_steps: int = setting(0, "steps over which the noise decays (0: steps if set, else "
                                         "8,000 per actuator)")
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
+    # --- randomisation (reacher.randomize: per-episode model error; all 0 = off) --------
+    randomize_mass: float = setting(0.0, "each episode, scale each link's mass and inertia by a factor drawn "
+                                         "from [1 - X, 1 + X] (0.2: 0.8 to 1.2; below 1)")
+    randomize_damping: float = setting(0.0, "each episode, scale each joint's damping by a factor drawn from "
+                                            "[1 - X, 1 + X] (below 1)")
+    randomize_friction: float = setting(0.0, "each episode, scale each geom's friction and each joint's "
+                                             "frictionloss by a factor drawn from [1 - X, 1 + X] (below 1)")
+    randomize_gain: float = setting(0.0, "each episode, scale each actuator's gain (a position servo's "
+                                         "stiffness with it) by a factor drawn from [1 - X, 1 + X] (below 1)")
+    obs_noise_std: float = setting(0.0, "std of Gaussian noise added to the joint-state part of each "
+                                        "observation (its own units: cos/sin, m, rad/s); never to the "
+                                        "fingertip or target")
+    action_delay_steps: int = setting(0, "each episode, apply every action k control steps late, k drawn "
+                                         "from 0..N")
     # --- evaluation, checkpoints, hardware ---------------------------------------------
     eval_every: int = setting(2_000, "environment steps between deterministic evaluations")
     eval_episodes: int = setting(50, "episodes per periodic evaluation")
@@ -102,7 +136,7 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         positive = ("control_period_s", "precision_scale_m", "success_radius", "success_evals",
-                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay",
+                    "batch_size", "buffer_size", "actor_lr", "critic_lr", "policy_delay", "n_step",
                     "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -134,9 +168,59 @@ class Config:
             raise ConfigError(f"success_target must be within (0, 1], got {self.success_target!r}")
         if any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes!r}")
+        check_randomisation({name: getattr(self, name) for name in RANDOMISATION_FIELDS})
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """The integer bounds above, each naming its field and the bound."""
+        if self.seed >= MAX_SEED:
+            raise ConfigError(f"seed must be below 2**62 (numpy and torch seed with 64-bit integers), "
+                              f"got {self.seed!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
+                raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
+        if self.batch_size > MAX_BUFFER:
+            raise ConfigError(f"batch_size must be at most {MAX_BUFFER:,}, got {self.batch_size!r}")
+        if self.buffer_size > MAX_BUFFER:
+            raise ConfigError(f"buffer_size must be at most {MAX_BUFFER:,} transitions (the replay "
+                              f"buffer is allocated up front), got {self.buffer_size!r}")
+        hidden = self.hidden_sizes
+        if len(hidden) > MAX_LAYERS or any(h > MAX_WIDTH for h in hidden):
+            raise ConfigError(f"hidden_sizes must be at most {MAX_LAYERS} layers of at most {MAX_WIDTH:,} "
+                              f"units, got {_short(hidden)}")
+        weights = sum(a * b for a, b in zip(hidden, hidden[1:]))
+        if weights > MAX_HIDDEN_WEIGHTS:
+            raise ConfigError(f"hidden_sizes {_short(hidden)} make {weights:,} weights between hidden "
+                              f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+# Fractions of a nominal value: a factor 1 ± X must stay positive (a mass or a gain of
+# zero is no model at all), so X < 1.
+FRACTION_FIELDS = ("randomize_mass", "randomize_damping", "randomize_friction", "randomize_gain")
+RANDOMISATION_FIELDS = (*FRACTION_FIELDS, "obs_noise_std", "action_delay_steps")
+
+
+def check_randomisation(values: dict) -> None:
+    """Raise `ConfigError` naming the first randomisation range that cannot be used."""
+    for name in FRACTION_FIELDS:
+        value = values[name]
+        if not 0 <= value < 1:
+            raise ConfigError(f"{name} must be a fraction within [0, 1) (0.2 means ±20 %), got {value!r}")
+    if not values["obs_noise_std"] >= 0 or not math.isfinite(values["obs_noise_std"]):
+        raise ConfigError(f"obs_noise_std must be zero or positive, got {values['obs_noise_std']!r}")
+    if not values["action_delay_steps"] >= 0:
+        raise ConfigError(f"action_delay_steps must be zero or positive, got {values['action_delay_steps']!r}")
+
+
+def _short(value) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def saved_base() -> Config:
@@ -186,9 +270,9 @@ def coerce(name: str, value, kind: type):
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e400" for an integer
         pass
-    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {value!r}")
+    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {_short(value)}")
 
 
 def _integer(value) -> int:
@@ -243,19 +327,45 @@ def load_toml(path: str | Path, base: Config | None = None) -> Config:
 
 
 def read_toml(path: str | Path) -> dict:
-    """The key/value pairs of a config file, flattened and checked against the fields."""
+    """The key/value pairs of a config file, flattened and checked against the fields.
+
+    A config file may come from someone else (a run's config.toml): its env id must not
+    import a module of its own (see `reacher.envids`)."""
+    from reacher.envids import EnvIdError, check_untrusted
+
     path = Path(path)
+    where = f"config file {path}"
+    values = parse_toml_file(path, where)
+    changes = _coerced(values, source=where)
+    _apply(changes, None, source=where)  # a bad value is named with the file now
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
-    changes = _coerced(values, source=f"config file {path}")
-    _apply(changes, None, source=f"config file {path}")  # a bad value is named with the file now
+        check_untrusted(changes.get("env"), where)
+    except EnvIdError as err:
+        raise ConfigError(str(err)) from None
     return changes
+
+
+def parse_toml_file(path: Path, where: str) -> dict:
+    """A small TOML file's tables, or a ConfigError naming `where`: not a FIFO or device
+    that would block or never end, not megabytes, UTF-8, and not nested beyond reason."""
+    try:
+        # Non-blocking, so a FIFO is refused below instead of waiting for a writer.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{where}: cannot be read (not a regular file)")
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: is larger than {MAX_FILE_BYTES // 1024} KiB; not a config file")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{where}: is not UTF-8 text (byte {err.start}), so not TOML") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{where}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid TOML (nested too deeply)") from None
 
 
 def to_toml(config: Config) -> str:

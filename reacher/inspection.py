@@ -3,7 +3,8 @@
 `inspect_arm` loads the arm exactly as training would (`reacher.arm.load_arm`) and
 reports the joints, actuators, end effector, timing, workspace and gravity it found,
 what it added to the model, and warnings, each with the change to the file that
-fixes it. `format_report` writes that for people; `ArmReport.as_dict` for ``--json``.
+fixes it. It also steps the model for a couple of simulated seconds of random
+actions, so that physics that blows up is found before training, not during it. `format_report` writes that for people; `ArmReport.as_dict` for ``--json``.
 """
 
 from __future__ import annotations
@@ -15,17 +16,27 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.arm import Arm, is_position_servo, load_arm
+from reacher.arm import Arm, ArmFileError, is_position_servo, load_arm
 from reacher.adapt import control_for, episode_seconds
 from reacher.controllers import JointControl
 from reacher.physics import Physics
 from reacher.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
 
 _GRAVITY_SAMPLES = 256
+# What the two physics checks may spend, in dof-steps: a step of a long chain costs about
+# its dof count squared, so an 80-joint arm is checked over fewer steps, not for minutes.
+_DOF_STEPS = 40_000
 _SERVO_MOVES = 20  # sampled moves timed for the servo settling estimate
 _SERVO_MAX_S = 5.0
 _SETTLE_RADIUS_M = 0.02  # the default success radius
 _WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
+_STABILITY_STARTS = 2  # random poses, followed by _STABILITY_S of random actions in all
+_STABILITY_S = 2.0
+_STABILITY_MAX_STEPS = 20_000  # physics steps in all: cheap even at the shortest timestep
+# MuJoCo's warnings for NaN/inf or huge values; on them it resets the state itself.
+_BLOW_UPS = {int(mujoco.mjtWarning.mjWARN_BADQPOS): "positions",
+             int(mujoco.mjtWarning.mjWARN_BADQVEL): "velocities",
+             int(mujoco.mjtWarning.mjWARN_BADQACC): "accelerations"}
 
 
 @dataclass(frozen=True)
@@ -74,13 +85,17 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
                 control_period_s: float = CONTROL_PERIOD_S, episode_s: float = 0.0,
                 frame_skip: int | None = None, episode_steps: int | None = None) -> ArmReport:
     """Load ``arm`` as training would and describe it; raises `ArmFileError` (one line)
-    for a file that cannot be used and ``ValueError`` for impossible timing. An
+    for a file that cannot be used, or timing its timestep cannot honour. An
     ``episode_s`` of 0 is training's default for this arm (`reacher.adapt`)."""
     loaded = load_arm(arm, end_effector)
     model = loaded.model
-    timing = control_timing(model.opt.timestep, control_period_s,
-                            episode_s or episode_seconds(loaded), frame_skip, episode_steps)
-    joints = [_joint(model, name) for name in loaded.joint_names]
+    try:
+        timing = control_timing(model.opt.timestep, control_period_s,
+                                episode_s or episode_seconds(loaded), frame_skip, episode_steps)
+    except ValueError as err:  # a setting that this arm's timestep cannot honour
+        raise ArmFileError(loaded.source, str(err)) from None
+    axes = _joint_axes(model)
+    joints = [_joint(model, name, axes) for name in loaded.joint_names]
     actuators = [_actuator(model, i) for i in range(model.nu)]
     ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
         else "body"
@@ -88,7 +103,8 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     share = None if times is None else float(np.isfinite(times).mean())
     settle = None if times is None else _p90(times)
     settle = settle if settle is not None and math.isfinite(settle) else None
-    warnings = (_timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
+    warnings = (_stability_warnings(loaded, timing)
+                + _timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
                 + _actuator_warnings(loaded, actuators) + _gravity_warnings(loaded, actuators)
                 + _episode_warnings(timing, times))
     return ArmReport(
@@ -112,19 +128,20 @@ def _model_name(model: mujoco.MjModel) -> str:
     return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MODEL, 0) or ""
 
 
-def _joint(model: mujoco.MjModel, name: str) -> dict:
+def _joint(model: mujoco.MjModel, name: str, axes: np.ndarray) -> dict:
     j = model.joint(name)
     hinge = j.type[0] == mujoco.mjtJoint.mjJNT_HINGE
     return {"name": name, "type": "hinge" if hinge else "slide", "unit": "rad" if hinge else "m",
             "range": [float(v) for v in j.range] if j.limited[0] else None,
-            "axis_world": _joint_axis(model, j.id).tolist(), "body": model.body(j.bodyid[0]).name,
+            "axis_world": axes[j.id].tolist(), "body": model.body(j.bodyid[0]).name,
             "dof": int(j.dofadr[0])}
 
 
-def _joint_axis(model: mujoco.MjModel, joint_id: int) -> np.ndarray:
+def _joint_axes(model: mujoco.MjModel) -> np.ndarray:
+    """Every joint's axis in world coordinates, in the model's reference pose."""
     data = mujoco.MjData(model)
     mujoco.mj_kinematics(model, data)
-    return data.xaxis[joint_id].round(6)
+    return data.xaxis.round(6)
 
 
 def _actuator(model: mujoco.MjModel, i: int) -> dict:
@@ -167,6 +184,45 @@ def _max_joint_torque(act: dict) -> float:
 
 
 # --- warnings -------------------------------------------------------------------------------
+
+def _stability_warnings(arm: Arm, timing: ControlTiming) -> list[ArmWarning]:
+    """Whether the physics blows up under random actions (each held for a control period,
+    as the env applies them, from random poses): MuJoCo then resets the state, and
+    training would run on episodes cut short at every blow-up."""
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: None)  # the warning below says it once
+    try:
+        seconds, found = _first_blow_up(arm, timing)
+    finally:
+        mujoco.set_mju_user_warning(previous)
+    if seconds is None:
+        return []
+    return [ArmWarning(
+        f"arm {arm.source}: the simulation blew up {seconds:.2g} s into random actions "
+        f"(MuJoCo found {found} that are NaN, infinite or huge, and reset the state): "
+        "training would see episodes cut short at every blow-up",
+        "lower the actuators' gear, gains or ctrlrange, add joint damping or armature, or "
+        "shorten the timestep (the implicitfast integrator tolerates stiffer servos than Euler)")]
+
+
+def _first_blow_up(arm: Arm, timing: ControlTiming) -> tuple[float | None, str]:
+    """Simulated seconds into a run until the first blow-up (None if none), and what blew up."""
+    model, data = arm.model, mujoco.MjData(arm.model)
+    rng = np.random.default_rng(0)
+    steps = min(_STABILITY_S / model.opt.timestep, _STABILITY_MAX_STEPS, _DOF_STEPS / model.nv)
+    controls = math.ceil(steps / _STABILITY_STARTS / timing.frame_skip)
+    mid, half = (arm.ctrl_high + arm.ctrl_low) / 2, (arm.ctrl_high - arm.ctrl_low) / 2
+    for _ in range(_STABILITY_STARTS):
+        mujoco.mj_resetData(model, data)
+        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
+        for step in range(1, controls + 1):
+            data.ctrl[:] = mid + half * rng.uniform(-1, 1, model.nu)
+            mujoco.mj_step(model, data, nstep=timing.frame_skip)
+            bad = [what for i, what in _BLOW_UPS.items() if data.warning[i].number]
+            if bad or not (np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all()):
+                return step * timing.control_period_s, " and ".join(bad) or "values"
+    return None, ""
+
 
 def _timing_warnings(timing: ControlTiming) -> list[ArmWarning]:
     if timing.note is None:
@@ -220,7 +276,7 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
     worst = np.zeros(model.nv)
-    for _ in range(_GRAVITY_SAMPLES):
+    for _ in range(min(_GRAVITY_SAMPLES, max(32, _DOF_STEPS // model.nv))):
         data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
         data.qvel[:] = 0
         mujoco.mj_forward(model, data)

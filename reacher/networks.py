@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -46,20 +47,77 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias[:k], x, self.weight[:k])
 
 
-class Critic(nn.Module):
-    """Q(s, a), as `n_critics` independent networks evaluated together: shape (n_critics, batch)."""
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalisation with each member's own gain and bias (for EnsembleLinear's outputs)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n_critics: int = 1):
+    def __init__(self, n: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n, 1, features))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (k, batch, features), the first k members
+        k = x.shape[0]
+        return torch.addcmul(self.bias[:k], F.layer_norm(x, x.shape[-1:], eps=self.eps), self.weight[:k])
+
+
+class Critic(nn.Module):
+    """Q(s, a), as `n_critics` independent networks evaluated together: shape (n_critics, batch).
+
+    With `layernorm`, each hidden layer's output is layer-normalised before its relu, which
+    keeps the critic's features bounded as its targets move (Ball et al. 2023, "Efficient
+    online RL with offline data"; BRO and SimBa build on it); the weights stay where they
+    were in the state dict (`layers.i`), the norms are `norms.i`."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], n_critics: int = 1,
+                 layernorm: bool = False):
         super().__init__()
         sizes = [obs_dim + act_dim, *hidden, 1]
         self.n_critics = n_critics
         self.layers = nn.ModuleList(EnsembleLinear(n_critics, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(n_critics, h) for h in hidden) if layernorm else None
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, members: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1).expand(members or self.n_critics, -1, -1)
-        for layer in self.layers[:-1]:
-            x = layer(x).relu_()  # in place, as in `mlp`
+        for i, layer in enumerate(self.layers[:-1]):
+            x = layer(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = x.relu_()  # in place, as in `mlp`
         return self.layers[-1](x).squeeze(-1)
+
+
+class FlatParameters:
+    """The parameters of online networks and of their targets, as views into one tensor.
+
+    Row 0 of `data` (2, n) holds every online parameter, row 1 its target at the same
+    offset, and `grad` (n,) the online gradients. The modules keep their parameters (now
+    views), so their `forward`, `state_dict` and `load_state_dict` work as before; but one
+    kernel can now step a whole network's Adam (reacher.adam.FlatAdam) and average every
+    target at once (Polyak: `data[1].lerp_(data[0], tau)`). `spans[i]` is where the
+    parameters of `online[i]` lie in a row."""
+
+    def __init__(self, online: list[nn.Module], targets: list[nn.Module]):
+        params = [p for m in online for p in m.parameters()]
+        target_params = [p for m in targets for p in m.parameters()]
+        assert [p.shape for p in params] == [p.shape for p in target_params]
+        n = sum(p.numel() for p in params)
+        self.data = torch.empty(2, n, dtype=params[0].dtype, device=params[0].device)
+        self.grad = torch.zeros(n, dtype=self.data.dtype, device=self.data.device)
+        self.spans: list[slice] = []
+        offset = 0
+        for module, target in zip(online, targets):
+            start = offset
+            for p, t in zip(module.parameters(), target.parameters()):
+                size = p.numel()
+                for row, q in ((0, p), (1, t)):
+                    view = self.data[row, offset:offset + size].view_as(q)
+                    view.copy_(q.detach())
+                    q.data = view
+                # The gradient a hand-derived update writes is also what autograd would leave.
+                p.grad = self.grad[offset:offset + size].view_as(p)
+                offset += size
+            self.spans.append(slice(start, offset))
 
 
 class RunningNorm(nn.Module):

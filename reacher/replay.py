@@ -103,3 +103,39 @@ def relabel(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, layout, fraction
     batch["reward"][chosen] = layout.reward.from_goals(batch["next_obs"][chosen][:, layout.achieved], goal,
                                                        effort, exact=False)
     return batch
+
+
+def n_step(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, n: int, gamma: float, layout=None) -> dict:
+    """Turn each sampled transition into an n-step one: reward Σ_{j<m} γʲ·r_{i+j}, next_obs
+    and terminated those of transition i+m−1, and ``discount`` γᵐ for the bootstrap, where
+    the window m ≤ n ends early at the episode's last stored transition or at a terminal one.
+    A truncated episode's last transition bootstraps as before (only termination stops it);
+    transitions of the episode still being collected keep m = 1 (what follows is unknown).
+
+    With `layout` (goal observations), a row whose target differs from the stored one was
+    relabelled (`relabel`, called first): its rewards along the window are recomputed for
+    that target, and its next_obs gets it, as `relabel` does for one step."""
+    rows = (idx[:, None] + np.arange(n)) % buffer.capacity  # (batch, n)
+    in_episode = np.arange(n) < np.minimum(n, buffer.future[idx] + 1)[:, None]
+    terminated = buffer.terminated[rows] * in_episode
+    # A window stops after its first terminal transition.
+    valid = in_episode & (np.cumsum(terminated, axis=1) - terminated == 0)
+    rewards = buffer.reward[rows]
+    last = rows[np.arange(len(idx)), valid.sum(axis=1) - 1]
+    next_obs = buffer.next_obs[last]
+    if layout is not None:
+        goal = batch["obs"][:, layout.desired]
+        moved = np.flatnonzero(np.any(goal != buffer.obs[idx][:, layout.desired], axis=1))
+        if moved.size:
+            r, g = rows[moved], np.repeat(goal[moved], n, axis=0)
+            effort = np.square(buffer.action[r]).sum(axis=-1).reshape(-1)
+            achieved = buffer.next_obs[r][..., layout.achieved].reshape(len(g), -1)
+            rewards[moved] = layout.reward.from_goals(achieved, g, effort, exact=False).reshape(-1, n)
+            part = next_obs[moved]
+            part[:, layout.desired] = goal[moved]
+            part[:, layout.delta] = part[:, layout.achieved] - goal[moved]
+            next_obs[moved] = part
+    powers = gamma ** np.arange(n)
+    return {**batch, "reward": (rewards * powers * valid).sum(axis=1).astype(np.float32),
+            "next_obs": next_obs, "terminated": buffer.terminated[last],
+            "discount": (gamma ** valid.sum(axis=1)).astype(np.float32)}

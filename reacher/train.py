@@ -33,7 +33,7 @@ from reacher.files import write_text
 from reacher.goal import flat_env
 from reacher.metrics import MetricsLog, plot_curve
 from reacher.noise import make_noise, scheduled_scale
-from reacher.replay import ReplayBuffer, relabel
+from reacher.replay import ReplayBuffer, n_step, relabel
 from reacher.runlock import RunDirBusy, RunLock
 
 
@@ -109,7 +109,7 @@ def absolute_arm(config: Config) -> Config:
 
 
 # Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs")
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
 
 
 class Training:
@@ -249,8 +249,10 @@ class Training:
             batch = self.buffer.batch(idx)
             if self.goal_layout is not None:
                 batch = relabel(batch, self.buffer, idx, self.goal_layout, c.hindsight_fraction, self.rng)
+            if c.n_step > 1:
+                batch = n_step(batch, self.buffer, idx, c.n_step, c.gamma, self.goal_layout)
             tensors = [torch.from_numpy(batch[k]).to(self.agent.device)
-                       for k in ("obs", "action", "reward", "next_obs", "terminated")]
+                       for k in ("obs", "action", "reward", "next_obs", "terminated", "discount") if k in batch]
             metrics = self.agent.update(*tensors)
             if self.agent.updates % 50 == 0:  # reading a loss syncs; sample them
                 for key, value in metrics.items():

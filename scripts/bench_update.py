@@ -10,7 +10,10 @@ Three networks, each at 1 and 2 torch threads:
   2x256 TD3    the same with twin critics, policy_delay 2, target_noise 0.2
 
 The observation and action sizes are those of Config()'s env (two_link: 15 and 2).
-"plain" is the same maths written the textbook way (Fujimoto's TD3.py): nn.Linear
+"reacher" is `Agent.update` (gradients derived by hand, reacher/update.py); "main" is
+the `Agent.update` of another git revision (default `main`, whose update ran through
+autograd), read with `git show` (see scripts/bench_steps.py); "plain" is the same maths
+written the textbook way (Fujimoto's TD3.py): nn.Linear
 MLPs, one network per critic, torch.optim.Adam with its defaults, zero_grad /
 backward / step, Polyak averaging parameter by parameter, the critic left trainable
 in the actor step. Both get the same normaliser and the same pre-drawn batches.
@@ -37,7 +40,7 @@ updates take (compilation, paid inside every training run) and its speed after.
 The machine is shared and noisy, so every variant is measured in interleaved rounds and
 the medians reported; the speed-up is the median over rounds of each round's own ratio.
 
-    python scripts/bench_update.py [--quick] [--seconds 0.6] [--rounds 5] [--threads 1 2] [--compile]
+    python scripts/bench_update.py [--quick] [--seconds 0.6] [--rounds 5] [--threads 1 2] [--compile] [--rev main]
 """
 
 from __future__ import annotations
@@ -48,14 +51,16 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench_steps import agent_of
 from reacher import adapt
-from reacher.agent import Agent, soft_update
+from reacher.agent import Agent
 from reacher.config import Config
 from reacher.env import make_env
 from reacher.networks import RunningNorm
@@ -139,7 +144,8 @@ def _compiled_update(agent: Agent):
         agent.updates += 1
         if agent.updates % c.policy_delay == 0:
             agent.actor_opt.descend(actor_loss(agent.norm(obs)))
-            soft_update(agent._target_params, agent._params, c.tau)
+            online, targets = agent.flat.data
+            targets.lerp_(online, c.tau)
 
     return update
 
@@ -173,10 +179,10 @@ def _batches(config: Config, obs_dim: int, act_dim: int) -> list:
             for _ in range(_N_BATCHES)]
 
 
-def _setup(kind: str, config: Config, obs_dim: int, act_dim: int) -> tuple:
+def _setup(kind: str, config: Config, obs_dim: int, act_dim: int, agent_class: type = Agent) -> tuple:
     """(update function, batches, seconds its first three updates took)."""
     torch.manual_seed(0)
-    agent = Agent(obs_dim, act_dim, config)
+    agent = agent_class(obs_dim, act_dim, config)
     batches = _batches(config, obs_dim, act_dim)
     agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
     if kind == "plain":
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
     parser.add_argument("--compile", action="store_true", help="also Agent.update with torch.compile'd networks (slow to start)")
+    parser.add_argument("--rev", default="main", help="git revision whose Agent.update is the 'main' column")
     args = parser.parse_args(argv)
     seconds, rounds = (0.25, 3) if args.quick else (args.seconds, args.rounds)
     if args.compile:  # a cold cache, as a fresh machine's first training run has
@@ -271,10 +278,12 @@ def main(argv: list[str] | None = None) -> None:
         "2x256/256 DDPG": wide,
         "2x256/256 TD3": wide.replace(twin_critics=True, policy_delay=2, target_noise=0.2),
     }
-    kinds = ["reacher", "plain"] + (["compiled"] if args.compile else [])
+    kinds = ["reacher", "plain", "main"] + (["compiled"] if args.compile else [])
+    main_agent = agent_of(args.rev, Path(tempfile.mkdtemp(prefix="bench_update_")))
     load_before = os.getloadavg()[0]
     torch.set_num_threads(max(args.threads))
-    setups = {(name, kind): _setup(kind, config, obs_dim, act_dim)
+    setups = {(name, kind): _setup("reacher" if kind == "main" else kind, config, obs_dim, act_dim,
+                                   main_agent if kind == "main" else Agent)
               for name, config in configs.items() for kind in kinds}
 
     print(f"obs {obs_dim}, act {act_dim} ({base.arm}); {rounds} rounds of {seconds:g} s per "
@@ -309,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("\nupdates/s (median; GFLOP/s and % of peak from the counted matmul FLOPs):")
     header = (f"  {'network / batch':<20} {'thr':>3} {'MFLOP':>7} {'reacher':>8} {'GFLOP/s':>8} "
-              f"{'%peak':>6} {'plain':>7} {'%peak':>6} {'speed-up':>8}")
+              f"{'%peak':>6} {'plain':>7} {'%peak':>6} {'speed-up':>8} {args.rev:>7} {'vs ' + args.rev:>8}")
     if args.compile:
         header += f" {'compiled':>8} {'start s':>7}"
     print(header)
@@ -318,11 +327,14 @@ def main(argv: list[str] | None = None) -> None:
         flops = update_flops(obs_dim, act_dim, config)
         for threads in args.threads:
             ours, plain = speed[name, "reacher", threads], speed[name, "plain", threads]
+            before = speed[name, "main", threads]
             ups, base_ups = statistics.median(ours), statistics.median(plain)
             gain = statistics.median(a / b for a, b in zip(ours, plain))
+            gain_main = statistics.median(a / b for a, b in zip(ours, before))
             line = (f"  {name:<20} {threads:>3} {flops / 1e6:7.1f} {ups:8.0f} {flops * ups / 1e9:8.1f} "
                     f"{100 * flops * ups / 1e9 / peak_of[threads]:5.1f}% {base_ups:7.0f} "
-                    f"{100 * flops * base_ups / 1e9 / peak_of[threads]:5.1f}% {gain:7.2f}×")
+                    f"{100 * flops * base_ups / 1e9 / peak_of[threads]:5.1f}% {gain:7.2f}× "
+                    f"{statistics.median(before):7.0f} {gain_main:7.2f}×")
             if args.compile:
                 line += (f" {statistics.median(speed[name, 'compiled', threads]):8.0f} "
                          f"{setups[name, 'compiled'][2]:7.1f}")

@@ -1,8 +1,11 @@
-"""reacher.networks and reacher.agent: the networks, the normaliser and one DDPG/TD3 update.
+"""reacher.networks, reacher.agent and reacher.update: the networks, the normaliser and one
+DDPG/TD3 update.
 
-The critic's regression target is read back from the update itself: the critic loss is
-Σ_members mean_batch (Q − y)², so ∂loss/∂Q = 2(Q − y)/B and y = Q − (B/2)·∂loss/∂Q.
-A forward hook keeps the Q the update computed and its gradient.
+The update's maths is checked on `Agent.update_autograd`, where the critic's regression
+target can be read back from the update itself: the critic loss is Σ_members mean_batch
+(Q − y)², so ∂loss/∂Q = 2(Q − y)/B and y = Q − (B/2)·∂loss/∂Q (a forward hook keeps the Q
+the update computed and its gradient). `Agent.update`, the hand-derived gradients of
+reacher.update, is then checked to take the same steps, option by option.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def _batch(n: int = 64, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(n, OBS, generator=g) * 2 + 1, torch.rand(n, ACT, generator=g) * 2 - 1,
             torch.randn(n, generator=g), torch.randn(n, OBS, generator=g) * 2 + 1,
-            (torch.arange(n) % 2 == 0).float()]
+            (torch.arange(n) % 2 == 0).to(torch.get_default_dtype())]
 
 
 def _regression_targets(agent: Agent, batch) -> tuple[torch.Tensor, dict]:
@@ -48,7 +51,7 @@ def _regression_targets(agent: Agent, batch) -> tuple[torch.Tensor, dict]:
 
     handle = agent.critic.register_forward_hook(keep)
     try:
-        metrics = agent.update(*batch)
+        metrics = agent.update_autograd(*batch)
     finally:
         handle.remove()
     q = outputs[0]  # the critic step's Q(s, a); later calls belong to the actor step
@@ -257,8 +260,9 @@ def test_reported_critic_loss_and_mean_q():
 
 # --- the actor step ----------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("path", ["update", "update_autograd"])
 @pytest.mark.parametrize("twin", [False, True])
-def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin):
+def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin, path):
     agent = _agent(twin_critics=twin)
     # The same agent, but this update skips the actor step (1 % 2 != 0): the critic step alone.
     critic_only = copy.deepcopy(agent)
@@ -269,11 +273,12 @@ def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin):
         p.register_hook(lambda grad, p=p: calls.append(p))
     batch = _batch()
 
-    metrics = agent.update(*batch)
-    critic_only.update(*batch)
+    metrics = getattr(agent, path)(*batch)
+    getattr(critic_only, path)(*batch)
 
-    # Autograd computed each critic weight's gradient once: in the critic step.
-    assert len(calls) == len(list(agent.critic.parameters()))
+    # Each critic weight's gradient was computed once: in the critic step (by autograd,
+    # or by hand, where autograd computes nothing); the actor step left it alone.
+    assert len(calls) == (len(list(agent.critic.parameters())) if path == "update_autograd" else 0)
     for mine, alone in zip(agent.critic.parameters(), critic_only.critic.parameters()):
         torch.testing.assert_close(mine.grad, alone.grad, rtol=0, atol=0)
     _assert_same(_params(agent.critic), _params(critic_only.critic))
@@ -294,11 +299,12 @@ def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin):
     _assert_same(_params(critic_only.critic_target), targets_before)
 
 
-def test_policy_delay_updates_actor_and_targets_every_second_update():
+@pytest.mark.parametrize("path", ["update", "update_autograd"])
+def test_policy_delay_updates_actor_and_targets_every_second_update(path):
     agent = _agent(twin_critics=True, policy_delay=2)
     for n in range(1, 7):
         actor, critic, actor_target = _params(agent.actor), _params(agent.critic), _params(agent.actor_target)
-        metrics = agent.update(*_batch(seed=n))
+        metrics = getattr(agent, path)(*_batch(seed=n))
         assert agent.updates == n
         assert _all_differ(_params(agent.critic), critic)  # the critic learns every update
         if n % 2 == 0:
@@ -389,3 +395,145 @@ def test_policy_only_load_leaves_the_critic_alone():
     _assert_same(_params(fresh.critic), critic)
     obs = np.random.default_rng(0).normal(size=(4, OBS))
     np.testing.assert_array_equal(fresh.act(obs), trained.act(obs))
+
+
+# --- the hand-derived update against autograd -----------------------------------------------------
+
+_OPTIONS = {
+    "ddpg": {},
+    "td3": {"twin_critics": True, "policy_delay": 2, "target_noise": 0.2, "target_noise_clip": 0.3},
+    "three hidden layers, no normaliser": {"hidden_sizes": (16, 8, 12), "normalize_obs": False},
+}
+
+
+def _both_paths(steps: int, **changes) -> tuple[Agent, Agent, list[dict], list[dict]]:
+    """Two copies of one agent after `steps` updates on the same batches and noise draws,
+    one by `update`, one by `update_autograd`; and each one's metrics."""
+    hand = _agent(**changes)
+    reference = copy.deepcopy(hand)
+    hand_metrics, reference_metrics = [], []
+    for n in range(steps):
+        torch.manual_seed(100 + n)
+        hand_metrics.append(hand.update(*_batch(seed=n)))
+        torch.manual_seed(100 + n)
+        reference_metrics.append(reference.update_autograd(*_batch(seed=n)))
+    return hand, reference, hand_metrics, reference_metrics
+
+
+@pytest.mark.parametrize("options", _OPTIONS, ids=list(_OPTIONS))
+def test_hand_derived_update_takes_autograds_steps(options):
+    """float32: parameters, targets, Adam moments and metrics after 6 updates agree with
+    autograd's to float rounding (1e-5 relative, 1e-6 absolute)."""
+    hand, reference, hand_metrics, reference_metrics = _both_paths(6, **_OPTIONS[options])
+    untrained = _agent(**_OPTIONS[options])
+    assert _all_differ(_params(hand.critic), _params(untrained.critic))
+    assert _all_differ(_params(hand.actor_target), _params(untrained.actor_target))
+    torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-5, atol=1e-6)
+    for opt in ("actor_opt", "critic_opt"):
+        mine, theirs = getattr(hand, opt), getattr(reference, opt)
+        torch.testing.assert_close(mine.exp_avg, theirs.exp_avg, rtol=1e-4, atol=1e-7)
+        assert torch.equal(mine.steps, theirs.steps)
+    for mine, theirs in zip(hand_metrics, reference_metrics):
+        assert mine.keys() == theirs.keys()
+        for key in mine:
+            torch.testing.assert_close(mine[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", _OPTIONS, ids=list(_OPTIONS))
+def test_hand_derived_gradients_equal_autograds_in_float64(options):
+    """In float64 rounding all but vanishes: the gradients of one update, and the
+    parameters after six, agree to 1e-9."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        hand, reference, _, _ = _both_paths(1, **{**_OPTIONS[options], "policy_delay": 1})
+        assert hand.flat.grad.dtype == torch.float64 and hand.flat.grad.abs().max() > 0
+        torch.testing.assert_close(hand.flat.grad, reference.flat.grad, rtol=1e-9, atol=1e-12)
+        hand, reference, _, _ = _both_paths(6, **_OPTIONS[options])
+        torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-9, atol=1e-12)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_hand_derived_update_handles_changing_batch_sizes():
+    """Buffers are kept per batch size: alternating sizes must not mix them up."""
+    hand, reference = _agent(), _agent()
+    for n, size in enumerate([64, 32, 64, 17]):
+        hand.update(*_batch(n=size, seed=n))
+        reference.update_autograd(*_batch(n=size, seed=n))
+    torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_is_a_copy_in_the_modules_layout():
+    """Parameters live in one flat tensor, but a saved state holds only its own tensors, shaped
+    and named as the modules' (checkpoints from before the flat layout load, and vice versa)."""
+    agent = _agent(twin_critics=True)
+    agent.update(*_batch())
+    state = agent.state_dict()
+    assert set(state["critic"]) == {f"layers.{i}.{p}" for i in range(3) for p in ("weight", "bias")}
+    weight = state["actor"]["net.0.weight"]
+    assert weight.shape == (32, OBS) and weight.untyped_storage().nbytes() == weight.numel() * 4
+    saved = copy.deepcopy(state)
+    agent.update(*_batch(seed=1))
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        for key, value in state[name].items():
+            torch.testing.assert_close(value, saved[name][key], rtol=0, atol=0)
+    torch.testing.assert_close(state["critic_opt"]["state"][0]["exp_avg"],
+                               saved["critic_opt"]["state"][0]["exp_avg"], rtol=0, atol=0)
+
+
+# --- the layer-normalised critic (an option) ----------------------------------------------------
+
+def test_layernorm_critic_normalises_each_members_hidden_features():
+    torch.manual_seed(0)
+    critic = Critic(OBS, ACT, (32, 16), n_critics=2, layernorm=True)
+    with torch.no_grad():
+        critic.norms[0].weight[1] *= 3.0  # members keep their own gains
+        critic.norms[0].bias[1] += 1.0
+    features = []
+    critic.norms[0].register_forward_hook(lambda m, args, out: features.append(out.clone()))  # before relu_
+    batch = _batch(n=50)
+    q = critic(batch[0], batch[1])
+    assert q.shape == (2, 50)
+    first, second = features[0][0], features[0][1]
+    torch.testing.assert_close(first.mean(-1), torch.zeros(50), atol=1e-5, rtol=0)
+    torch.testing.assert_close(first.var(-1, unbiased=False), torch.ones(50), atol=1e-3, rtol=0)
+    torch.testing.assert_close(second.mean(-1), torch.ones(50), atol=1e-5, rtol=0)
+    torch.testing.assert_close(second.var(-1, unbiased=False), torch.full((50,), 9.0), atol=1e-2, rtol=0)
+    plain = Critic(OBS, ACT, (32, 16), n_critics=2)
+    assert set(critic.state_dict()) - set(plain.state_dict()) == {
+        f"norms.{i}.{p}" for i in range(2) for p in ("weight", "bias")}
+
+
+def test_layernorm_critic_is_updated_through_autograd_and_saved():
+    agent = _agent(critic_layernorm=True, twin_critics=True, policy_delay=2)
+    reference = copy.deepcopy(agent)
+    for n in range(4):
+        metrics = agent.update(*_batch(seed=n))
+        reference.update_autograd(*_batch(seed=n))
+    assert "actor_loss" in metrics and agent.updates == 4
+    _assert_same([agent.flat.data], [reference.flat.data])
+    norms = [p for m in agent.critic.norms for p in m.parameters()]
+    assert all(p.grad.abs().sum() > 0 for p in norms)  # the norms' gains and biases learn
+    assert _all_differ(norms, [p for m in _agent(critic_layernorm=True, twin_critics=True).critic.norms
+                               for p in m.parameters()])
+    restored = Agent(OBS, ACT, agent.config)
+    restored.load_state_dict(agent.state_dict())
+    _assert_same(_params(restored.critic_target), _params(agent.critic_target))
+
+
+@pytest.mark.parametrize("twin", [False, True])
+def test_discount_per_transition_replaces_gamma_in_the_target(twin):
+    """n-step returns pass γᵐ per transition; γ everywhere is the one-step update."""
+    agent = _agent(twin_critics=twin, gamma=0.9)
+    batch = _batch()
+    gamma_everywhere = copy.deepcopy(agent)
+    agent.update(*batch)
+    gamma_everywhere.update(*batch, discount=torch.full((len(batch[0]),), 0.9))
+    torch.testing.assert_close(agent.flat.data, gamma_everywhere.flat.data, rtol=1e-6, atol=1e-7)
+    discount = 0.9 ** torch.randint(1, 4, (len(batch[0]),)).float()
+    hand, reference = copy.deepcopy(agent), copy.deepcopy(agent)
+    hand.update(*batch, discount=discount)
+    reference.update_autograd(*batch, discount=discount)
+    torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(hand.flat.data, gamma_everywhere.flat.data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import mujoco
 import numpy as np
@@ -21,6 +22,23 @@ def _id(model: mujoco.MjModel, objtype: mujoco.mjtObj, name: str) -> int:
 def _target_body(arm) -> str:
     """Name of the mocap body the arm uses as its target."""
     return arm.model.body(int(np.flatnonzero(arm.model.body_mocapid == arm.target_mocap)[0])).name
+
+
+def chain_xml(n_joints: int, link_m: float = 0.05) -> str:
+    """A spatial chain of `n_joints` hinges, alternately about z and y, each link
+    `link_m` long with the fingertip one link past the last joint: its reach from the
+    first joint is n_joints · link_m (every joint but the first is limited to ±1.5 rad,
+    and straight is within the limits)."""
+    body = f'<site name="fingertip" pos="{link_m} 0 0"/>'
+    for i in reversed(range(n_joints)):
+        axis = "0 0 1" if i % 2 == 0 else "0 1 0"
+        limits = ' range="-1.5 1.5"' if i else ""
+        pos = f"{link_m} 0 0" if i else "0 0 0.5"
+        body = (f'<body name="b{i}" pos="{pos}"><joint name="j{i}" axis="{axis}"{limits}/>'
+                f'<geom type="capsule" fromto="0 0 0 {link_m} 0 0" size="0.01"/>{body}</body>')
+    motors = "".join(f'<motor joint="j{i}" ctrlrange="-1 1"/>' for i in range(n_joints))
+    return ('<mujoco><compiler angle="radian" autolimits="true"/><default><joint damping="0.1"/>'
+            f'</default><worldbody>{body}</worldbody><actuator>{motors}</actuator></mujoco>')
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -68,9 +86,9 @@ def test_planar_flag(arm_case):
     arm = load_arm(path, case.end_effector)
     assert arm.planar is case.planar
     np.testing.assert_allclose(arm.base_pos, case.base_pos, atol=1e-12)
-    # reach_m is the furthest sampled fingertip distance: never beyond the true reach,
-    # and close to it
-    assert 0.95 * case.reach_m <= arm.reach_m <= case.reach_m + 1e-9
+    # reach_m is the furthest fingertip distance found: never beyond the true reach, and
+    # (refined from the best samples) equal to it
+    assert case.reach_m - 1e-6 <= arm.reach_m <= case.reach_m + 1e-9
 
 
 def test_missing_target_cameras_and_sensors_are_added(four_link_path):
@@ -114,6 +132,36 @@ def test_spatial_arm_is_not_planar_and_leaves_the_plane(spatial_path):
     raised = arm.fingertip_at(data, np.array([0.0, -1.0, 0.0]))  # about +y: -angle lifts x
     np.testing.assert_allclose(level, [0.19, 0.0, 0.3], atol=1e-12)
     assert raised[2] > level[2] + 0.1
+
+
+def test_long_chain_reach_is_exact_and_loading_is_quick(tmp_path):
+    """A 40-joint chain: the reach refined from samples is the straight arm's, and loading
+    took seconds before the refinement used MuJoCo's Jacobian (issue 16). CPU time, which
+    other processes on a shared machine do not inflate."""
+    path = write_arm(tmp_path, "chain40", chain_xml(40))
+    start = time.process_time()
+    arm = load_arm(path)
+    assert time.process_time() - start < 2.0
+    assert arm.reach_m == pytest.approx(40 * 0.05, abs=1e-6)
+
+
+def _load_seconds(path) -> float:
+    """CPU seconds of the faster of two loads (the machine is shared: CPU time, not wall
+    time, is what other processes do not inflate)."""
+    times = []
+    for _ in range(2):
+        start = time.process_time()
+        load_arm(path)
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def test_loading_time_grows_about_linearly_with_joints(tmp_path):
+    """Four times the joints, well under sixteen times the time (naming the added
+    sensors was quadratic before)."""
+    short = _load_seconds(write_arm(tmp_path, "chain20", chain_xml(20)))
+    long = _load_seconds(write_arm(tmp_path, "chain80", chain_xml(80)))
+    assert long < 8 * short
 
 
 def test_user_file_is_not_modified(arm_dir):
@@ -239,3 +287,63 @@ def test_unknown_end_effector_lists_sites_and_bodies(four_link_path, body_hand_p
         load_arm(body_hand_path)
     assert "sites: none;" in str(excinfo.value)
     assert "hand" in str(excinfo.value)
+
+
+# --- numbers no working arm has (issue 16: these loaded, and training ran on one-step
+# episodes as the physics blew up) -------------------------------------------------------
+
+# (text in two_link.xml, its replacement, words the error must contain)
+NON_PHYSICAL = {
+    "gear_nan": ('<motor ctrlrange="-1 1" gear="10"/>', '<motor ctrlrange="-1 1" gear="nan"/>',
+                 ["<motor> in <default>", 'gear="nan"', "finite"]),
+    "named_gear_inf": ('<motor name="elbow" joint="elbow"/>',
+                       '<motor name="elbow" joint="elbow" gear="inf"/>', ["motor 'elbow'", 'gear="inf"']),
+    "gear_huge": ('<motor name="elbow" joint="elbow"/>', '<motor name="elbow" joint="elbow" gear="1e300"/>',
+                  ["actuator 'elbow'", "gear 1e+300"]),
+    "damping_nan": ('damping="1"', 'damping="NaN"', ["<joint> in <default>", 'damping="NaN"']),
+    "damping_negative": ('damping="1"', 'damping="-1"', ["joint 'shoulder'", "damping -1", "negative"]),
+    "mass_nan": ('material="joint" mass="0"', 'material="joint" mass="nan"',
+                 ["geom 'shoulder_cap'", 'mass="nan"']),
+    "timestep_nan": ('timestep="0.01"', 'timestep="nan"', ["<option>", 'timestep="nan"']),
+    "timestep_zero": ('timestep="0.01"', 'timestep="0"', ["timestep 0 s", "at least"]),
+    "timestep_tiny": ('timestep="0.01"', 'timestep="1e-300"', ["timestep 1e-300 s"]),
+    "range_inf": ('range="-2.9 2.9"', 'range="-inf inf"', ["joint 'elbow'", 'range="-inf inf"']),
+    "range_reversed": ('range="-2.9 2.9"', 'range="2.9 -2.9"', ["joint 'elbow'", "range 2.9 -2.9", "low end"]),
+    "pos_huge": ('<body name="link2" pos="0.1 0 0">', '<body name="link2" pos="1e30 0 0">',
+                 ["body 'link2'", "pos 1e+30"]),
+    "gravity_nan": ('integrator="implicitfast"', 'integrator="implicitfast" gravity="0 0 nan"',
+                    ["<option>", 'gravity="0 0 nan"']),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NON_PHYSICAL))
+def test_non_physical_numbers_are_refused_naming_element_and_attribute(tmp_path, case):
+    old, new, words = NON_PHYSICAL[case]
+    text = builtin_path("two_link").read_text()
+    assert old in text
+    path = write_arm(tmp_path, case, text.replace(old, new))
+    with pytest.raises(ArmFileError) as excinfo:
+        load_arm(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"arm file {path}: ") and "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_a_body_may_be_called_nan(tmp_path):
+    """Names are words, not numbers: only numeric attributes are checked."""
+    text = builtin_path("two_link").read_text().replace('name="link2"', 'name="nan"', 1)
+    assert load_arm(write_arm(tmp_path, "named_nan", text)).n_joints == 2
+
+
+def test_a_refused_arm_leaves_no_mujoco_warning_behind(tmp_path):
+    """Negative armature makes MuJoCo warn of a singular inertia while compiling; the
+    refusal is the one line said, not a Python warning besides it."""
+    import warnings
+
+    text = builtin_path("two_link").read_text().replace('armature="0.1"', 'armature="-1"')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ArmFileError, match="armature -1: must not be negative"):
+            load_arm(write_arm(tmp_path, "negative_armature", text))
+    assert [str(w.message) for w in caught] == []

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from reacher.env import ReachEnv
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 
 # A 3-D arm over a floor: about 40 % of uniformly drawn configurations put the forearm
 # into the floor or the pedestal. The shoulder sphere overlaps the pedestal by design.
@@ -77,3 +83,28 @@ def test_arms_without_contacts_draw_exactly_as_before():
     rng = np.random.default_rng(3)
     expected_target = env.arm.fingertip_at(env.data, env.arm.random_configuration(rng))
     np.testing.assert_allclose(info["target"], expected_target)
+
+
+# --- what a reset costs (issue 16: "about 100 steps"; goal ≤ 20 on the built-ins, ≤ 50 on a
+# 7-DOF arm). Measured with scripts/bench_reset.py's own function, in CPU time. ----------------
+
+def _reset_cost(env) -> float:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from bench_reset import reset_cost
+
+    return reset_cost(env, seconds=0.15, rounds=3, clock=time.process_time)["ratio"]
+
+
+@pytest.mark.parametrize("arm", ["two_link", "three_link"])
+def test_a_reset_costs_at_most_20_steps_on_the_builtins(arm):
+    assert _reset_cost(ReachEnv(arm)) <= 20
+
+
+def test_a_reset_costs_at_most_50_steps_on_a_7_dof_arm_with_contacts():
+    env = ReachEnv(EXAMPLES / "panda.xml", "attachment_site")
+    assert env._collision.can_collide  # the check runs on every draw
+    assert _reset_cost(env) <= 50
+
+
+def test_a_reset_costs_at_most_20_steps_on_an_arm_in_collision_40_percent_of_the_time(env):
+    assert _reset_cost(env) <= 20

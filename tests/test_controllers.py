@@ -24,7 +24,17 @@ EXAMPLE_ARMS = {"four_link": "tip", "spatial_arm": "fingertip", "long_arm": "han
                 "tiny_arm": "tip_link", "servo_arm": "tool", "panda": "attachment_site",
                 "gen3": "pinch_site", "xarm7": "attachment_site", "iiwa14": "attachment_site",
                 "ur5e": "wrist_3_link", "iiwa14_torque": "attachment_site"}
-MENAGERIE = ("panda", "gen3", "xarm7")
+MENAGERIE = ("panda", "gen3", "xarm7", "iiwa14", "ur5e")
+# Known and open: on Menagerie's UR5e (damping 200 N·m·s/rad against a 150 N·m force limit on
+# its big joints, so they turn at under 1 rad/s) the servo-driven ee controller reaches 1 of
+# 12 targets in 2 s, stalls 0.26-0.6 m away on some from then on, and overshoots a step by
+# about 1.9x. Strict: when the controller learns to drive it, these tests say so.
+UR5E_OPEN = pytest.mark.xfail(strict=True, reason="ee control does not yet drive the UR5e "
+                              "(slow, heavily damped servos); see docs/benchmarks.md")
+
+
+def _open(name: str):
+    return pytest.param(name, marks=UR5E_OPEN) if name == "ur5e" else name
 
 
 def _example(name: str) -> tuple[str, str]:
@@ -65,14 +75,8 @@ def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES) -> float
     return reached / episodes
 
 
-# Menagerie's UR5e: its servos have no damping (kv 0) and saturate at their force
-# limits; commanding the goal pose straight, 5 % of moves settle within 5 s (reacher
-# inspect), and the scripted ee policy reaches 16 % in 2 s. Known, not yet solved.
-_UR5E = pytest.param("ur5e", marks=pytest.mark.xfail(reason="UR5e servos do not settle", strict=True))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n if n != "ur5e" else _UR5E for n in sorted(EXAMPLE_ARMS)])
+@pytest.mark.parametrize("name", [_open(n) for n in sorted(EXAMPLE_ARMS)])
 def test_a_proportional_policy_through_ee_reaches_on_every_example_arm(name):
     share = _scripted_ee(*_example(name))
     assert share >= MIN_SHARE, f"{name}: {100 * share:.0f} % of {EPISODES} scripted reaches within 2 cm"
@@ -83,7 +87,7 @@ def test_a_proportional_policy_through_ee_reaches_with_servos_and_motors(arm_dir
     assert _scripted_ee(str(arm_dir / "body_hand.xml"), "hand", 6) >= MIN_SHARE  # a body end effector
 
 
-@pytest.mark.parametrize("name", MENAGERIE)
+@pytest.mark.parametrize("name", [_open(n) for n in MENAGERIE])
 def test_an_ee_action_moves_the_end_effector_at_most_speed_times_period(name):
     env = ReachEnv(*_example(name), control="ee", ee_speed=0.5)
     assert env.action_space.shape == (3,) and env.controller.max_step == pytest.approx(0.5 * env.dt)
@@ -172,7 +176,7 @@ def test_the_action_size_follows_the_controller():
 # --- auto: chosen per arm, recorded --------------------------------------------------------------
 
 def test_auto_picks_ee_for_servo_arms_and_joint_for_torque_arms(arm_dir, servo_arm):
-    for name in MENAGERIE + ("iiwa14", "ur5e", "servo_arm"):
+    for name in MENAGERIE + ("servo_arm",):
         assert adapt.control_for(load_arm(*_example(name)))[0] == "ee", name
     for arm, ee in [("two_link", "fingertip"), ("three_link", "fingertip"), _example("spatial_arm"),
                     _example("iiwa14_torque"),

@@ -4,10 +4,12 @@ and its one-line errors."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from conftest import write_arm
+from test_arm import chain_xml
 from test_cli import assert_one_error_line, in_process, ok, reacher
 
 from reacher.inspection import inspect_arm
@@ -165,3 +167,37 @@ def test_servo_without_ctrlrange_needs_no_warning():
     report = inspect_arm(EXAMPLES / "gen3.xml", "pinch_site")
     assert not any("ctrlrange" in w.problem for w in report.warnings), problems(report)
     assert report.episode_s == 2.0  # servo-driven: training's default episode
+
+
+# --- hostile arms (issue 16) --------------------------------------------------------------------
+
+def test_physics_blow_up_is_a_warning_naming_the_arm(tmp_path):
+    """A gear of 1e6 loads (it is finite) but blows up within a few control steps under
+    random actions: inspect steps the model and says so before any training."""
+    path = write_arm(tmp_path, "explosive", arm_xml(gear=1e6))
+    report = inspect_arm(path, "tip")
+    (warning,) = [w for w in report.warnings if "blew up" in w.problem]
+    assert str(path) in warning.problem and "gear" in warning.fix
+
+
+def test_non_finite_gear_is_refused_not_inspected(tmp_path, monkeypatch, capsys):
+    path = write_arm(tmp_path, "nan_gear", arm_xml().replace('gear="10"', 'gear="nan"', 1))
+    line = assert_one_error_line(in_process(["inspect", path, "--end-effector", "tip"], tmp_path,
+                                            monkeypatch, capsys))
+    assert f"arm file {path}: <motor> on joint 'yaw'" in line and 'gear="nan"' in line
+
+
+def test_timing_the_arms_timestep_cannot_honour_names_the_arm_file(tmp_path, monkeypatch, capsys):
+    path = write_arm(tmp_path, "coarse", arm_xml(timestep=0.05))
+    line = assert_one_error_line(in_process(["inspect", path, "--end-effector", "tip"], tmp_path,
+                                            monkeypatch, capsys))
+    assert f"arm file {path}: " in line and "timestep 0.05 s" in line
+
+
+def test_a_40_joint_chain_is_inspected_within_2_seconds(tmp_path):
+    """Issue 16's goal, in CPU seconds (it took 13 s)."""
+    path = write_arm(tmp_path, "chain40", chain_xml(40))
+    start = time.process_time()
+    report = inspect_arm(path)
+    assert time.process_time() - start < 2.0
+    assert len(report.joints) == 40 and report.workspace_radius_m == pytest.approx(2.0, abs=1e-6)

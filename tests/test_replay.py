@@ -9,7 +9,7 @@ import pytest
 import reacher  # noqa: F401  (registers the environments)
 from reacher.config import Config
 from reacher.env import ReachEnv
-from reacher.replay import ReplayBuffer, relabel
+from reacher.replay import ReplayBuffer, n_step, relabel
 from reacher.train import Training
 
 
@@ -313,3 +313,100 @@ def test_termination_is_stored_as_termination(tmp_path):
         training.metrics.close()
     finally:
         del gym.registry["test-replay/EndsAtStepThree-v0"]
+
+
+# --- n-step returns ----------------------------------------------------------------------------------
+
+def _episodes(lengths, terminal_at=(), open_last=False) -> ReplayBuffer:
+    """Episodes of the given lengths, transition k: obs = k, reward = 1 + k, next_obs = k + 1;
+    `terminal_at` are the transitions stored as terminated; the last episode is left open
+    (still being collected) with `open_last`."""
+    buffer = ReplayBuffer(1, 1, 64)
+    k = 0
+    for e, length in enumerate(lengths):
+        for _ in range(length):
+            buffer.add([k], [0.0], 1.0 + k, [k + 1], k in terminal_at)
+            k += 1
+        if not (open_last and e == len(lengths) - 1):
+            buffer.end_episode()
+    return buffer
+
+
+def test_n_step_sums_discounted_rewards_and_bootstraps_from_the_nth_state():
+    buffer, gamma = _episodes([5, 4]), 0.9
+    idx = np.array([0, 2, 3, 4, 5])  # episode 1 (truncated, not terminated): 0..4; episode 2: 5..8
+    batch = n_step(buffer.batch(idx), buffer, idx, 3, gamma)
+    # Row 0: r0 + γr1 + γ²r2, then Q′ at next_obs of transition 2, discounted γ³.
+    np.testing.assert_allclose(batch["reward"], [1 + 0.9 * 2 + 0.81 * 3, 3 + 0.9 * 4 + 0.81 * 5,
+                                                 4 + 0.9 * 5, 5, 6 + 0.9 * 7 + 0.81 * 8], rtol=1e-6)
+    # The window stops at the episode's end: a truncated episode still bootstraps there.
+    np.testing.assert_array_equal(batch["next_obs"][:, 0], [3, 5, 5, 5, 8])
+    np.testing.assert_allclose(batch["discount"], [gamma ** 3, gamma ** 3, gamma ** 2, gamma, gamma ** 3],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(batch["terminated"], 0)
+    np.testing.assert_array_equal(batch["obs"][:, 0], idx)  # the state and action stay the first
+
+
+def test_n_step_stops_at_termination():
+    buffer = _episodes([6], terminal_at=(2,))  # as if the env had ended the episode at 2
+    idx = np.array([0, 1, 2])
+    batch = n_step(buffer.batch(idx), buffer, idx, 4, 0.5)
+    np.testing.assert_allclose(batch["reward"], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3])
+    np.testing.assert_array_equal(batch["terminated"], 1)
+    np.testing.assert_array_equal(batch["next_obs"][:, 0], 3)
+
+
+def test_n_step_of_the_open_episode_and_n_one_are_one_step():
+    buffer = _episodes([3, 4], open_last=True)
+    idx = np.array([3, 4, 1])
+    batch = n_step(buffer.batch(idx), buffer, idx, 3, 0.9)
+    one_step = buffer.batch(idx)
+    np.testing.assert_allclose(batch["reward"][:2], one_step["reward"][:2])  # what follows is unknown
+    np.testing.assert_allclose(batch["discount"][:2], 0.9)
+    same = n_step(buffer.batch(idx), buffer, idx, 1, 0.9)
+    for key in one_step:
+        np.testing.assert_array_equal(same[key], one_step[key])
+
+
+def test_n_step_after_hindsight_recomputes_rewards_for_the_new_target(reach_buffer):
+    layout, buffer, episode_of, step_of = reach_buffer
+    idx = np.flatnonzero(buffer.future[:len(buffer)] >= 2)[:20]  # windows of a full 3 steps
+    gamma = 0.95
+    relabelled = relabel(_copy(buffer.batch(idx)), buffer, idx, layout, 1.0, np.random.default_rng(0))
+    batch = n_step(_copy(relabelled), buffer, idx, 3, gamma, layout)
+    goal = relabelled["obs"][:, layout.desired]
+    expected = np.zeros(len(idx))
+    for j in range(3):
+        rows = (idx + j) % buffer.capacity
+        achieved = buffer.next_obs[rows][:, layout.achieved]
+        effort = np.square(buffer.action[rows]).sum(axis=1)
+        expected += gamma ** j * layout.reward.from_goals(achieved, goal, effort, exact=False)
+    np.testing.assert_allclose(batch["reward"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(batch["reward"] - expected, 0, atol=1e-5)
+    last = (idx + 2) % buffer.capacity
+    np.testing.assert_array_equal(batch["next_obs"][:, layout.desired], goal)
+    np.testing.assert_allclose(batch["next_obs"][:, layout.delta],
+                               buffer.next_obs[last][:, layout.achieved] - goal, rtol=1e-6, atol=1e-7)
+    # Without relabelling the stored rewards are summed as they are.
+    plain = n_step(buffer.batch(idx), buffer, idx, 3, gamma, layout)
+    stored = sum(gamma ** j * buffer.reward[(idx + j) % buffer.capacity] for j in range(3))
+    np.testing.assert_allclose(plain["reward"], stored, rtol=1e-6)
+
+
+def test_training_with_n_step_passes_n_step_targets_to_the_agent(tmp_path):
+    training = Training(_small(max_episode_steps=5, n_step=3, gamma=0.5, warmup_steps=0, batch_size=8),
+                        tmp_path / "run", progress=False)
+    obs, _ = training.env.reset(seed=0)
+    for _ in range(10):
+        obs, done = training._collect(obs, [obs])
+        if done:
+            training._end_episode([obs])
+            obs, _ = training.env.reset()
+    seen = {}
+    training.agent.update = lambda *tensors: seen.update(tensors=tensors) or {}
+    training._learn()
+    # obs, action, reward, next_obs, terminated and the discount: windows of 3 within two
+    # finished 5-step episodes, so γᵐ with m ∈ {1, 2, 3}.
+    discount = seen["tensors"][5].tolist()
+    assert len(seen["tensors"]) == 6 and set(discount) <= {0.5, 0.25, 0.125} and 0.125 in discount
+    training.metrics.close()

@@ -186,3 +186,19 @@ def test_rendered_frame_shows_arm_and_target(scaled_arms, scale):
                (image.mean(axis=2) < 70)  # the arm's dark grey against the lighter floor
     assert red.sum() >= 4, "the target marker is not visible"
     assert grey_arm.sum() >= 20, "the arm is not visible"
+
+
+def test_a_frame_too_large_for_opengl_is_named_not_blamed_on_the_install():
+    """Wider than any OpenGL framebuffer: the error names the size and the backend's limit,
+    and the model is left able to render (issue 16: this read 'install EGL')."""
+    from reacher.rendering import RenderError, make_renderer
+
+    arm = load_arm("two_link")
+    with pytest.raises(RenderError) as excinfo:
+        make_renderer(arm.model, 64, 100_000)
+    message = str(excinfo.value)
+    assert "100000×64 px" in message and "smaller" in message
+    assert "install" not in message and "\n" not in message
+    renderer = make_renderer(arm.model, 64, 64)
+    assert renderer.render().shape == (64, 64, 3)
+    renderer.close()

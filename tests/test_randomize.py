@@ -1,0 +1,288 @@
+"""reacher.randomize: per-episode model perturbations, observation noise and action delay."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reacher import checkpoint as ckpt
+from reacher import randomize
+from reacher.arm import is_position_servo
+from reacher.config import Config, ConfigError, from_mapping, load_toml, to_toml
+from reacher.env import ReachEnv, make_env
+from reacher.randomize import DEFAULT_RANGES, Randomized, Ranges, wrap
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
+PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction", "dof_frictionloss",
+          "actuator_gainprm", "actuator_biasprm")
+# Every model range on, noise and delay off: what the model tests perturb.
+MODEL_RANGES = Ranges(randomize_mass=0.4, randomize_damping=0.3, randomize_friction=0.5,
+                      randomize_gain=0.2)
+
+
+def _params(model) -> dict[str, np.ndarray]:
+    return {name: getattr(model, name).copy() for name in PARAMS}
+
+
+def _rollout(env, seed: int, actions: np.ndarray) -> np.ndarray:
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for a in actions:
+        out.append(env.step(a)[0])
+    return np.array(out)
+
+
+def _actions(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(np.float32)
+
+
+# --- off by default -----------------------------------------------------------------------------
+
+def test_off_by_default_leaves_the_env_and_its_model_untouched():
+    env = ReachEnv("two_link")
+    nominal = _params(env.model)
+    assert not Ranges.from_config(Config()).any()
+    assert wrap(env, Config()) is env
+    made = make_env(Config())
+    assert made.unwrapped is made  # no wrapper around it
+    env.reset(seed=0)
+    for name, value in _params(env.model).items():
+        np.testing.assert_array_equal(value, nominal[name], err_msg=name)
+
+
+# --- model perturbations ------------------------------------------------------------------------
+
+def test_perturbations_stay_within_the_ranges_and_never_drift():
+    env = wrap(ReachEnv("two_link"), MODEL_RANGES)
+    model = env.unwrapped.model
+    nominal = _params(model)
+    first = None
+    seen = {name: [] for name in ("mass", "damping", "gain")}
+    for seed in range(30):
+        env.reset(seed=seed)
+        p = env.perturbation
+        # The model is exactly the nominal one times this episode's factors.
+        np.testing.assert_array_equal(model.body_mass[env.bodies], nominal["body_mass"][env.bodies] * p.mass)
+        np.testing.assert_array_equal(model.body_inertia[env.bodies],
+                                      nominal["body_inertia"][env.bodies] * p.mass[:, None])
+        np.testing.assert_array_equal(model.dof_damping[env.dofs], nominal["dof_damping"][env.dofs] * p.damping)
+        np.testing.assert_array_equal(model.actuator_gainprm[:, 0], nominal["actuator_gainprm"][:, 0] * p.gain)
+        assert model.body_mass[0] == 0 and model.body_mass[-1] == nominal["body_mass"][-1]  # world, target
+        for name, x in (("mass", 0.4), ("damping", 0.3), ("gain", 0.2)):
+            factors = getattr(p, name)
+            assert np.all((factors >= 1 - x) & (factors <= 1 + x)), (name, factors)
+            seen[name].extend(factors)
+        assert np.all((p.friction_geom >= 0.5) & (p.friction_geom <= 1.5))
+        if first is None:
+            first = _params(model)
+    for name, x in (("mass", 0.4), ("damping", 0.3), ("gain", 0.2)):
+        assert np.ptp(seen[name]) > x, f"{name} factors barely vary: {seen[name]}"
+    # After 30 episodes, seed 0 again gives exactly the first episode's model.
+    env.reset(seed=0)
+    for name, value in _params(model).items():
+        np.testing.assert_array_equal(value, first[name], err_msg=name)
+
+
+def test_the_same_seed_gives_the_same_perturbations_and_observations():
+    ranges = DEFAULT_RANGES
+    a, b = wrap(ReachEnv("two_link"), ranges), wrap(ReachEnv("two_link"), ranges)
+    actions = _actions(20)
+    np.testing.assert_array_equal(_rollout(a, 3, actions), _rollout(b, 3, actions))
+    for name, value in _params(a.unwrapped.model).items():
+        np.testing.assert_array_equal(value, getattr(b.unwrapped.model, name), err_msg=name)
+    a.reset(seed=4)
+    assert not np.array_equal(a.perturbation.mass, b.perturbation.mass)
+
+
+def test_perturbed_physics_changes_the_motion():
+    actions = _actions(30)
+    nominal = _rollout(ReachEnv("two_link"), 0, actions)
+    perturbed = _rollout(wrap(ReachEnv("two_link"), MODEL_RANGES), 0, actions)
+    np.testing.assert_array_equal(nominal[0], perturbed[0])  # the same episode start
+    assert np.abs(nominal[-1] - perturbed[-1]).max() > 1e-3
+
+
+def test_a_position_servos_gain_and_stiffness_scale_together():
+    env = wrap(ReachEnv(EXAMPLES / "servo_arm.xml", end_effector="tool"), Ranges(randomize_gain=0.5))
+    model = env.unwrapped.model
+    servos = is_position_servo(model)
+    assert servos.any()
+    kp = model.actuator_gainprm[:, 0].copy()
+    for seed in range(3):
+        env.reset(seed=seed)
+        assert np.array_equal(is_position_servo(model), servos)  # still servos: kp·(ctrl − q)
+        np.testing.assert_array_equal(model.actuator_biasprm[servos, 1], -model.actuator_gainprm[servos, 0])
+        assert not np.allclose(model.actuator_gainprm[:, 0], kp)
+
+
+# --- observation noise --------------------------------------------------------------------------
+
+def test_observation_noise_is_only_on_the_joint_state():
+    std = 0.01
+    env = wrap(ReachEnv("two_link"), Ranges(obs_noise_std=std))
+    clean = ReachEnv("two_link")
+    state = clean.goal_layout.achieved.start
+    errors = []
+    for seed in range(40):
+        noisy_obs, _ = env.reset(seed=seed)
+        clean_obs, _ = clean.reset(seed=seed)
+        # The fingertip, target and their difference are exact, so rewards and relabelling agree.
+        np.testing.assert_array_equal(noisy_obs[state:], clean_obs[state:])
+        errors.append(noisy_obs[:state] - clean_obs[:state])
+    assert abs(np.std(errors) - std) < 0.15 * std
+    assert abs(np.mean(errors)) < 0.2 * std
+
+
+def test_observation_noise_with_goal_observations_spares_the_goals():
+    env = wrap(ReachEnv("two_link", goal_observation=True), Ranges(obs_noise_std=0.01))
+    clean = ReachEnv("two_link", goal_observation=True)
+    for seed in range(3):
+        noisy, _ = env.reset(seed=seed)
+        exact, _ = clean.reset(seed=seed)
+        a = np.full(2, 0.5, np.float32)
+        for _ in range(5):
+            noisy, reward, _, _, info = env.step(a)
+            exact, exact_reward, _, _, _ = clean.step(a)
+        assert not np.array_equal(noisy["observation"], exact["observation"])
+        for key in ("achieved_goal", "desired_goal"):
+            np.testing.assert_array_equal(noisy[key], exact[key])
+        assert reward == exact_reward
+        assert env.unwrapped.compute_reward(noisy["achieved_goal"], noisy["desired_goal"], info) == reward
+
+
+# --- action delay -------------------------------------------------------------------------------
+
+def test_a_delay_of_k_steps_applies_each_action_exactly_k_steps_late():
+    env = wrap(ReachEnv("two_link"), Ranges(action_delay_steps=3))
+    actions = _actions(25)
+    delays = set()
+    for seed in range(12):
+        delayed = _rollout(env, seed, actions)
+        k = env.perturbation.delay_steps
+        delays.add(k)
+        # The same episode without the wrapper, given k zero actions first.
+        shifted = np.concatenate([np.zeros((k, 2), np.float32), actions])[:len(actions)]
+        np.testing.assert_array_equal(delayed, _rollout(ReachEnv("two_link"), seed, shifted))
+    assert delays == {0, 1, 2, 3}  # drawn uniformly from 0..3
+    # A bad action is refused when it is given, not k steps later.
+    while env.perturbation.delay_steps == 0:
+        env.reset()
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array([np.nan, 0.0], np.float32))
+
+
+# --- bad ranges ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, value", [
+    ("randomize_mass", 1.0), ("randomize_mass", -0.1), ("randomize_mass", float("nan")),
+    ("randomize_damping", 1.5), ("randomize_friction", -0.5), ("randomize_gain", float("inf")),
+    ("obs_noise_std", -0.01), ("action_delay_steps", -1),
+])
+def test_a_bad_range_is_one_error_naming_its_field(name, value):
+    for make in (lambda: Config(**{name: value}), lambda: Ranges(**{name: value}),
+                 lambda: from_mapping({name: value}, source="x.toml")):
+        with pytest.raises(ConfigError) as err:
+            make()
+        message = str(err.value)
+        assert name in message and "\n" not in message, message
+
+
+def test_bad_ranges_on_the_command_line_and_in_files_create_nothing(tmp_path):
+    cases = [("train", "--randomize-mass", "1.0", "--steps", "10", "--run-dir", "r")]
+    (tmp_path / "bad.toml").write_text("[randomisation]\nrandomize_gain = -0.2\n")
+    cases.append(("train", "--config", "bad.toml", "--steps", "10", "--run-dir", "r"))
+    cases.append(("evaluate", "nowhere", "--config", "bad.toml"))
+    for args in cases:
+        result = subprocess.run([sys.executable, "-m", "reacher", *args], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "randomize_mass" in lines[0] or "randomize_gain" in lines[0], lines[0]
+        assert not (tmp_path / "r").exists()
+
+
+def test_a_randomisation_needs_a_reacher_arm():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="randomisation needs a reacher arm env"):
+        wrap(gym.make("Pendulum-v1"), DEFAULT_RANGES)
+
+
+# --- recorded, resumed, evaluated ----------------------------------------------------------------
+
+def test_ranges_are_recorded_in_config_toml(tmp_path):
+    config = Config(randomize_mass=0.25, obs_noise_std=0.003, action_delay_steps=2)
+    (tmp_path / "config.toml").write_text(to_toml(config))
+    assert Ranges.from_config(load_toml(tmp_path / "config.toml")) == Ranges.from_config(config)
+
+
+RESUMED = Config(steps=600, warmup_steps=100, batch_size=32, hidden_sizes=(32, 32), eval_every=200,
+                 eval_episodes=2, final_eval_episodes=2, checkpoint_every=300, threads=1,
+                 noise_scale=0.2, noise_final_scale=0.2, randomize_mass=0.2, randomize_damping=0.3,
+                 randomize_gain=0.2, obs_noise_std=0.005, action_delay_steps=2)
+
+
+@pytest.fixture
+def randomized_training(monkeypatch):
+    """Training's envs randomised as its config says. `wrap` is idempotent, so this holds
+    whether or not make_env already wraps."""
+    import reacher.train
+
+    monkeypatch.setattr(reacher.train, "make_env",
+                        lambda config, **kw: wrap(make_env(config, **kw), config))
+    threads = torch.get_num_threads()
+    yield reacher.train.train
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_a_resumed_randomised_run_is_the_uninterrupted_run(tmp_path, randomized_training):
+    train = randomized_training
+    train(RESUMED, tmp_path / "long", progress=False)
+    train(RESUMED.replace(steps=300), tmp_path / "short", progress=False)
+    train(RESUMED, tmp_path / "short", resume=True, progress=False, overrides={"steps": 600})
+    a, b = ckpt.load(tmp_path / "long", with_replay=True), ckpt.load(tmp_path / "short", with_replay=True)
+    for key in a.replay:  # the same observations: the same perturbations, noise and delays
+        np.testing.assert_array_equal(a.replay[key], b.replay[key], err_msg=key)
+    for part in ("actor", "critic"):
+        for name, tensor in a.model["agent"][part].items():
+            assert torch.equal(tensor, b.model["agent"][part][name]), f"{part}.{name}"
+    # ... and it was randomised: its first observation is the nominal env's with noisy joints.
+    exact, _ = ReachEnv("two_link").reset(seed=RESUMED.seed)
+    state = slice(0, len(exact) - 9)
+    assert not np.array_equal(a.replay["obs"][0][state], exact[state])
+    np.testing.assert_allclose(a.replay["obs"][0], exact, atol=0.05)
+
+
+@pytest.mark.slow
+def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_training):
+    randomized_training(RESUMED.replace(steps=300), tmp_path / "run", progress=False)
+    result = subprocess.run([sys.executable, "-m", "reacher", "evaluate", "run", "--episodes", "3",
+                             "--randomize", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"success_rate", "mean_final_distance", "mean_return", "episodes"} <= set(report)
+    assert report["perturbed"]["episodes"] == 3
+    assert report["ranges"] == DEFAULT_RANGES.as_dict()
+    # The nominal figures are plain `evaluate`'s on the nominal model: the same episodes.
+    from reacher.api import evaluate_policy, load_policy
+
+    policy = load_policy(tmp_path / "run")
+    nominal = evaluate_policy(policy, 3, env=make_env(randomize.nominal(policy.config)))
+    assert report["mean_return"] == pytest.approx(nominal.mean_return)
+    assert report["perturbed"]["mean_return"] != pytest.approx(nominal.mean_return)
+    # A config file's ranges replace the defaults.
+    (tmp_path / "ranges.toml").write_text("obs_noise_std = 0.05\n")
+    result = subprocess.run([sys.executable, "-m", "reacher", "evaluate", "run", "--episodes", "2",
+                             "--config", "ranges.toml"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "nominal model" in result.stdout and "obs_noise_std 0.05" in result.stdout
