@@ -8,6 +8,7 @@ from pathlib import Path
 import imageio
 import pytest
 
+import reacher.train  # noqa: F401  (now: its progress log binds to the session's stderr, not one test's capsys)
 from reacher import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
