@@ -43,9 +43,17 @@ def train_once(config: Config, run_dir: Path) -> None:
 
     if (run_dir / ckpt.FILENAME).is_file() and ckpt.load(run_dir).metadata.get("finished"):
         return
-    # Training's envs randomised as the config says (a no-op once make_env wraps itself).
+    # Training's envs randomised as the config says (a no-op once make_env wraps itself),
+    # and their periodic evaluations too: they only pick nothing here (fixed steps).
     reacher.train.make_env = lambda c, **kw: randomize.wrap(make_env(c, **kw), c)
-    reacher.train.train(config, run_dir, progress=False)
+    config = reacher.train.prepare_run(config, run_dir, False, None)
+    training = reacher.train.Training(config, run_dir, progress=False)
+    if training.goal_layout is not None:
+        # Hindsight relabels the goal slices of what the agent stores: with an action
+        # history they sit after it, where the outermost wrapper says (train.py reads the
+        # bare env's layout until it asks the wrapper, as here).
+        training.goal_layout = training.env.get_wrapper_attr("goal_layout")
+    training.run()
 
 
 def main() -> None:
