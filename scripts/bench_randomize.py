@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--eval-scales", default="1,2,3")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trainings", default="nominal,randomised",
+                        help="which of the two policies to train and evaluate (one each per process, "
+                             "to run them side by side)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_randomize")
     args = parser.parse_args()
     from reacher.api import load_policy
@@ -82,6 +85,8 @@ def main() -> None:
     arm = Path(args.arm).stem
     for seed in seeds:
         for name, ranges in (("nominal", Ranges()), (f"randomised ×{args.train_scale:g}", train_ranges)):
+            if name.split()[0] not in args.trainings.split(","):
+                continue
             tag = "nominal" if not ranges.any() else f"rand{args.train_scale:g}"
             run_dir = args.runs / f"{arm}-{tag}-seed{seed}-{args.steps}"
             train_once(base.replace(seed=seed, **ranges.as_dict()), run_dir)
