@@ -55,13 +55,15 @@ def learn(config: Config | None = None, run_dir: str | Path | None = None, *, re
     return train(config, run_dir, resume=resume, progress=progress, overrides=fields or None)
 
 
-def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
+def load_policy(run: str | Path, device: str = "cpu", env_modules: tuple[str, ...] = ()) -> TrainedPolicy:
     """The trained policy of a run directory or checkpoint file: call it on an observation
     (flat or goal Dict, one or a batch) for the deterministic action; ``.make_env()``
-    builds the env it was trained on; ``.config`` is the run's config."""
+    builds the env it was trained on; ``.config`` is the run's config. A run on a
+    ``"module:Id"`` env needs its module named in ``env_modules`` (or imported first):
+    an id read from a file never imports a module by itself."""
     from reacher.policy import load_policy as load
 
-    return load(run, device=device)
+    return load(run, device=device, env_modules=env_modules)
 
 
 def evaluate_policy(policy: TrainedPolicy | str | Path | Policy, episodes: int = 100, *,

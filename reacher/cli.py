@@ -77,8 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     debug = _Parser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
+    # An env id read from a file never imports a module by itself (reacher.envids): the
+    # user names the modules they trust, as they do by typing --env module:Id.
+    imports = _Parser(add_help=False)
+    imports.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first (it may register Gymnasium envs); needed for a run "
+                              "or file whose env is 'MODULE:Id'; repeatable")
 
-    train = sub.add_parser("train", parents=[debug], help="train an arm (or a Gymnasium env) with DDPG",
+    train = sub.add_parser("train", parents=[debug, imports], help="train an arm (or a Gymnasium env) with DDPG",
                            description="Train with DDPG. Flags override --config, which overrides defaults.")
     train.add_argument("--run-dir", type=Path, help="where the run is written (default runs/<arm>-seed<seed>)")
     train.add_argument("--config", type=Path, help="TOML file of config fields")
@@ -87,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.set_defaults(command="train", handler=cmd_train)
 
-    ev = sub.add_parser("evaluate", parents=[debug], help="evaluate a trained policy deterministically")
+    ev = sub.add_parser("evaluate", parents=[debug, imports], help="evaluate a trained policy deterministically")
     ev.add_argument("run", type=Path, help="run directory or checkpoint file")
     ev.add_argument("--episodes", type=_positive_int("--episodes"), default=100)
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
@@ -101,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "action_delay_steps give --randomize's ranges (implies it)")
     ev.set_defaults(command="evaluate", handler=cmd_evaluate)
 
-    rd = sub.add_parser("render", parents=[debug], help="render rollouts of a trained policy to MP4 or GIF")
+    rd = sub.add_parser("render", parents=[debug, imports], help="render rollouts of a trained policy to MP4 or GIF")
     rd.add_argument("run", type=Path, help="run directory or checkpoint file")
     rd.add_argument("--episodes", type=_positive_int("--episodes"), default=3)
     rd.add_argument("--out", type=Path, default=None, help="output .mp4 or .gif (default RUN/rollout.mp4)")
@@ -121,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print one JSON object")
     ins.set_defaults(command="inspect", handler=cmd_inspect)
 
-    sw = sub.add_parser("sweep", parents=[debug], help="train a grid of settings × seeds in parallel on Ray Tune",
+    sw = sub.add_parser("sweep", parents=[debug, imports], help="train a grid of settings × seeds in parallel on Ray Tune",
                         description="Train every grid point × seed of SPEC.toml as Ray Tune trials; "
                                     "writes OUT/results.csv, best.toml, summary.png and a run dir per trial.")
     sw.add_argument("spec", type=Path, metavar="SPEC.toml", help="TOML: config keys (the base), seeds = [...], and a [grid] table")
@@ -219,7 +225,18 @@ def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
 
 # --- commands ---------------------------------------------------------------------------
 
+def _import_modules(args) -> None:
+    """Import what the user named, before any file is read: --import, and the module of
+    a typed --env module:Id (so a missing one is one error line)."""
+    from reacher.envids import import_typed_env, import_user_modules
+
+    import_user_modules(args.imports)
+    if getattr(args, "env", ""):
+        import_typed_env(args.env)
+
+
 def cmd_train(args) -> int:
+    _import_modules(args)
     config, overrides = config_from_args(args)
     _check_device(config.device)
     outcome = api.learn(config, args.run_dir, resume=args.resume, progress=not args.quiet, **overrides)
@@ -237,6 +254,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    _import_modules(args)
     _check_device(args.device)
     if args.randomize or args.config:
         return _evaluate_randomized(args)
@@ -280,6 +298,7 @@ def _evaluate_randomized(args) -> int:
 def cmd_render(args) -> int:
     from reacher.checkpoint import resolve
 
+    _import_modules(args)
     out = args.out or resolve(args.run).parent / "rollout.mp4"
     info = api.render_policy(args.run, out, args.episodes, camera=args.camera, size=args.size, **_seed(args))
     print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
@@ -304,12 +323,20 @@ def cmd_inspect(args) -> int:
 def cmd_sweep(args) -> int:
     from reacher.sweep import run_sweep
 
+    _import_modules(args)
     summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
-                        max_concurrent=args.max_concurrent)
+                        max_concurrent=args.max_concurrent, env_modules=args.imports)
     if summary.interrupted:
         print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
               f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
-        return 130
+        code = 143 if summary.stopped_by == "SIGTERM" else 130
+        if summary.stopped_by:
+            # Tune's thread may still be winding down against the Ray just stopped; the
+            # interpreter's teardown would wait for it or abort in it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if summary.failed:
         print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +19,22 @@ from pathlib import Path
 
 class ConfigError(ValueError):
     """A config file or value reacher cannot use; the message names the key."""
+
+
+# Bounds that keep a mistyped value from ending in an allocation failure or an overflow
+# deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
+# torch's seeding, which also adds episode numbers); networks and the replay buffer are
+# allocated up front, so their sizes are capped by what memory can hold.
+MAX_INT = 2**63 - 1
+MAX_SEED = 2**62  # evaluation adds episode numbers to seeds; room left for them
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
+MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
+MAX_THREADS = 1024
+MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
+MAX_EPISODE_S = 600.0  # see Config.validate
+MAX_EPISODE_STEPS = 1_000_000
 
 
 def setting(default, help: str):
@@ -131,6 +149,15 @@ class Config:
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
+        # An episode is one reach: seconds of simulated time. The bounds are far beyond any
+        # reaching task (10 min simulated; a million steps, 5.5 h at 50 Hz) and refuse only
+        # values that make every evaluation episode, and so the run, never end.
+        if self.episode_s > MAX_EPISODE_S:
+            raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"episode), got {self.episode_s!r}")
+        if self.max_episode_steps > MAX_EPISODE_STEPS:
+            raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
+                              f"{self.max_episode_steps!r}")
         if not 0 < self.ou_theta <= 1:
             raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")
         if not 0 <= self.hindsight_fraction <= 1:
@@ -153,6 +180,32 @@ class Config:
         if any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes!r}")
         check_randomisation({name: getattr(self, name) for name in RANDOMISATION_FIELDS})
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """The integer bounds above, each naming its field and the bound."""
+        if self.seed >= MAX_SEED:
+            raise ConfigError(f"seed must be below 2**62 (numpy and torch seed with 64-bit integers), "
+                              f"got {self.seed!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
+                raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.threads > MAX_THREADS:
+            raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
+        if self.batch_size > MAX_BUFFER:
+            raise ConfigError(f"batch_size must be at most {MAX_BUFFER:,}, got {self.batch_size!r}")
+        if self.buffer_size > MAX_BUFFER:
+            raise ConfigError(f"buffer_size must be at most {MAX_BUFFER:,} transitions (the replay "
+                              f"buffer is allocated up front), got {self.buffer_size!r}")
+        hidden = self.hidden_sizes
+        if len(hidden) > MAX_LAYERS or any(h > MAX_WIDTH for h in hidden):
+            raise ConfigError(f"hidden_sizes must be at most {MAX_LAYERS} layers of at most {MAX_WIDTH:,} "
+                              f"units, got {_short(hidden)}")
+        weights = sum(a * b for a, b in zip(hidden, hidden[1:]))
+        if weights > MAX_HIDDEN_WEIGHTS:
+            raise ConfigError(f"hidden_sizes {_short(hidden)} make {weights:,} weights between hidden "
+                              f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -174,6 +227,11 @@ def check_randomisation(values: dict) -> None:
         raise ConfigError(f"obs_noise_std must be zero or positive, got {values['obs_noise_std']!r}")
     if not values["action_delay_steps"] >= 0:
         raise ConfigError(f"action_delay_steps must be zero or positive, got {values['action_delay_steps']!r}")
+
+
+def _short(value) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def saved_base() -> Config:
@@ -223,9 +281,9 @@ def coerce(name: str, value, kind: type):
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e400" for an integer
         pass
-    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {value!r}")
+    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {_short(value)}")
 
 
 def _integer(value) -> int:
@@ -280,19 +338,45 @@ def load_toml(path: str | Path, base: Config | None = None) -> Config:
 
 
 def read_toml(path: str | Path) -> dict:
-    """The key/value pairs of a config file, flattened and checked against the fields."""
+    """The key/value pairs of a config file, flattened and checked against the fields.
+
+    A config file may come from someone else (a run's config.toml): its env id must not
+    import a module of its own (see `reacher.envids`)."""
+    from reacher.envids import EnvIdError, check_untrusted
+
     path = Path(path)
+    where = f"config file {path}"
+    values = parse_toml_file(path, where)
+    changes = _coerced(values, source=where)
+    _apply(changes, None, source=where)  # a bad value is named with the file now
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
-    changes = _coerced(values, source=f"config file {path}")
-    _apply(changes, None, source=f"config file {path}")  # a bad value is named with the file now
+        check_untrusted(changes.get("env"), where)
+    except EnvIdError as err:
+        raise ConfigError(str(err)) from None
     return changes
+
+
+def parse_toml_file(path: Path, where: str) -> dict:
+    """A small TOML file's tables, or a ConfigError naming `where`: not a FIFO or device
+    that would block or never end, not megabytes, UTF-8, and not nested beyond reason."""
+    try:
+        # Non-blocking, so a FIFO is refused below instead of waiting for a writer.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{where}: cannot be read (not a regular file)")
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: is larger than {MAX_FILE_BYTES // 1024} KiB; not a config file")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{where}: is not UTF-8 text (byte {err.start}), so not TOML") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{where}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid TOML (nested too deeply)") from None
 
 
 def to_toml(config: Config) -> str:

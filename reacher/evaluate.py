@@ -29,14 +29,19 @@ class Evaluation:
 
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int,
-             seed: int = EVAL_SEED) -> Evaluation:
+             seed: int = EVAL_SEED, stop: Callable[[], bool] | None = None) -> Evaluation | None:
     """Episode i starts from ``env.reset(seed=seed + i)``; success and distance are read
-    from the last step's info (None where the env reports no such notion)."""
+    from the last step's info (None where the env reports no such notion).
+
+    `stop` is asked before every step (training passes its Ctrl-C/SIGTERM flag, since an
+    evaluation can be long); when it says so, evaluation ends at once and returns None."""
     returns, distances, successes = [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed + i)
         total, done = 0.0, False
         while not done:
+            if stop is not None and stop():
+                return None
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             total += float(reward)
             done = terminated or truncated

@@ -1,62 +1,18 @@
-"""What a run records: metrics.csv, TensorBoard events (if installed) and curve.png."""
+"""What a run records in metrics.csv, read back and drawn as curve.png.
+
+`reacher.rundir` writes the file (one row per evaluation step); this module knows its
+columns and reads and plots it."""
 
 from __future__ import annotations
 
 import csv
-import io
+import threading
 from pathlib import Path
 
-from reacher.files import atomic_write, write_text
+from reacher.files import atomic_write
 
 COLUMNS = ("step", "wall_time", "train_episodes", "success_rate", "mean_final_distance", "mean_return",
            "critic_loss", "actor_loss", "mean_q", "steps_per_s", "eval_time")
-
-
-class MetricsLog:
-    """Appends one row per evaluation to ``metrics.csv``.
-
-    On resume, rows past the checkpoint's step (logged after it, then lost with the
-    process) are dropped first, so the file reads as one uninterrupted run."""
-
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
-        self.path = run_dir / "metrics.csv"
-        if resume_step is not None and self.path.exists():
-            self._truncate_after(resume_step)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
-        if new:
-            self._writer.writeheader()
-            self._file.flush()
-        self._tensorboard = _tensorboard_writer(run_dir)
-
-    def write(self, row: dict) -> None:
-        self._writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-        self._file.flush()
-        if self._tensorboard is not None:
-            names = {"success_rate": "eval/success_rate", "mean_final_distance": "eval/final_distance_m",
-                     "mean_return": "eval/return", "critic_loss": "losses/critic",
-                     "actor_loss": "losses/actor", "mean_q": "losses/mean_q",
-                     "steps_per_s": "charts/steps_per_s"}
-            for key, tag in names.items():
-                if row.get(key) is not None:
-                    self._tensorboard.add_scalar(tag, row[key], row["step"])
-            self._tensorboard.flush()
-
-    def close(self) -> None:
-        self._file.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-
-    def _truncate_after(self, step: int) -> None:
-        rows = read_metrics(self.path)
-        kept = [r for r in rows if r["step"] is not None and r["step"] <= step]
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in kept:
-            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-        write_text(self.path, text.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -64,16 +20,30 @@ def read_metrics(path: Path) -> list[dict]:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None:
-    """Success rate and final distance against environment steps; None without data."""
-    rows = [r for r in read_metrics(metrics_csv) if r.get("step") is not None]
-    if not rows:
-        return None
+def preload_plotting() -> threading.Thread:
+    """Import matplotlib in the background. Importing it takes about a second, and the curve
+    is drawn as a run ends, so a run stopped by Ctrl-C would otherwise spend that second
+    after the signal; training starts it early and goes on meanwhile."""
+    thread = threading.Thread(target=_import_pyplot, name="preload-matplotlib", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None:
+    """Success rate and final distance against environment steps; None without data."""
+    rows = [r for r in read_metrics(metrics_csv) if r.get("step") is not None]
+    if not rows:
+        return None
+    plt = _import_pyplot()
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     if all(r["success_rate"] is not None for r in rows):
@@ -99,22 +69,6 @@ def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None
         fig.savefig(f, format="png")
     plt.close(fig)
     return out_png
-
-
-def _tensorboard_writer(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(log_dir=str(run_dir))
-
-
-def _fmt(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value
 
 
 def _parse(text: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import gymnasium as gym
 import numpy as np
@@ -12,6 +13,7 @@ from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.env import make_env
+from reacher.envids import import_user_modules
 from reacher.errors import one_line
 from reacher.goal import flat_size, flatten
 
@@ -35,8 +37,12 @@ class TrainedPolicy:
         return env
 
 
-def load_policy(run: str | Path, device: str = "cpu") -> TrainedPolicy:
-    """Load the actor (and normaliser) of a run; raises CheckpointError on a bad checkpoint."""
+def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str] = ()) -> TrainedPolicy:
+    """Load the actor (and normaliser) of a run; raises CheckpointError on a bad checkpoint.
+
+    A run's env id never imports a module by itself (see `reacher.envids`): for a run
+    trained on ``"module:Id"``, name the module in `env_modules` (or import it first)."""
+    import_user_modules(env_modules, what="env_modules")
     checkpoint = ckpt.load(run, with_replay=False, map_location=device)
     meta = checkpoint.metadata
     try:

@@ -14,54 +14,31 @@ state is not used for this, so a sweep resumes the same way after any kind of st
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import socket
 import sys
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from reacher import checkpoint as ckpt
 from reacher import config as cfg
+from reacher import sweep_report
 from reacher.errors import one_line
 from reacher.files import write_text
 from reacher.metrics import read_metrics
+from reacher.sweep_report import Record, Summary
 from reacher.sweep_spec import Spec, Trial, load_spec
 
 INSTALL_HINT = "reacher sweep needs Ray Tune, an optional extra: pip install 'reacher[sweep]'"
+SPEC_HASH = "spec.sha256"  # what the spec asks for, so --resume continues the same sweep
+SWEEP_LOCK = ".sweep.lock"  # one sweep per directory at a time
 
 
 class SweepError(ValueError):
     """A sweep that cannot run as asked; one line for the user."""
-
-
-@dataclass
-class Record:
-    """What one trial came to: its final evaluation, an error, or neither (not run to the end)."""
-
-    trial: Trial
-    final: dict | None = None  # the final row of the trial's metrics.csv
-    error: str | None = None
-    node: str | None = None  # the Ray node that ran it (this invocation only)
-
-    @property
-    def finished(self) -> bool:
-        return self.final is not None
-
-
-@dataclass
-class Summary:
-    spec: Spec
-    out: Path
-    records: list[Record]
-    interrupted: bool = False
-    ray_start_s: float | None = None  # None when the sweep joined a Ray that was running
-    wall_s: float = 0.0
-    best: dict | None = None  # set by sweep_report: the best grid point and its scores
-
-    @property
-    def failed(self) -> list[Record]:
-        return [r for r in self.records if r.error is not None]
 
 
 def finished_row(trial: Trial) -> dict | None:
@@ -76,55 +53,199 @@ def finished_row(trial: Trial) -> dict | None:
     except (ckpt.CheckpointError, KeyError, ValueError, OSError):
         return None
     # Training marks its last checkpoint finished once the final evaluation is written
-    # (whether it stopped on success, at its cap or after exactly `steps`); a spec that
-    # now asks for more steps than were run reopens the trial.
+    # (whether it stopped on success, at its cap or after exactly `steps`). A resume runs
+    # the same spec (see _check_out), so `steps` differs only for a run dir from elsewhere.
     if not meta.get("finished") or not rows or steps < trial.config.steps:
         return None
     return rows[-1]
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, address: str | None = None,
-              max_concurrent: int | None = None, log=None) -> Summary:
+              max_concurrent: int | None = None, log=None, env_modules: tuple[str, ...] = ()) -> Summary:
     """Run (or resume) a sweep and write OUT/results.csv, best.toml and summary.png; progress
-    goes to `log` (default stderr), the final table to stdout."""
-    from reacher import sweep_report
+    goes to `log` (default stderr), the final table to stdout. `env_modules` are modules the
+    user trusts to register envs (``--import``), imported in every trial's worker too.
 
+    OUT is claimed before it is looked at, so two sweeps never share it; Ctrl-C or SIGTERM
+    stops Ray and its trials at once (each keeps its last checkpoint for ``resume``)."""
     log = log or sys.stderr
     start = time.perf_counter()
     spec = load_spec(spec_path)
     out = Path(out).expanduser().resolve()
-    _check_out(out, resume)
     tune = _import_tune()
-    records = [Record(t, finished_row(t)) for t in spec.trials(out)]
-    todo = [r for r in records if not r.finished]
-    if resume and len(todo) < len(records):
-        print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
-    summary = Summary(spec, out, records)
-    # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
-    started_here = _start_ray(address, max_concurrent, len(todo), summary, log) if todo else False
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
-        if todo:
-            _run_trials(tune, todo, out, max_concurrent, summary)
-    finally:
-        if started_here:
-            import ray
-
-            ray.shutdown()
+    with _Claim(out) as claim:
+        _check_out(out, resume, spec)
+        records = [Record(t, finished_row(t)) for t in spec.trials(out)]
+        todo = [r for r in records if not r.finished]
+        if resume and len(todo) < len(records):
+            print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
+        summary = Summary(spec, out, records)
+        with _StopOnSignals(summary) as stop:
+            try:
+                _run(tune, spec_path, spec, todo, summary, claim, stop, address, max_concurrent,
+                     env_modules, log)
+            except _Stopped:
+                for r in todo:
+                    r.final = r.final or finished_row(r.trial)
+                summary.interrupted = True
     summary.wall_s = time.perf_counter() - start
-    sweep_report.write_all(summary)
-    print(sweep_report.table(summary))
+    if summary.stopped_by is None:
+        sweep_report.write_all(summary)
+        print(sweep_report.table(summary))
     return summary
 
 
-def _check_out(out: Path, resume: bool) -> None:
+def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary, claim: "_Claim",
+         stop: "_StopOnSignals", address, max_concurrent, env_modules, log) -> None:
+    import ray
+
+    ray_was_running = ray.is_initialized()
+    try:
+        # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
+        if todo:
+            _start_ray(address, max_concurrent, len(todo), summary, log)
+            stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
+            stop.check()
+        claim.keep()
+        write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
+        write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
+        if todo:
+            _run_trials(tune, todo, summary.out, max_concurrent, summary, tuple(env_modules), stop)
+    finally:
+        if not ray_was_running and ray.is_initialized():
+            ray.shutdown()  # also ends the trials' workers, at once
+
+
+def _check_out(out: Path, resume: bool, spec: Spec) -> None:
     holds_sweep = (out / "spec.toml").is_file() or (out / "results.csv").is_file()
     if resume and not holds_sweep:
         raise SweepError(f"sweep directory {out}: holds no sweep, nothing to resume")
     if not resume and (holds_sweep or (out / "runs").exists()):
         raise SweepError(f"sweep directory {out}: already holds a sweep; pass --resume to continue "
                          "it or choose another --out")
+    recorded = _recorded_fingerprint(out / SPEC_HASH)
+    if resume and recorded is not None and recorded != spec.fingerprint():
+        raise SweepError(f"sweep directory {out}: was started with another spec (a copy is in "
+                         f"{out / 'spec.toml'}); --resume continues a sweep with the spec it started "
+                         "with: pass that one, or choose another --out for this spec")
+
+
+def _recorded_fingerprint(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(200).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None  # a sweep from before fingerprints: resumed, and fingerprinted now
+    except OSError as err:
+        raise SweepError(f"sweep directory {path.parent}: cannot read {path.name} ({err.strerror})") from None
+
+
+class _Claim:
+    """OUT for this sweep alone, from its first check to its end: an flock on
+    OUT/.sweep.lock, which the kernel drops however the process ends. A directory the
+    claim created goes again unless the sweep started (`keep`)."""
+
+    def __init__(self, out: Path):
+        self.out, self.kept = out, False
+        self.created = not out.exists()
+        self.path = out / SWEEP_LOCK
+        try:
+            self.fd = self._acquire()
+        except OSError as err:
+            raise SweepError(f"sweep directory {out}: cannot be claimed ({err.strerror or err})") from None
+
+    def _acquire(self) -> int:
+        while True:
+            self.out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise SweepError(f"sweep directory {self.out}: another sweep is running in it; wait "
+                                 "for it to end or choose another --out") from None
+            try:  # a claim given up removes its file while holding it: this one must be current
+                if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def keep(self) -> None:
+        self.kept = True
+
+    def __enter__(self) -> "_Claim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.kept:
+            self.path.unlink(missing_ok=True)
+            if self.created:
+                try:
+                    self.out.rmdir()  # only if empty
+                except OSError:
+                    pass
+        os.close(self.fd)
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM asked the sweep to stop."""
+
+
+class _StopOnSignals:
+    """Ctrl-C and SIGTERM mark the sweep stopped; `check` then raises `_Stopped` in the
+    main thread, which waits for Tune in short steps (see `_fit`). Raising from the
+    handler itself would land inside Ray's compiled code, which turns it into a
+    SystemError; Tune's own SIGINT handling waits for the trials to wind down."""
+
+    def __init__(self, summary: Summary):
+        self.summary = summary
+        self.previous = {}
+
+    def __enter__(self):
+        self.install()
+        return self
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may; a sweep run from elsewhere is stopped by its host
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(s, self._on_signal)
+            self.previous.setdefault(s, previous)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.summary.stopped_by is not None:  # a second one while stopping: the user means it
+            raise KeyboardInterrupt
+        self.summary.stopped_by = signal.Signals(signum).name
+
+    def check(self) -> None:
+        if self.summary.stopped_by is not None:
+            raise _Stopped
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def _fit(tuner, stop: _StopOnSignals):
+    """Tune's fit in a thread of its own, watched from the main thread, which raises
+    `_Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
+    box = {}
+
+    def fit():
+        try:
+            box["results"] = tuner.fit()
+        except BaseException as err:  # handed to the main thread
+            box["error"] = err
+
+    thread = threading.Thread(target=fit, name="reacher-sweep-tune", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        stop.check()
+    if "error" in box:
+        raise box["error"]
+    return box["results"]
 
 
 def _import_tune():
@@ -135,16 +256,16 @@ def _import_tune():
     return tune
 
 
-def _start_ray(address: str | None, max_concurrent: int | None, trials: int, summary: Summary, log) -> bool:
+def _start_ray(address: str | None, max_concurrent: int | None, trials: int, summary: Summary, log) -> None:
     """Join the cluster at `address`, or start a local Ray with a CPU per core (or per
-    trial at once, if more); returns whether it started one (an initialised Ray is used)."""
+    trial at once, if more); a Ray initialised already is used as it is."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # The legacy console reporter, which verbose=0 silences: the sweep prints its own lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
-        return False
+        return
     t0 = time.perf_counter()
     if address:
         _check_reachable(address)
@@ -156,7 +277,6 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
         summary.ray_start_s = time.perf_counter() - t0
         where = f"a local Ray ({summary.ray_start_s:.1f} s to start)"
     print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)
-    return True
 
 
 def _check_reachable(address: str) -> None:
@@ -172,11 +292,12 @@ def _check_reachable(address: str) -> None:
                          "with `ray start --head` or check --address") from None
 
 
-def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary) -> None:
+def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary,
+                env_modules: tuple[str, ...], stop: _StopOnSignals) -> None:
     by_name = {r.trial.name: r for r in todo}
     trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
     payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
-                 "config": cfg.as_dict(r.trial.config)} for r in todo]
+                 "config": cfg.as_dict(r.trial.config), "env_modules": list(env_modules)} for r in todo]
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(payloads)},
@@ -186,8 +307,7 @@ def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None,
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   callbacks=[_progress(len(todo))]),
     )
-    results = tuner.fit()
-    for result in results:
+    for result in _fit(tuner, stop):
         record = by_name[result.config["trial"]["name"]]
         metrics = result.metrics or {}
         record.node = metrics.get("node")
@@ -206,11 +326,13 @@ def _train_trial(params: dict) -> None:
     import ray
     from ray import tune
 
+    from reacher.envids import import_user_modules
     from reacher.train import train
 
     trial = params["trial"]
     report = {"node": ray.get_runtime_context().get_node_id()}
     try:
+        import_user_modules(trial.get("env_modules", ()))  # the modules the user named to the sweep
         config = cfg.from_mapping(trial["config"], source=f"trial {trial['name']}")
         run_dir = Path(trial["run_dir"])
         resume = (run_dir / ckpt.FILENAME).is_file()

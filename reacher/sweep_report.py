@@ -1,17 +1,52 @@
-"""What a sweep leaves: OUT/results.csv, OUT/best.toml, OUT/summary.png and a printed table."""
+"""What a sweep comes to: each trial's `Record`, the `Summary`, and the files it leaves,
+OUT/results.csv, OUT/best.toml, OUT/summary.png, and a printed table.
+
+`reacher.sweep` runs the trials and fills these in; this module needs nothing of it.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from reacher.config import to_toml
 from reacher.files import atomic_write, write_text
 from reacher.metrics import read_metrics
-from reacher.sweep import Record, Summary
-from reacher.sweep_spec import point_label, value_text
+from reacher.sweep_spec import Spec, Trial, point_label, value_text
+
+
+@dataclass
+class Record:
+    """What one trial came to: its final evaluation, an error, or neither (not run to the end)."""
+
+    trial: Trial
+    final: dict | None = None  # the final row of the trial's metrics.csv
+    error: str | None = None
+    node: str | None = None  # the Ray node that ran it (this invocation only)
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
+
+@dataclass
+class Summary:
+    spec: Spec
+    out: Path
+    records: list[Record]
+    interrupted: bool = False  # trials left unfinished: Ctrl-C, SIGTERM, or a lost worker
+    stopped_by: str | None = None  # the signal's name, when one stopped the sweep
+    ray_start_s: float | None = None  # None when the sweep joined a Ray that was running
+    wall_s: float = 0.0
+    best: dict | None = None  # set by write_all: the best grid point and its scores
+
+    @property
+    def failed(self) -> list[Record]:
+        return [r for r in self.records if r.error is not None]
+
 
 # After the grid keys; `error` is filled for a failed trial only.
 RESULT_COLUMNS = ("seed", "success_rate", "mean_final_distance", "mean_return", "wall_time", "steps",

@@ -12,13 +12,15 @@ key and a bad one is refused with the config's own one-line error, naming the sp
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from reacher import config as cfg
+from reacher.envids import EnvIdError, check_untrusted
 from reacher.train import absolute_arm
 
 RUNS = "runs"  # trials' run directories live in OUT/runs/
@@ -67,6 +69,17 @@ class Spec:
         # Trials share the cores: one torch thread each unless the spec says otherwise.
         return config if self.threads_given or "threads" in point else config.replace(threads=1)
 
+    def fingerprint(self) -> str:
+        """A hash of what the spec asks for, not of its layout or comments: a sweep
+        records it, and resuming with another spec is refused. Base fields at their
+        defaults are left out, so a field added to Config later changes no hash."""
+        defaults = cfg.as_dict(cfg.Config())
+        base = {k: v for k, v in cfg.as_dict(self.base).items() if v != defaults[k]}
+        grid = {k: [value_text(v) for v in values] for k, values in self.grid.items()}
+        text = json.dumps({"base": base, "seeds": self.seeds, "grid": grid,
+                           "threads_given": self.threads_given}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def trials(self, out: Path) -> list[Trial]:
         """Grid × seeds, each with its run directory under ``out/runs``."""
         names = _point_names(self.points)
@@ -80,11 +93,9 @@ def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     where = f"sweep spec {path}"
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise SpecError(f"{where}: cannot be read ({err.strerror})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{where}: not valid TOML ({err})") from None
+        raw = cfg.parse_toml_file(path, where)
+    except cfg.ConfigError as err:
+        raise SpecError(str(err)) from None
     seeds = raw.pop("seeds", None)
     grid = raw.pop("grid", {})
     for key, value in raw.items():
@@ -101,6 +112,11 @@ def load_spec(path: str | Path) -> Spec:
             spec.point_config(point)
         except cfg.ConfigError as err:
             raise SpecError(f"{where}: grid point {point_label(point)}: {err}") from None
+    try:  # a spec is a file: its env ids may not import modules of their own
+        for env_id in {spec.base.env, *spec.grid.get("env", [])}:
+            check_untrusted(env_id, where)
+    except EnvIdError as err:
+        raise SpecError(str(err)) from None
     return spec
 
 

@@ -1,11 +1,10 @@
 """Training: collect experience with exploration noise, learn from replay, evaluate, checkpoint.
 
-A run directory holds ``config.toml`` (the resolved config), ``metrics.csv``,
-``curve.png``, TensorBoard events when tensorboard is installed, and
-``checkpoint.ckpt`` — everything `--resume` needs: networks, optimisers, replay
-buffer, noise state, every RNG and the counters. Periodic evaluations and
-checkpoints happen at episode boundaries, so a resumed run continues exactly as
-the uninterrupted one would have.
+The run directory (`reacher.rundir`) holds the run's files; its ``checkpoint.ckpt``
+holds everything `--resume` needs: networks, optimisers, replay buffer, noise state,
+every RNG and the loop's `TrainingState`. Periodic evaluations and checkpoints happen
+at episode boundaries, so a resumed run continues exactly as the uninterrupted one
+would have.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +23,63 @@ import torch
 from reacher import adapt
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
-from reacher.arm import BUILTIN_ARMS
-from reacher.config import Config, ConfigError, as_dict, load_toml, saved_base, to_toml
+from reacher.config import Config, ConfigError, as_dict, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
-from reacher.files import write_text
 from reacher.goal import flat_env
-from reacher.metrics import MetricsLog, plot_curve
+from reacher.metrics import plot_curve, preload_plotting
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, n_step, relabel
-from reacher.runlock import RunDirBusy, RunLock
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used as asked (exists already, nothing to resume)."""
+from reacher.rundir import (NETWORK_FIELDS, RunDir, RunError, absolute_arm, arm_digest,  # noqa: F401
+                            check_resumable, default_run_dir, file_id, prepare_run)
 
 
 @dataclass
-class Counters:
+class TrainingState:
+    """What the loop counts and decides by: saved in the checkpoint's metadata under these
+    names, and restored from it, as one object."""
+
     env_steps: int = 0
     episodes: int = 0
     wall_time: float = 0.0  # seconds of training, summed across resumes
     eval_time: float = 0.0  # the part of wall_time spent in periodic evaluations
+    update_debt: float = 0.0  # fractional gradient updates owed (updates_per_step < 1)
+    success_streak: int = 0  # evaluations in a row at or above success_target
+    periodic_evals: int = 0
+    next_eval: int = 0  # step of the next periodic evaluation
+    next_checkpoint: int = 0
+    losses: dict[str, list[float]] = field(default_factory=dict)  # sampled since the last evaluation
+    physics_errors: int = 0  # steps at which the simulation blew up (their transitions are not stored)
+    finished: bool = False  # the final evaluation is written
+    stop_reason: str | None = None
+    final_evaluation: dict | None = None  # Evaluation.as_dict() of the final evaluation, once finished
+
+    # Older checkpoints lack these; every other field has been saved from the start.
+    OPTIONAL = ("eval_time", "success_streak", "periodic_evals", "losses", "physics_errors", "finished",
+                "stop_reason", "final_evaluation")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, meta: dict) -> "TrainingState":
+        """Read from checkpoint metadata; raises KeyError, TypeError or ValueError."""
+        values = {}
+        for f in fields(cls):
+            if f.name not in meta and f.name in cls.OPTIONAL:
+                continue
+            value = meta[f.name]
+            if f.type in ("int", "float"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"{f.name} is {value!r}, not a number")
+                value = int(value) if f.type == "int" else float(value)
+            values[f.name] = value
+        if "losses" in values:
+            values["losses"] = {str(k): [float(x) for x in v] for k, v in values["losses"].items()}
+        if values.get("final_evaluation") is not None:
+            Evaluation(**values["final_evaluation"])  # TypeError unless it is one
+        return cls(**values)
 
 
 @dataclass
@@ -57,6 +90,7 @@ class Outcome:
     interrupted_by: str | None = None  # signal name when stopped early
     stop_reason: str = ""  # why training ended: see STOP_REASONS
     run_dir: Path | None = None  # where the run, its checkpoint and metrics are
+    physics_errors: int = 0  # steps at which the simulation blew up, over the whole run
 
     def describe_stop(self, config: Config) -> str:
         """One sentence saying why training ended."""
@@ -73,43 +107,14 @@ STOP_REASONS = {
     "signal": "stopped by {signal} at step {steps:,}",
 }
 
-
-def default_run_dir(config: Config) -> Path:
-    name = config.env.replace("/", "_") if config.env else Path(config.arm).stem
-    return Path("runs") / f"{name}-seed{config.seed}"
-
-
-def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
-    """Check the run directory and return the config the run uses (saved one on resume)."""
-    config = absolute_arm(config)
-    has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
-    if resume:
-        if not run_dir.is_dir():
-            raise RunError(f"run directory {run_dir}: does not exist, nothing to resume")
-        if not has_checkpoint:
-            raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
-        config_file = run_dir / "config.toml"
-        if config_file.is_file():
-            saved = load_toml(config_file, base=saved_base())
-            return saved.replace(**(overrides or {})) if overrides else saved
-        return config
-    if has_checkpoint:
-        raise RunError(f"run directory {run_dir}: already holds a run; pass --resume to continue "
-                       "it or choose another --run-dir")
-    return config
+# A blow-up now and then (a violent action on a stiff arm) costs one truncated episode; the
+# same in this many episodes in a row means the arm itself is broken (NaN or huge gear,
+# damping, mass; a timestep too long), and training on it would learn nothing.
+PHYSICS_ERRORS_IN_A_ROW = 10
 
 
-def absolute_arm(config: Config) -> Config:
-    """Record a user's arm file by absolute path, so evaluate, render and --resume find
-    it from any working directory."""
-    path = Path(config.arm).expanduser()
-    if config.env or config.arm in BUILTIN_ARMS or not path.exists():
-        return config
-    return config.replace(arm=str(path.resolve()))
-
-
-# Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
+class PhysicsError(ValueError):
+    """The simulation blows up in every episode: the arm file (or env) is at fault."""
 
 
 class Training:
@@ -139,40 +144,19 @@ class Training:
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
         self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
-        self.counters = Counters()
-        self._update_debt = 0.0
+        self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
+        self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
-        self._success_streak = 0  # evaluations in a row at or above success_target
-        self._periodic_evals = 0
         self._last_eval: Evaluation | None = None
-        self._losses: dict[str, list[float]] = {}
-        self._next_eval = config.eval_every
-        self._next_checkpoint = config.checkpoint_every
-        restored_from = _file_id(self.run_dir / ckpt.FILENAME) if resume else None
+        self._physics_errors_in_a_row = 0
+        restored_from = file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
             self._restore(ckpt.load(self.run_dir, with_replay=True, map_location=config.device))
         # One writer per run dir: the lock is taken at the first write, so a run refused
         # above leaves no trace, and held until run() ends.
-        self._lock = RunLock(self.run_dir)
-        try:
-            self._check_still_ours(restored_from)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(self.run_dir / "config.toml", to_toml(config))
-            self.metrics = MetricsLog(self.run_dir, resume_step=self.counters.env_steps if resume else None)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def _check_still_ours(self, restored_from: tuple | None) -> None:
-        """Under the lock, the run dir must still be as it was checked: no run started
-        here meanwhile, and the checkpoint resumed from is still the latest."""
-        current = _file_id(self.run_dir / ckpt.FILENAME)
-        if restored_from is None and current is not None:
-            raise RunError(f"run directory {self.run_dir}: another run has just started here; "
-                           "choose another --run-dir")
-        if restored_from is not None and current != restored_from:
-            raise RunDirBusy(f"run directory {self.run_dir}: its checkpoint was rewritten by another "
-                             "run while this one started; try again")
+        self.files = RunDir(self.run_dir, to_toml(config), restored_from,
+                            resume_step=self.state.env_steps if resume else None)
+        self.metrics = self.files.metrics
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -182,69 +166,97 @@ class Training:
         # Ray worker) is stopped by its host instead and resumes from its last checkpoint.
         main = threading.current_thread() is threading.main_thread()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-        start = time.perf_counter() - self.counters.wall_time
+        start = time.perf_counter() - self.state.wall_time
         last_print = 0.0
+        preload_plotting()
         try:
+            if self.state.finished and not self._training_left():
+                # A resumed run that has nothing left to do: its final evaluation is on record.
+                return Outcome(self._saved_final_evaluation(), self.state.env_steps, self.state.wall_time,
+                               stop_reason=self.state.stop_reason or "", physics_errors=self.state.physics_errors)
+            self._periodic()  # an evaluation a signal cut short is done again, at the same step
             obs, episode_obs = None, []
-            while self.counters.env_steps < self.budget and self._stop is None and not self._succeeded():
+            while self._training_left() and self._stop is None:
                 if obs is None:
                     # Reset only when a step follows, so a checkpoint taken between episodes
                     # holds the env RNG before the next reset. A resumed run's env RNG comes
                     # from the checkpoint; only a new run seeds it.
-                    obs, _ = self.env.reset(seed=c.seed if self.counters.episodes == 0 else None)
+                    obs, _ = self.env.reset(seed=c.seed if self.state.episodes == 0 else None)
                     episode_obs = [obs]
                 obs, done = self._collect(obs, episode_obs)
                 self._learn()
                 if done:
                     self._end_episode(episode_obs)
-                    self.counters.wall_time = time.perf_counter() - start
+                    self.state.wall_time = time.perf_counter() - start
                     self._periodic()
                     obs = None
                 now = time.perf_counter()
                 if self.progress and now - last_print > 0.5:
                     last_print = now
                     self._print_progress(now - start)
-            self.counters.wall_time = time.perf_counter() - start
-            if self._stop is not None:
+            self.state.wall_time = time.perf_counter() - start
+            reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
+            evaluation = self._evaluate(c.final_eval_episodes, final=True) if self._stop is None else None
+            if evaluation is None:  # stopped by a signal, in training or in the final evaluation
                 self._save()
                 self._finish_files()
-                return Outcome(None, self.counters.env_steps, self.counters.wall_time, self._stop,
-                               "signal")
-            reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
-            evaluation = self._evaluate(c.final_eval_episodes, final=True)
+                return Outcome(None, self.state.env_steps, self.state.wall_time, self._stop,
+                               "signal", physics_errors=self.state.physics_errors)
+            self.state.final_evaluation = evaluation.as_dict()
             self._save(stop_reason=reason)
             self._finish_files()
-            return Outcome(evaluation, self.counters.env_steps, self.counters.wall_time,
-                           stop_reason=reason)
+            return Outcome(evaluation, self.state.env_steps, self.state.wall_time,
+                           stop_reason=reason, physics_errors=self.state.physics_errors)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            self.metrics.close()
             self.env.close()
             self.eval_env.close()
-            self._lock.release()
+            self.files.close()
 
     def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
         c = self.config
-        if self.counters.env_steps < c.warmup_steps:
+        if self.state.env_steps < c.warmup_steps:
             action = self.rng.uniform(-1.0, 1.0, self.act_dim)
         else:
             self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
-                                               self.counters.env_steps, c.noise_decay_steps)
+                                               self.state.env_steps, c.noise_decay_steps)
             action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
-        next_obs, reward, terminated, truncated, _ = self.env.step(action.astype(np.float32))
+        next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
+        self.state.env_steps += 1
+        if "physics_error" in info:
+            # MuJoCo has reset the state itself: next_obs is that reset state, not where the
+            # action led, so the transition would teach a jump that never happens. Not stored.
+            self._physics_error(info["physics_error"])
+            return next_obs, True
         self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
-        self.counters.env_steps += 1
         episode_obs.append(next_obs)
-        return next_obs, terminated or truncated
+        done = terminated or truncated
+        if done:
+            self._physics_errors_in_a_row = 0
+        return next_obs, done
+
+    def _physics_error(self, message: str) -> None:
+        self.state.physics_errors += 1
+        self._physics_errors_in_a_row += 1
+        c = self.config
+        what = f"env {c.env}" if c.env else f"arm {c.arm}"
+        hint = "" if c.env else f"; check its gear, damping, masses and timestep (reacher inspect {c.arm})"
+        if self._physics_errors_in_a_row >= PHYSICS_ERRORS_IN_A_ROW:
+            raise PhysicsError(f"{what}: the simulation blew up in {self._physics_errors_in_a_row} episodes "
+                               f"in a row, training stopped at step {self.state.env_steps:,} ({message}){hint}")
+        if self.state.physics_errors == 1:  # one line, not one per blow-up; the count is in the checkpoint
+            self._print_line(f"warning: {what}: the simulation blew up at step {self.state.env_steps:,} "
+                             f"({message}); such steps are not learned from and are counted as "
+                             "physics_errors in the checkpoint")
 
     def _learn(self) -> None:
         c = self.config
-        if self.counters.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
+        if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
-        self._update_debt += c.updates_per_step
-        while self._update_debt >= 1.0:
-            self._update_debt -= 1.0
+        self.state.update_debt += c.updates_per_step
+        while self.state.update_debt >= 1.0:
+            self.state.update_debt -= 1.0
             idx = self.buffer.sample_indices(c.batch_size, self.rng)
             batch = self.buffer.batch(idx)
             if self.goal_layout is not None:
@@ -256,87 +268,99 @@ class Training:
             metrics = self.agent.update(*tensors)
             if self.agent.updates % 50 == 0:  # reading a loss syncs; sample them
                 for key, value in metrics.items():
-                    self._losses.setdefault(key, []).append(float(value))
+                    self.state.losses.setdefault(key, []).append(float(value))
 
     def _end_episode(self, episode_obs: list) -> None:
         self.buffer.end_episode()
         self.noise.reset()
         self.agent.observe(np.asarray(episode_obs, dtype=np.float32).reshape(len(episode_obs), -1))
-        self.counters.episodes += 1
+        self.state.episodes += 1
 
     def _periodic(self) -> None:
-        steps = self.counters.env_steps
-        if steps >= self._next_eval and steps < self.budget:
-            self._next_eval += self.config.eval_every * (1 + (steps - self._next_eval) // self.config.eval_every)
-            self._evaluate(self.config.eval_episodes)
+        steps = self.state.env_steps
+        if steps >= self.state.next_eval and steps < self.budget:
+            if self._evaluate(self.config.eval_episodes) is None:
+                return  # stopped by a signal: run() saves, and a resumed run evaluates this step
+            self.state.next_eval += self.config.eval_every * (1 + (steps - self.state.next_eval) // self.config.eval_every)
         if self._succeeded():
             return  # the run ends now and saves anyway
-        if steps >= self._next_checkpoint and steps < self.budget:
-            self._next_checkpoint += self.config.checkpoint_every * (
-                1 + (steps - self._next_checkpoint) // self.config.checkpoint_every)
+        if steps >= self.state.next_checkpoint and steps < self.budget:
+            self.state.next_checkpoint += self.config.checkpoint_every * (
+                1 + (steps - self.state.next_checkpoint) // self.config.checkpoint_every)
             self._save()
 
     # --- evaluation, files, checkpoints -------------------------------------------------
 
     def _succeeded(self) -> bool:
-        return not self.config.steps and self._success_streak >= self.config.success_evals
+        return not self.config.steps and self.state.success_streak >= self.config.success_evals
 
-    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation:
+    def _training_left(self) -> bool:
+        return self.state.env_steps < self.budget and not self._succeeded()
+
+    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation | None:
+        """Evaluate and log a row; None, with nothing logged, when a signal cut it short."""
         t0 = time.perf_counter()
-        seed = EVAL_SEED if final else VALIDATION_SEED + self._periodic_evals * episodes
-        result = evaluate(self.agent.act, self.eval_env, episodes, seed)
-        self.counters.eval_time += time.perf_counter() - t0
+        seed = EVAL_SEED if final else VALIDATION_SEED + self.state.periodic_evals * episodes
+        result = evaluate(self.agent.act, self.eval_env, episodes, seed, stop=lambda: self._stop is not None)
+        self.state.eval_time += time.perf_counter() - t0
+        if result is None:
+            return None
         if not final:
-            self._periodic_evals += 1
+            self.state.periodic_evals += 1
             good = result.success_rate is not None and result.success_rate >= self.config.success_target
-            self._success_streak = self._success_streak + 1 if good else 0
-        row = {"step": self.counters.env_steps, "wall_time": self.counters.wall_time,
-               "eval_time": self.counters.eval_time,
-               **result.as_dict(), "train_episodes": self.counters.episodes,
-               "steps_per_s": self.counters.env_steps / max(self.counters.wall_time, 1e-9)}
-        for key, values in self._losses.items():
+            self.state.success_streak = self.state.success_streak + 1 if good else 0
+        row = {"step": self.state.env_steps, "wall_time": self.state.wall_time,
+               "eval_time": self.state.eval_time,
+               **result.as_dict(), "train_episodes": self.state.episodes,
+               "steps_per_s": self.state.env_steps / max(self.state.wall_time, 1e-9)}
+        for key, values in self.state.losses.items():
             row[key] = float(np.mean(values))
-        self._losses = {}
+        self.state.losses = {}
         self._last_eval = result
         self.metrics.write(row)
         if self.progress:
-            self._print_line(describe(result, self.counters.env_steps, self.counters.wall_time))
+            line = describe(result, self.state.env_steps, self.state.wall_time)
+            errors = self.state.physics_errors
+            self._print_line(line + (f"  physics errors {errors:,}" if errors else ""))
         return result
+
+    def _saved_final_evaluation(self) -> Evaluation | None:
+        """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
+        than that key, from its metrics row."""
+        if self.state.final_evaluation is not None:
+            return Evaluation(**self.state.final_evaluation)
+        row = self.metrics.row_at(self.state.env_steps)
+        if row is None or row["mean_return"] == "":
+            return None
+        number = lambda text: float(text) if text != "" else None  # noqa: E731
+        return Evaluation(number(row["success_rate"]), number(row["mean_final_distance"]),
+                          float(row["mean_return"]), self.config.final_eval_episodes)
 
     def _save(self, stop_reason: str | None = None) -> None:
         c = self.config
         env = self.env.unwrapped
+        self.state.finished, self.state.stop_reason = stop_reason is not None, stop_reason
+        if stop_reason is None:
+            self.state.final_evaluation = None
         metadata = {
             "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "env": c.env or None, "arm": None if c.env else c.arm,
             "arm_file": env.arm.source if isinstance(env, ReachEnv) else None,
-            "end_effector": None if c.env else c.end_effector,
-            "config": as_dict(c), "env_steps": self.counters.env_steps,
-            "episodes": self.counters.episodes, "updates": self.agent.updates,
-            "wall_time": self.counters.wall_time, "eval_time": self.counters.eval_time,
-            "update_debt": self._update_debt, "success_streak": self._success_streak,
-            "periodic_evals": self._periodic_evals,
-            "finished": stop_reason is not None, "stop_reason": stop_reason,
-            "next_eval": self._next_eval, "next_checkpoint": self._next_checkpoint,
+            "end_effector": None if c.env else c.end_effector, "arm_sha256": self.arm_sha256,
+            "config": as_dict(c), "updates": self.agent.updates, **self.state.to_dict(),
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,
-            "noise": self.noise.state_dict(), "losses": self._losses,
-            "versions": ckpt.library_versions(),
+            "noise": self.noise.state_dict(), "versions": ckpt.library_versions(),
         }
         model = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
-        ckpt.save(self.run_dir / ckpt.FILENAME, metadata, model, self.buffer.state_dict())
+        self.files.save_checkpoint(metadata, model, self.buffer.state_dict())
 
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
         """Everything is loaded into the fresh objects of this run; any failure raises
         before training starts, so no partially restored state is ever used."""
-        ckpt.check_sizes(checkpoint, self.obs_dim, self.act_dim, "this run's env")
+        check_resumable(checkpoint, self.config, self.obs_dim, self.act_dim, self.arm_sha256)
         meta = checkpoint.metadata
-        saved, ours_all = meta.get("config", {}), as_dict(self.config)
-        for name in NETWORK_FIELDS:
-            ours = ours_all[name]
-            if name in saved and saved[name] != ours:
-                raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
-                                                            f"a resumed run cannot change it (asked for {ours!r})")
         try:
+            state = TrainingState.from_dict(meta)
             self.agent.load_state_dict(checkpoint.model["agent"])
             torch.set_rng_state(checkpoint.model["torch_rng"])
             if checkpoint.replay is not None:
@@ -345,15 +369,9 @@ class Training:
             self.rng.bit_generator.state = meta["rng"]
             self.env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
             self.noise.load_state_dict(meta["noise"])
-            self.counters = Counters(meta["env_steps"], meta["episodes"], meta["wall_time"],
-                                     meta.get("eval_time", 0.0))
-            self._update_debt = meta["update_debt"]
-            self._success_streak = int(meta.get("success_streak", 0))
-            self._periodic_evals = int(meta.get("periodic_evals", 0))
-            self._next_eval, self._next_checkpoint = meta["next_eval"], meta["next_checkpoint"]
-            self._losses = {k: list(v) for k, v in meta.get("losses", {}).items()}
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+        self.state = state
 
     def _finish_files(self) -> None:
         plot_curve(self.run_dir / "metrics.csv", self.run_dir / "curve.png",
@@ -370,7 +388,7 @@ class Training:
         """A one-line bar, redrawn in place on a terminal: progress, speed, latest evaluation."""
         if not getattr(self.log, "isatty", lambda: False)():
             return
-        steps, budget = self.counters.env_steps, self.budget
+        steps, budget = self.state.env_steps, self.budget
         done = steps / max(budget, 1)
         rate = steps / max(elapsed, 1e-9)
         bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
@@ -393,15 +411,6 @@ class Training:
         self.log.flush()
 
 
-def _file_id(path: Path) -> tuple | None:
-    """Which file is at `path` now: checkpoints are replaced by rename, never rewritten."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
 def describe(result: Evaluation, steps: int, wall_time: float) -> str:
     parts = [f"step {steps:>8,}", f"{wall_time:7.1f}s"]
     if result.success_rate is not None:
@@ -422,4 +431,4 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     return outcome
 
 
-__all__ = ["Config", "ConfigError", "Outcome", "RunError", "Training", "train"]
+__all__ = ["Config", "ConfigError", "Outcome", "PhysicsError", "RunError", "Training", "TrainingState", "train"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
                     successes.append(bool(info["is_success"]))
         finally:
             renderer.close()
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a video is for showing
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -185,13 +187,15 @@ def _check_out_path(out_path: str | Path) -> Path:
 
 def _claim_temp_file(path: Path) -> Path:
     """Create the temporary file now, so an unwritable directory fails before rendering.
-    It keeps ``path``'s extension because imageio picks the format by extension."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    It keeps ``path``'s extension because imageio picks the format by extension. Its name
+    is random and it is created exclusively (mkstemp: O_CREAT | O_EXCL), so a file or
+    symlink someone planted under a guessable name is never written through."""
     try:
-        tmp.open("wb").close()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as err:
         raise type(err)(f"cannot write video {path} ({err.strerror})") from None
-    return tmp
+    os.close(fd)
+    return Path(tmp)
 
 
 def _frame_rate(path: Path, dt: float, fps: float | None) -> float:

@@ -29,7 +29,8 @@ from reacher.env import ReachEnv
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"four_link": "tip", "spatial_arm": "fingertip", "long_arm": "hand", "tiny_arm": "tip_link",
             "servo_arm": "tool", "panda": "attachment_site", "gen3": "pinch_site",
-            "xarm7": "attachment_site"}
+            "xarm7": "attachment_site", "iiwa14": "attachment_site", "ur5e": "wrist_3_link",
+            "iiwa14_torque": "attachment_site"}
 
 
 def arms(directory: Path) -> list[tuple[str, str, str]]:

@@ -43,6 +43,10 @@ def run_copy(trained, tmp_path) -> Path:
     return Path(shutil.copytree(trained.run_dir, tmp_path / "run"))
 
 
+# What every reacher checkpoint declares: the sizes that bound what loading it may allocate.
+SIZES = {"obs_dim": 3, "act_dim": 1, "config": {"hidden_sizes": [8, 8]}}
+
+
 def _observations(n: int = 20) -> np.ndarray:
     env = ReachEnv("two_link")
     obs = [env.reset(seed=s)[0] for s in range(n)]
@@ -132,11 +136,11 @@ def test_save_load_round_trip(tmp_path):
     model = {"weights": torch.arange(6.0).reshape(2, 3), "nested": {"b": torch.ones(2, dtype=torch.int64)},
              "count": 7, "rng": torch.get_rng_state()}
     replay = {"obs": np.arange(12, dtype=np.float32).reshape(4, 3), "episode_len": np.array(2)}
-    path = ckpt.save(tmp_path / "deep" / "x.ckpt", {"obs_dim": 3, "note": "é"}, model, replay)
+    path = ckpt.save(tmp_path / "deep" / "x.ckpt", {**SIZES, "note": "é"}, model, replay)
     assert path == tmp_path / "deep" / "x.ckpt"
     loaded = ckpt.load(path, with_replay=True)
     assert loaded.path == path
-    assert loaded.metadata == {"format": ckpt.FORMAT, "obs_dim": 3, "note": "é"}
+    assert loaded.metadata == {"format": ckpt.FORMAT, **SIZES, "note": "é"}
     torch.testing.assert_close(loaded.model["weights"], model["weights"])
     torch.testing.assert_close(loaded.model["nested"]["b"], model["nested"]["b"])
     assert loaded.model["count"] == 7
@@ -149,8 +153,8 @@ def test_save_load_round_trip(tmp_path):
 
 def test_save_replaces_an_existing_checkpoint(tmp_path):
     path = tmp_path / "x.ckpt"
-    ckpt.save(path, {"n": 1}, {"w": torch.zeros(1)})
-    ckpt.save(path, {"n": 2}, {"w": torch.ones(1)})
+    ckpt.save(path, {**SIZES, "n": 1}, {"w": torch.zeros(1)})
+    ckpt.save(path, {**SIZES, "n": 2}, {"w": torch.ones(1)})
     assert ckpt.load(path).metadata["n"] == 2
     assert sorted(os.listdir(tmp_path)) == ["x.ckpt"]
 
@@ -256,7 +260,7 @@ def test_metadata_of_the_wrong_shape_is_refused(tmp_path, text):
 
 
 def test_replay_holding_objects_is_refused(tmp_path):
-    path = ckpt.save(tmp_path / "x.ckpt", {}, {"w": torch.zeros(1)},
+    path = ckpt.save(tmp_path / "x.ckpt", SIZES, {"w": torch.zeros(1)},
                      {"obs": np.array([{"not": "an array"}], dtype=object)})
     _refused(path, "replay.npz")
     assert ckpt.load(path).replay is None  # a policy load never opens the buffer

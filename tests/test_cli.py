@@ -135,7 +135,8 @@ def test_config_toml_is_complete_and_follows_defaults_file_flags(run):
     # Fields left at their defaults hold them, those that adapt to the arm resolved
     # for the two-link arm's two actuators (reacher.adapt) ...
     defaults = cfg.as_dict(cfg.Config())
-    expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2, episode_s=1.0)
+    expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2, episode_s=1.0,
+                             control="joint")  # auto: joint for torque motors
     for key in set(saved) - set(run.flags):
         assert saved[key] == cfg.as_dict(expected)[key], key
     # ... and it reads back as the Config the run used.
@@ -369,6 +370,21 @@ CASES = {
                          says="--learning-rate"),
     "evaluate-zero-episodes": Case(["evaluate", "{run}", "--episodes", "0"], says="--episodes",
                                    needs_run=True),
+    "env-missing-module": Case(["train", "--run-dir", "r", "--env", "nonexistent_mod:Foo-v0", *T],
+                               says="no module named 'nonexistent_mod'"),
+    "import-missing-module": Case(["evaluate", "{run}", "--import", "nonexistent_mod"],
+                                  says="nonexistent_mod", needs_run=True),
+    "flag-hidden-sizes-huge": Case(["train", "--run-dir", "r", *T, "--hidden-sizes", "1000000000"],
+                                   says="hidden_sizes must be at most 64 layers of at most 65,536"),
+    "flag-buffer-size-huge": Case(["train", "--run-dir", "r", *T, "--buffer-size", "1e12"],
+                                  says="buffer_size must be at most"),
+    "flag-seed-huge": Case(["train", "--run-dir", "r", *T, "--seed", "1e20"], says="seed must be below"),
+    "toml-not-utf8": Case(["train", "--run-dir", "r", "--config", "c.toml", *T],
+                          lambda d: (d / "c.toml").write_bytes(b"steps = 100 # \xe9t\xe9\n"),
+                          says="c.toml: is not UTF-8", watch=["c.toml"]),
+    "toml-env-imports-a-module": Case(["train", "--run-dir", "r", "--config", "c.toml", *T],
+                                      _file("c.toml", 'env = "never_imported_xyz:Pendulum-v1"\n'),
+                                      says="would import module 'never_imported_xyz'", watch=["c.toml"]),
 }
 
 

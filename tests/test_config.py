@@ -203,3 +203,57 @@ def test_unreadable_or_invalid_files_name_the_file(tmp_path):
     bad.write_text("steps = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         cfg.load_toml(bad)
+
+
+# --- bounds: a huge value is refused by name, before numpy or torch overflow or allocate ------
+
+INTEGERS = tuple(f.name for f in cfg.fields() if cfg.field_type(f) is int)
+
+
+@pytest.mark.parametrize("name", INTEGERS)
+def test_every_integer_field_refuses_what_overflows_int64_by_name(name):
+    with pytest.raises(ConfigError, match=rf"^{name} must be .*got 100000000000000000000$"):
+        cfg.Config().replace(**{name: 10**20})
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"seed": 2**62}, "seed must be below 2**62"),
+    ({"hidden_sizes": (10**9,)}, "at most 65,536 units"),
+    ({"hidden_sizes": (8,) * 65}, "at most 64 layers"),
+    ({"hidden_sizes": (65_536, 65_536)}, "weights between hidden layers"),
+    ({"buffer_size": 10**12}, "buffer_size must be at most 100,000,000"),
+    ({"batch_size": 10**12}, "batch_size must be at most"),
+    ({"threads": 10**6}, "threads must be at most 1024"),
+])
+def test_sizes_beyond_memory_name_the_field_and_the_bound(changes, says):
+    with pytest.raises(ConfigError) as caught:
+        cfg.Config().replace(**changes)
+    assert says in str(caught.value)
+
+
+def test_the_largest_allowed_values_are_accepted():
+    cfg.Config(seed=2**62 - 1, hidden_sizes=(16_384, 16_384), buffer_size=100_000_000, threads=1024)
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400"])
+def test_an_integer_too_large_for_a_float_is_a_type_error_by_name(text):
+    with pytest.raises(ConfigError, match=f"steps: expected an integer, got '{text}'"):
+        cfg.coerce("steps", text, int)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("# réglages\nsteps = 100\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"{path}: is not UTF-8 text"):
+        cfg.load_toml(path)
+
+
+def test_an_oversized_or_deeply_nested_file_is_named(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("# x\n" * 300_000, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{big}: is larger than"):
+        cfg.load_toml(big)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("steps = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{deep}: "):
+        cfg.load_toml(deep)

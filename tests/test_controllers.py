@@ -179,6 +179,7 @@ def test_auto_picks_ee_for_servo_arms_and_joint_for_torque_arms(arm_dir, servo_a
     for name in MENAGERIE + ("servo_arm",):
         assert adapt.control_for(load_arm(*_example(name)))[0] == "ee", name
     for arm, ee in [("two_link", "fingertip"), ("three_link", "fingertip"), _example("spatial_arm"),
+                    _example("iiwa14_torque"),
                     _example("four_link"), (str(arm_dir / "slider.xml"), "fingertip")]:
         assert adapt.control_for(load_arm(arm, ee))[0] == "joint", arm
     assert ReachEnv(servo_arm, "tip", control="auto").control == "ee"

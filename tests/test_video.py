@@ -301,3 +301,24 @@ def test_render_run_uses_the_runs_policy_and_env(tmp_path, monkeypatch):
     info = render_run(tmp_path / "run", tmp_path / "run.mp4", episodes=1, size=SIZE, hold_s=0)
     assert loaded == [tmp_path / "run"] and len(envs) == 1
     assert info.frames == 3 and len(read_mp4(info.path)) == 3
+
+
+# --- the temporary file ----------------------------------------------------------------------
+
+def test_a_symlink_planted_at_a_guessable_temporary_name_is_never_written_through(tmp_path):
+    """The temporary file once was `.NAME.<pid>.tmp.EXT`: anyone who could write to the
+    output directory could plant a symlink there and have the video overwrite its target."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    for pid in {os.getpid(), os.getppid()}:
+        for name in (f".clip.{pid}.tmp.gif", f".clip.{pid}.tmp"):
+            (out / name).symlink_to(victim)
+    planted = files_in(out)
+    info = render_video(zeros, arm_env(max_episode_steps=2), out / "clip.gif", episodes=1, size=SIZE,
+                        hold_s=0)
+    assert victim.read_text() == "precious"
+    assert info.path.stat().st_size > 0 and not info.path.is_symlink()
+    assert files_in(out) == sorted(planted + ["clip.gif"])  # the planted links only, no temp file
+    assert oct(info.path.stat().st_mode & 0o777) == oct(0o644)
