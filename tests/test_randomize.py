@@ -188,6 +188,8 @@ def test_a_delay_of_k_steps_applies_each_action_exactly_k_steps_late():
 def test_with_a_delay_the_observation_carries_the_last_actions_before_the_goals():
     k = 3
     env = wrap(ReachEnv("two_link"), Ranges(action_delay_steps=k))
+    assert isinstance(env, ActionHistory) and isinstance(env.env, Randomized)  # the history outside
+    assert wrap(env, Ranges(action_delay_steps=k)) is env  # wrapped once
     clean = ReachEnv("two_link")
     state = clean.goal_layout.achieved.start
     assert env.observation_space.shape == (clean.observation_space.shape[0] + 2 * k,)
