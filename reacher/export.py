@@ -60,6 +60,13 @@ def export_policy(run: str | Path, out: str | Path, overwrite: bool = False) -> 
     from reacher.policy import load_policy
 
     policy = load_policy(run)
+    delay = getattr(policy.config, "action_delay_steps", 0)
+    if delay:
+        # Such a policy also reads its last actions (reacher.randomize.ActionHistory),
+        # state a plain-MuJoCo loop would have to keep; the sidecar does not describe it.
+        raise ExportError(f"run {run}: trained with action_delay_steps = {delay}, its policy reads its "
+                          f"last {delay} actions too, which an export does not describe yet; "
+                          f"export a run trained with action_delay_steps = 0")
     env = policy.make_env()
     try:
         model = actor_graph(policy.agent, onnx)

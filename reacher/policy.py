@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from reacher import checkpoint as ckpt
+from reacher import randomize
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.env import make_env
@@ -30,8 +31,10 @@ class TrainedPolicy:
         return self.agent.act(flatten(obs))
 
     def make_env(self, render_mode: str | None = None, **render_kwargs) -> gym.Env:
-        """The env this policy was trained on, checked against the checkpoint's sizes."""
-        env = make_env(self.config, render_mode=render_mode, **render_kwargs)
+        """The env this policy was trained on (nominal model; with the action history its
+        observation held if it trained under a delay), checked against the checkpoint's sizes."""
+        env = randomize.as_trained(make_env(self.config, render_mode=render_mode, **render_kwargs),
+                                   self.config)
         ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
                          int(np.prod(env.action_space.shape)), "its env now")
         return env

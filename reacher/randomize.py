@@ -13,7 +13,11 @@ restores the compiled model's nominal parameters and then perturbs them:
     gain          each actuator's gain, a factor per actuator; for a position servo its
                   bias stiffness too, so it still pulls towards its control
     delay         every action is applied k control steps late, k from 0..max drawn per
-                  episode; the first k steps of an episode apply the zero action
+                  episode; the first k steps of an episode apply the zero action; the
+                  reward's effort term charges the action given at that step
+    history       with a delay of up to K > 0 steps, the observation also carries the
+                  last K actions given (`ActionHistory`): what a delayed controller
+                  needs to know which of its actions are still on their way
     obs noise     Gaussian noise of std ``obs_noise_std`` on the joint-state part of
                   every observation (cos/sin, slide positions, velocities)
 
@@ -26,12 +30,18 @@ Observation noise never touches the fingertip, the target or their difference: t
 achieved goal stays the true fingertip position, so the reward, ``compute_reward``
 and hindsight relabelling (which reads the achieved slice of stored observations)
 all agree on what was reached. It models noisy joint sensors, not a wrong target.
+
+The action history is what the policy itself knows, so it is exact (never noisy), and
+it is part of the policy's observation wherever that policy runs: a run trained with
+``action_delay_steps = K`` needs `as_trained` around every env it acts in, its nominal
+evaluation included; a run trained without a delay never sees the history, even when it
+is evaluated with one.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import gymnasium as gym
 import mujoco
@@ -147,8 +157,18 @@ class Randomized(gym.Wrapper):
             if a.shape != self._zero_action.shape or not np.isfinite(a).all():
                 raise ValueError(f"action must be {self._zero_action.shape[0]} finite values "
                                  f"(one per actuator), got {action!r}")
-        self._queue.append(np.array(action, copy=True))
-        obs, reward, terminated, truncated, info = self.env.step(self._queue.popleft())
+        given = np.array(action, copy=True)
+        self._queue.append(given)
+        applied = self._queue.popleft()
+        obs, reward, terminated, truncated, info = self.env.step(applied)
+        if applied is not given and "physics_error" not in info:
+            # The reward charges the effort of the action given now, not of the one the
+            # delay applies: the policy pays for what it decides, and hindsight replay,
+            # which recomputes rewards from the stored (given) actions, agrees with it.
+            effort = _effort(given)
+            reward = self.unwrapped.reward_fn.from_effort(info["distance"], effort)
+            if "effort" in info:
+                info["effort"] = effort
         return self._noisy(obs), reward, terminated, truncated, info
 
     def _draw(self, rng: np.random.Generator) -> Perturbation:
@@ -192,18 +212,91 @@ class Randomized(gym.Wrapper):
         return noisy
 
 
-def wrap(env: gym.Env, config: Config | Ranges) -> gym.Env:
-    """`env` randomised as `config`'s ranges say; unchanged when they are all 0 (the
-    default) or when it is randomised already."""
+class ActionHistory(gym.Wrapper):
+    """A reacher arm env (possibly randomised) whose observation also carries the last
+    ``steps`` actions given to it, oldest first, each clipped to [-1, 1] as the env
+    applies it, and zeros before the episode's first ones:
+
+        flat    state, a[t-K] … a[t-1], fingertip, target, fingertip − target
+        Dict    ``observation`` = state, a[t-K] … a[t-1]; both goals unchanged
+
+    With a delay of k ≤ K steps the last k of them are still queued, and a[t-k] is the
+    action the arm is executing now. The history goes before the goal values, in the
+    state part, so the goals keep ending the flat layout: ``goal_layout`` is the
+    env's, shifted by the history's size (read it from this wrapper, e.g. with
+    ``env.get_wrapper_attr("goal_layout")``, to relabel this env's observations)."""
+
+    def __init__(self, env: gym.Env, steps: int):
+        super().__init__(env)
+        reach = env.unwrapped
+        if not hasattr(reach, "goal_layout") or not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"an action history needs a reacher arm env, not {type(reach).__name__} "
+                             f"(set action_delay_steps to 0)")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"action history steps must be a positive whole number, got {steps!r}")
+        self.steps = int(steps)
+        self._history = np.zeros((self.steps, int(np.prod(env.action_space.shape))))
+        layout = reach.goal_layout
+        self._at = layout.achieved.start  # the state part ends here
+        extra = self._history.size
+        shift = lambda s: slice(s.start + extra, s.stop + extra)  # noqa: E731
+        self.goal_layout = replace(layout, achieved=shift(layout.achieved), desired=shift(layout.desired),
+                                   delta=shift(layout.delta))
+        space = env.observation_space
+        box = lambda n: gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)  # noqa: E731
+        if isinstance(space, gym.spaces.Dict):
+            self.observation_space = gym.spaces.Dict(
+                {**space.spaces, "observation": box(space["observation"].shape[0] + extra)})
+        else:
+            self.observation_space = box(space.shape[0] + extra)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._history[:] = 0.0
+        return self._observe(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        # Recorded once the env has taken it: a refused action leaves the history as it was.
+        self._history[:-1] = self._history[1:]
+        self._history[-1] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
+        return self._observe(obs), reward, terminated, truncated, info
+
+    def _observe(self, obs):
+        history = self._history.reshape(-1)
+        if isinstance(obs, dict):
+            return {**obs, "observation": np.concatenate([obs["observation"], history])}
+        return np.concatenate([obs[:self._at], history, obs[self._at:]])
+
+
+def _effort(action) -> float:
+    """‖a‖² of the clipped action, computed as ReachEnv.step does (bit for bit)."""
+    clipped = [min(max(v, -1.0), 1.0) for v in np.asarray(action, dtype=np.float64).reshape(-1).tolist()]
+    return sum(v * v for v in clipped)
+
+
+def wrap(env: gym.Env, config: Config | Ranges, history_steps: int | None = None) -> gym.Env:
+    """`env` randomised as `config`'s ranges say, its observation carrying the last
+    `history_steps` actions (default: the ranges' ``action_delay_steps``); unchanged
+    when both are 0 (the default) or when it is wrapped so already."""
     ranges = config if isinstance(config, Ranges) else Ranges.from_config(config)
-    if not ranges.any() or _randomized(env):
-        return env
-    return Randomized(env, ranges)
+    steps = ranges.action_delay_steps if history_steps is None else history_steps
+    if ranges.any() and not _wrapped_in(env, Randomized):
+        env = Randomized(env, ranges)
+    if steps and not _wrapped_in(env, ActionHistory):
+        env = ActionHistory(env, steps)
+    return env
 
 
-def _randomized(env: gym.Env) -> bool:
+def as_trained(env: gym.Env, config: Config) -> gym.Env:
+    """`env` (nominal) observed as a policy trained with `config` observes it: with the
+    action history when it trained with an action delay, otherwise unchanged."""
+    return wrap(env, Ranges(), history_steps=config.action_delay_steps)
+
+
+def _wrapped_in(env: gym.Env, kind: type) -> bool:
     while isinstance(env, gym.Wrapper):
-        if isinstance(env, Randomized):
+        if isinstance(env, kind):
             return True
         env = env.env
     return False
@@ -238,14 +331,17 @@ def evaluate_randomized(policy, ranges: Ranges = DEFAULT_RANGES, episodes: int =
     from reacher import checkpoint as ckpt
     from reacher.env import make_env
 
+    # The policy sees the action history it trained with (none, if it trained without a
+    # delay), whatever delay the evaluation applies.
+    history = policy.config.action_delay_steps
     results = []
-    for env_ranges in (None, ranges):
+    for env_ranges in (Ranges(), ranges):
         # The run's env without its own ranges (if it trained with some): the nominal model.
-        env = make_env(nominal(policy.config))
+        env = wrap(make_env(nominal(policy.config)), env_ranges, history_steps=history)
         try:
             ckpt.check_sizes(policy.checkpoint, flat_size(env.observation_space),
                              int(np.prod(env.action_space.shape)), "its env now")
-            results.append(evaluate(policy, wrap(env, env_ranges) if env_ranges else env, episodes, seed))
+            results.append(evaluate(policy, env, episodes, seed))
         finally:
             env.close()
     return Robustness(results[0], results[1], ranges)

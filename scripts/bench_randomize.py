@@ -43,9 +43,17 @@ def train_once(config: Config, run_dir: Path) -> None:
 
     if (run_dir / ckpt.FILENAME).is_file() and ckpt.load(run_dir).metadata.get("finished"):
         return
-    # Training's envs randomised as the config says (a no-op once make_env wraps itself).
+    # Training's envs randomised as the config says (a no-op once make_env wraps itself),
+    # and their periodic evaluations too: they only pick nothing here (fixed steps).
     reacher.train.make_env = lambda c, **kw: randomize.wrap(make_env(c, **kw), c)
-    reacher.train.train(config, run_dir, progress=False)
+    config = reacher.train.prepare_run(config, run_dir, False, None)
+    training = reacher.train.Training(config, run_dir, progress=False)
+    if training.goal_layout is not None:
+        # Hindsight relabels the goal slices of what the agent stores: with an action
+        # history they sit after it, where the outermost wrapper says (train.py reads the
+        # bare env's layout until it asks the wrapper, as here).
+        training.goal_layout = training.env.get_wrapper_attr("goal_layout")
+    training.run()
 
 
 def main() -> None:
@@ -58,6 +66,9 @@ def main() -> None:
     parser.add_argument("--eval-scales", default="1,2,3")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trainings", default="nominal,randomised",
+                        help="which of the two policies to train and evaluate (one each per process, "
+                             "to run them side by side)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_randomize")
     args = parser.parse_args()
     from reacher.api import load_policy
@@ -74,6 +85,8 @@ def main() -> None:
     arm = Path(args.arm).stem
     for seed in seeds:
         for name, ranges in (("nominal", Ranges()), (f"randomised ×{args.train_scale:g}", train_ranges)):
+            if name.split()[0] not in args.trainings.split(","):
+                continue
             tag = "nominal" if not ranges.any() else f"rand{args.train_scale:g}"
             run_dir = args.runs / f"{arm}-{tag}-seed{seed}-{args.steps}"
             train_once(base.replace(seed=seed, **ranges.as_dict()), run_dir)

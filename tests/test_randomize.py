@@ -16,7 +16,9 @@ from reacher import randomize
 from reacher.arm import is_position_servo
 from reacher.config import Config, ConfigError, from_mapping, load_toml, to_toml
 from reacher.env import ReachEnv, make_env
-from reacher.randomize import DEFAULT_RANGES, Randomized, Ranges, wrap
+from reacher.goal import flatten
+from reacher.randomize import DEFAULT_RANGES, ActionHistory, Randomized, Ranges, as_trained, wrap
+from reacher.replay import ReplayBuffer, relabel
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction", "dof_frictionloss",
@@ -51,9 +53,14 @@ def test_off_by_default_leaves_the_env_and_its_model_untouched():
     assert wrap(env, Config()) is env
     made = make_env(Config())
     assert made.unwrapped is made  # no wrapper around it
+    assert as_trained(env, Config()) is env  # a run trained without a delay reads no history
     env.reset(seed=0)
     for name, value in _params(env.model).items():
         np.testing.assert_array_equal(value, nominal[name], err_msg=name)
+    # Model ranges alone leave the observation's layout as it is: bit-identical at the start.
+    perturbed = wrap(ReachEnv("two_link"), MODEL_RANGES)
+    assert perturbed.observation_space == env.observation_space
+    np.testing.assert_array_equal(perturbed.reset(seed=5)[0], ReachEnv("two_link").reset(seed=5)[0])
 
 
 # --- model perturbations ------------------------------------------------------------------------
@@ -97,7 +104,7 @@ def test_the_same_seed_gives_the_same_perturbations_and_observations():
     for name, value in _params(a.unwrapped.model).items():
         np.testing.assert_array_equal(value, getattr(b.unwrapped.model, name), err_msg=name)
     a.reset(seed=4)
-    assert not np.array_equal(a.perturbation.mass, b.perturbation.mass)
+    assert not np.array_equal(a.get_wrapper_attr("perturbation").mass, b.get_wrapper_attr("perturbation").mass)
 
 
 def test_perturbed_physics_changes_the_motion():
@@ -160,21 +167,110 @@ def test_observation_noise_with_goal_observations_spares_the_goals():
 
 def test_a_delay_of_k_steps_applies_each_action_exactly_k_steps_late():
     env = wrap(ReachEnv("two_link"), Ranges(action_delay_steps=3))
+    history = env.get_wrapper_attr("goal_layout").achieved.start - np.arange(6, 0, -1)
     actions = _actions(25)
     delays = set()
     for seed in range(12):
-        delayed = _rollout(env, seed, actions)
-        k = env.perturbation.delay_steps
+        delayed = np.delete(_rollout(env, seed, actions), history, axis=1)  # the env's own values
+        k = env.get_wrapper_attr("perturbation").delay_steps
         delays.add(k)
         # The same episode without the wrapper, given k zero actions first.
         shifted = np.concatenate([np.zeros((k, 2), np.float32), actions])[:len(actions)]
         np.testing.assert_array_equal(delayed, _rollout(ReachEnv("two_link"), seed, shifted))
     assert delays == {0, 1, 2, 3}  # drawn uniformly from 0..3
     # A bad action is refused when it is given, not k steps later.
-    while env.perturbation.delay_steps == 0:
+    while env.get_wrapper_attr("perturbation").delay_steps == 0:
         env.reset()
     with pytest.raises(ValueError, match="finite"):
         env.step(np.array([np.nan, 0.0], np.float32))
+
+
+def test_with_a_delay_the_observation_carries_the_last_actions_before_the_goals():
+    k = 3
+    env = wrap(ReachEnv("two_link"), Ranges(action_delay_steps=k))
+    assert isinstance(env, ActionHistory) and isinstance(env.env, Randomized)  # the history outside
+    assert wrap(env, Ranges(action_delay_steps=k)) is env  # wrapped once
+    clean = ReachEnv("two_link")
+    state = clean.goal_layout.achieved.start
+    assert env.observation_space.shape == (clean.observation_space.shape[0] + 2 * k,)
+    actions = _actions(10) * 1.5  # some beyond [-1, 1]: recorded clipped, as applied
+    obs, _ = env.reset(seed=1)
+    np.testing.assert_array_equal(obs[state:state + 2 * k], 0.0)  # nothing given yet
+    given = np.zeros((k, 2))
+    for a in actions:
+        obs, *_ = env.step(a)
+        given = np.vstack([given[1:], np.clip(a, -1, 1)])
+        np.testing.assert_array_equal(obs[state:state + 2 * k], given.reshape(-1))  # oldest first
+    # The goals still end the layout, where the wrapper's goal_layout says.
+    layout = env.get_wrapper_attr("goal_layout")
+    assert layout.delta.stop == len(obs) and layout.achieved.start == state + 2 * k
+    reach = env.unwrapped
+    np.testing.assert_array_equal(obs[layout.desired], reach.task.target)
+    np.testing.assert_allclose(obs[layout.achieved], reach.data.site(reach.arm.end_effector).xpos)
+    np.testing.assert_allclose(obs[layout.delta], obs[layout.achieved] - obs[layout.desired])
+    # The history is exact even with observation noise; noise stays on the joint state.
+    noisy = wrap(ReachEnv("two_link"), Ranges(obs_noise_std=0.05, action_delay_steps=k))
+    noisy.reset(seed=1)
+    for a in actions[:k]:
+        obs, *_ = noisy.step(a)
+    np.testing.assert_array_equal(obs[state:state + 2 * k], np.clip(actions[:k], -1, 1).reshape(-1))
+
+
+def test_the_goal_dict_carries_the_history_in_its_observation_part():
+    ranges = Ranges(action_delay_steps=2)
+    flat_env, dict_env = wrap(ReachEnv("two_link"), ranges), wrap(ReachEnv("two_link", goal_observation=True), ranges)
+    assert dict_env.observation_space["observation"].shape == (6 + 2 * 2,)  # state, 2 actions
+    assert dict_env.observation_space["achieved_goal"].shape == (3,)
+    flat, _ = flat_env.reset(seed=2)
+    goal, _ = dict_env.reset(seed=2)
+    for a in _actions(6):
+        assert dict_env.observation_space.contains(goal)
+        np.testing.assert_array_equal(flatten(goal), flat)
+        flat, flat_reward, *_ = flat_env.step(a)
+        goal, reward, _, _, info = dict_env.step(a)
+        assert reward == dict_env.unwrapped.compute_reward(goal["achieved_goal"], goal["desired_goal"], info)
+
+
+@pytest.mark.parametrize("goal_observation", [False, True])
+def test_hindsight_relabelling_of_delayed_transitions_is_consistent(goal_observation):
+    """What the env stored, relabelled with its own target, is what it returned; relabelled
+    with another, the goal slices say that target and the history is untouched."""
+    from reacher.goal import flat_env
+
+    env = flat_env(wrap(ReachEnv("two_link", goal_observation=goal_observation), Ranges(action_delay_steps=2)))
+    layout = env.get_wrapper_attr("goal_layout")
+    buffer = ReplayBuffer(env.observation_space.shape[0], 2, 200)
+    delays = set()
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        delays.add(env.get_wrapper_attr("perturbation").delay_steps)
+        for a in _actions(50, seed):  # in [-1, 1], as training stores them
+            next_obs, reward, terminated, truncated, _ = env.step(a)
+            buffer.add(obs, a, reward, next_obs, terminated)
+            obs = next_obs
+        buffer.end_episode()
+    assert delays >= {1, 2}
+    idx = np.arange(buffer.size)
+    stored = {k: v.copy() for k, v in buffer.batch(idx).items()}
+    # The stored reward is the one relabelling computes for the stored target: the effort
+    # charged is the given (stored) action's, whatever the delay applied.
+    effort = np.square(np.clip(stored["action"], -1, 1)).sum(axis=1)
+    recomputed = layout.reward.from_goals(stored["next_obs"][:, layout.achieved],
+                                          stored["next_obs"][:, layout.desired], effort, exact=False)
+    np.testing.assert_allclose(recomputed, stored["reward"], rtol=1e-5, atol=1e-5)
+    # Relabel everything with a later fingertip: goals move, the state and history do not.
+    batch = relabel({k: v.copy() for k, v in stored.items()}, buffer, idx, layout, 1.0,
+                    np.random.default_rng(0))
+    state = slice(0, layout.achieved.start)
+    for key in ("obs", "next_obs"):
+        np.testing.assert_array_equal(batch[key][:, state], stored[key][:, state])
+        np.testing.assert_array_equal(batch[key][:, layout.achieved], stored[key][:, layout.achieved])
+        np.testing.assert_allclose(batch[key][:, layout.delta],
+                                   batch[key][:, layout.achieved] - batch[key][:, layout.desired])
+    assert not np.array_equal(batch["obs"][:, layout.desired], stored["obs"][:, layout.desired])
+    np.testing.assert_allclose(batch["reward"], layout.reward.from_goals(
+        batch["next_obs"][:, layout.achieved], batch["next_obs"][:, layout.desired], effort, exact=False),
+        rtol=1e-5, atol=1e-5)
 
 
 # --- bad ranges ---------------------------------------------------------------------------------
@@ -235,8 +331,17 @@ def randomized_training(monkeypatch):
     whether or not make_env already wraps."""
     import reacher.train
 
+    class Training(reacher.train.Training):
+        # Hindsight must relabel where the goals are after the action history, which the
+        # outermost wrapper says (what train.py does once it wraps its envs itself).
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.goal_layout is not None:
+                self.goal_layout = self.env.get_wrapper_attr("goal_layout")
+
     monkeypatch.setattr(reacher.train, "make_env",
                         lambda config, **kw: wrap(make_env(config, **kw), config))
+    monkeypatch.setattr(reacher.train, "Training", Training)
     threads = torch.get_num_threads()
     yield reacher.train.train
     torch.set_num_threads(threads)
@@ -254,11 +359,15 @@ def test_a_resumed_randomised_run_is_the_uninterrupted_run(tmp_path, randomized_
     for part in ("actor", "critic"):
         for name, tensor in a.model["agent"][part].items():
             assert torch.equal(tensor, b.model["agent"][part][name]), f"{part}.{name}"
-    # ... and it was randomised: its first observation is the nominal env's with noisy joints.
+    # ... and it was randomised: its first observation is the nominal env's with noisy
+    # joints, and the (empty) history of its 2 last actions before the goals.
     exact, _ = ReachEnv("two_link").reset(seed=RESUMED.seed)
-    state = slice(0, len(exact) - 9)
-    assert not np.array_equal(a.replay["obs"][0][state], exact[state])
-    np.testing.assert_allclose(a.replay["obs"][0], exact, atol=0.05)
+    first = a.replay["obs"][0]
+    state = len(exact) - 9
+    np.testing.assert_array_equal(first[state:state + 4], 0.0)
+    first = np.delete(first, np.arange(state, state + 4))
+    assert not np.array_equal(first[:state], exact[:state])
+    np.testing.assert_allclose(first, exact, atol=0.05)
 
 
 @pytest.mark.slow
@@ -276,7 +385,9 @@ def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_t
     from reacher.api import evaluate_policy, load_policy
 
     policy = load_policy(tmp_path / "run")
-    nominal = evaluate_policy(policy, 3, env=make_env(randomize.nominal(policy.config)))
+    # (The nominal model, observed with the action history the run trained with.)
+    nominal = evaluate_policy(policy, 3, env=as_trained(make_env(randomize.nominal(policy.config)),
+                                                        policy.config))
     assert report["mean_return"] == pytest.approx(nominal.mean_return)
     assert report["perturbed"]["mean_return"] != pytest.approx(nominal.mean_return)
     # A config file's ranges replace the defaults.
@@ -286,3 +397,25 @@ def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_t
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "nominal model" in result.stdout and "obs_noise_std 0.05" in result.stdout
+
+
+@pytest.mark.slow
+def test_policies_with_and_without_a_history_evaluate_on_delayed_models(tmp_path, randomized_training):
+    """A run trained with a delay reads its history on the nominal model too; one trained
+    without reads none, even evaluated with a delay. Neither exports its history."""
+    from reacher.api import load_policy
+
+    randomized_training(RESUMED.replace(steps=300), tmp_path / "delayed", progress=False)
+    randomized_training(randomize.nominal(RESUMED).replace(steps=300), tmp_path / "nominal", progress=False)
+    for run, history in (("delayed", 2), ("nominal", 0)):
+        policy = load_policy(tmp_path / run)
+        assert policy.config.action_delay_steps == history
+        result = randomize.evaluate_randomized(policy, Ranges(action_delay_steps=3), episodes=2)
+        assert result.perturbed.episodes == result.nominal.episodes == 2
+    pytest.importorskip("onnxruntime")
+    result = subprocess.run([sys.executable, "-m", "reacher", "export", "delayed", "--out", "p.onnx"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "action_delay_steps = 2" in lines[0], lines
+    assert not list(tmp_path.glob("p.*"))
