@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher import adapt
+from reacher import adapt, randomize
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, as_dict, to_toml
@@ -130,7 +130,9 @@ class Training:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
-        self.env = flat_env(make_env(config))
+        # Only the training env is randomised: evaluations measure the nominal model
+        # (`reacher evaluate --randomize` measures perturbed ones).
+        self.env = flat_env(randomize.wrap(make_env(config), config))
         self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
