@@ -74,9 +74,10 @@ class Config:
     steps: int = setting(0, "environment steps to train for exactly (0: until success_target is met, "
                             "at most max_steps)")
     max_steps: int = setting(0, "cap on environment steps when steps is 0 (0: 25,000 per actuator)")
-    success_target: float = setting(0.96, "when steps is 0, stop once this share of evaluation "
-                                          "episodes succeeds ...")
-    success_evals: int = setting(2, "... on this many evaluations in a row")
+    success_target: float = setting(0.95, "when steps is 0, stop once a policy whose evaluation reaches "
+                                          "this success rate shows it with 95 % confidence ...")
+    success_evals: int = setting(3, "... on this many more evaluations of it, on fresh episodes "
+                                    "(reacher.gate)")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")
     warmup_steps: int = setting(1_000, "uniformly random actions before learning starts")
     updates_per_step: float = setting(1.0, "gradient updates per environment step")

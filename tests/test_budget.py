@@ -13,17 +13,19 @@ SMALL = dict(warmup_steps=100, batch_size=16, hidden_sizes=(16, 16), eval_every=
              final_eval_episodes=2, checkpoint_every=10_000, threads=1)
 
 
-def test_success_gate_stops_after_enough_good_evaluations_in_a_row(tmp_path):
-    # Every episode succeeds within a 10-m radius, so the gate opens at the 2nd evaluation.
-    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_evals=2, **SMALL)
+def test_success_gate_stops_once_the_policy_is_confirmed(tmp_path):
+    # Every episode succeeds within a 10-m radius: the step-200 evaluation nominates its policy,
+    # and its 2 x 2 confirmation episodes bound the rate at 0.60 (95 %), above the target 0.5.
+    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_target=0.5, success_evals=2,
+                    **SMALL)
     outcome = Training(config, tmp_path / "run", progress=False).run()
     assert outcome.stop_reason == "success"
-    assert outcome.env_steps == 400
-    assert "success reached 96 % on 2 evaluations in a row at step 400" in outcome.describe_stop(config)
+    assert outcome.env_steps == 200
+    assert ("success confirmed at step 200: at least 50 % with 95 % confidence on 2 fresh evaluations"
+            in outcome.describe_stop(config))
     steps = [row["step"] for row in read_metrics(tmp_path / "run" / "metrics.csv")]
-    # Two periodic evaluations; the final one, at the step of the second, replaces its row
-    # (metrics.csv holds one row per step).
-    assert steps == [200, 400]
+    # One periodic evaluation; the final one, at its step, replaces its row (one row per step).
+    assert steps == [200]
 
 
 def test_success_gate_gives_up_at_the_cap(tmp_path):
@@ -75,10 +77,11 @@ def test_the_gate_never_sees_the_final_evaluations_episodes(tmp_path, monkeypatc
         return real(policy, env, episodes, seed, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", spy)
-    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_evals=3, **SMALL)
+    config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_target=0.5, success_evals=3,
+                    **SMALL)
     Training(config, tmp_path / "run", progress=False).run()
     *periodic, final = seen
-    assert len(periodic) == 3 and final.start == EVAL_SEED
+    assert len(periodic) == 4 and final.start == EVAL_SEED  # one evaluation, three confirmations
     blocks = [set(r) for r in periodic]
     assert all(not (a & b) for i, a in enumerate(blocks) for b in blocks[i + 1:])  # fresh episodes
     assert all(not (b & set(final)) for b in blocks)  # disjoint from the final evaluation
