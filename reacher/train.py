@@ -145,7 +145,8 @@ class Training:
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.config = config = adapt.resolve(config, self.act_dim,
                                              reach.timing.episode_s if reach is not None else None,
-                                             control=reach.control if reach is not None else None)
+                                             control=reach.control if reach is not None else None,
+                                             reach_m=reach.arm.reach_m if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)

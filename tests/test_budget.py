@@ -52,6 +52,32 @@ def test_auto_fields_scale_with_actuators(actuators, width):
     assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)
 
 
+def test_budgets_scale_with_the_workspace_in_success_radii():
+    two_link = adapt.resolve(Config(), 2, reach_m=0.21)  # the reference span: 0.21 m / 2 cm
+    assert (two_link.max_steps, two_link.noise_decay_steps) == (50_000, 16_000)
+    long_arm = adapt.resolve(Config(), 2, reach_m=2.0)  # ~10x the span, ~10x the budget
+    assert long_arm.max_steps == 476_000 and long_arm.noise_decay_steps == 152_000
+    # Only the ratio counts: twice the reach at twice the radius is the same task.
+    assert adapt.resolve(Config(success_radius=0.04), 2, reach_m=0.42).max_steps == 50_000
+    # A tiny workspace keeps half the reference budget; an ee controller's 3 dims count as 3.
+    assert adapt.resolve(Config(), 3, reach_m=0.01).max_steps == 38_000  # 37,500 to the thousand
+    # --max-steps, --steps and --noise-decay-steps still win.
+    kept = adapt.resolve(Config(max_steps=7, noise_decay_steps=5), 2, reach_m=2.0)
+    assert (kept.max_steps, kept.noise_decay_steps) == (7, 5)
+    assert adapt.resolve(Config(steps=900), 2, reach_m=2.0).noise_decay_steps == 900
+
+
+def test_a_run_resolves_its_budget_from_its_arm(tmp_path):
+    from conftest import FOUR_LINK_XML  # links 0.06 + 0.05 + 0.04 + 0.035 = 0.185 m
+
+    path = tmp_path / "four.xml"
+    path.write_text(FOUR_LINK_XML)
+    training = Training(Config(arm=str(path), end_effector="tip", **SMALL), tmp_path / "run", progress=False)
+    reach = training.env.unwrapped.arm.reach_m
+    expected = int(round(adapt.MAX_STEPS_PER_ACTION_DIM * 4 * max(0.5, reach / 0.02 / 10.5), -3))
+    assert training.config.max_steps == expected != 100_000
+
+
 def test_servo_driven_arms_get_longer_episodes(tmp_path):
     from test_collision import ARM
 
