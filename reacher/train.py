@@ -27,7 +27,7 @@ from reacher.config import Config, ConfigError, as_dict, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
-from reacher.goal import flat_env
+from reacher.goal import env_goal_layout, flat_env
 from reacher.metrics import plot_curve, preload_plotting
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, n_step, relabel
@@ -138,7 +138,8 @@ class Training:
         # The agent reads the flat layout; goal observations are the same values in a Dict.
         # Only the training env is randomised: evaluations measure the nominal model
         # (`reacher evaluate --randomize` measures perturbed ones).
-        self.env = flat_env(randomize.wrap(make_env(config), config))
+        env = randomize.wrap(make_env(config), config)
+        self.env = flat_env(env)
         self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
@@ -152,7 +153,10 @@ class Training:
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
-        self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
+        # Hindsight: reacher's arms relabel through their own reward; any other goal env
+        # (a goal Dict and compute_reward) through its compute_reward, in batches.
+        self.goal_layout = None if config.hindsight_fraction <= 0 else (
+            reach.goal_layout if reach is not None else env_goal_layout(env))
         self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
@@ -475,7 +479,9 @@ class Training:
                 f"{eta} {(budget - steps) / max(rate, 1e-9):4.0f}s")
         last = self._last_eval
         if last is not None and last.success_rate is not None:
-            line += f"  success {100 * last.success_rate:3.0f}%  distance {100 * last.mean_final_distance:4.1f} cm"
+            line += f"  success {100 * last.success_rate:3.0f}%"
+            if last.mean_final_distance is not None:
+                line += f"  distance {100 * last.mean_final_distance:4.1f} cm"
         elif last is not None:
             line += f"  return {last.mean_return:.1f}"
         self.log.write(line + "  ")
