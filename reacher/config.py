@@ -76,7 +76,7 @@ class Config:
     max_steps: int = setting(0, "cap on environment steps when steps is 0 (0: 25,000 per action "
                                 "dimension, scaled with the workspace in success radii: reacher/adapt.py)")
     success_target: float = setting(0.95, "when steps is 0, stop once a policy whose evaluation reaches "
-                                          "this success rate shows it with 95 % confidence ...")
+                                          "this success rate shows it with 95 percent confidence ...")
     success_evals: int = setting(3, "... on this many more evaluations of it, on fresh episodes "
                                     "(reacher.gate)")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")

@@ -51,6 +51,6 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
         # "policy" is the kept (best-evaluated) policy, see reacher.gate; older runs have only "agent".
         agent.load_state_dict(checkpoint.model.get("policy", checkpoint.model["agent"]), policy_only=True)
-    except (KeyError, IndexError, TypeError, RuntimeError, ConfigError) as err:
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:
         raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
     return TrainedPolicy(config, agent, checkpoint)
