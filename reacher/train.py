@@ -4,7 +4,9 @@ The run directory (`reacher.rundir`) holds the run's files; its ``checkpoint.ckp
 holds everything `--resume` needs: networks, optimisers, replay buffer, noise state,
 every RNG and the loop's `TrainingState`. Periodic evaluations and checkpoints happen
 at episode boundaries, so a resumed run continues exactly as the uninterrupted one
-would have.
+would have. When a success-gated run stops, and which policy it keeps and writes (the
+checkpoint's ``policy``; its ``agent`` stays the last step's for --resume), is
+`reacher.gate`'s rule.
 """
 
 from __future__ import annotations
