@@ -1,7 +1,5 @@
 """`python -m reacher` is the `reacher` command."""
 
-import sys
+from reacher.cli import run
 
-from reacher.cli import main
-
-sys.exit(main())
+run()
