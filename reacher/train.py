@@ -142,7 +142,9 @@ class Training:
         # (`reacher evaluate --randomize` measures perturbed ones).
         env = randomize.wrap(make_env(config), config)
         self.env = flat_env(env)
-        self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
+        # ... seen as training sees it: with the action history when it trains under a delay.
+        self.eval_env = flat_env(randomize.as_trained(
+            make_env(config, arm=getattr(self.env.unwrapped, "arm", None)), config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
@@ -158,7 +160,8 @@ class Training:
         # Hindsight: reacher's arms relabel through their own reward; any other goal env
         # (a goal Dict and compute_reward) through its compute_reward, in batches.
         self.goal_layout = None if config.hindsight_fraction <= 0 else (
-            reach.goal_layout if reach is not None else env_goal_layout(env))
+            # (an action history, under a delay, shifts the goal slices: ask the outermost)
+            env.get_wrapper_attr("goal_layout") if reach is not None else env_goal_layout(env))
         self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
