@@ -20,6 +20,9 @@ reads it from the info it is given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import gymnasium as gym
 import numpy as np
 
@@ -73,3 +76,49 @@ def flatten(obs) -> np.ndarray:
     except KeyError as err:
         raise ValueError(f"a goal observation needs the keys {', '.join(KEYS)}; "
                          f"got {', '.join(map(str, obs))} (missing {err})") from None
+
+
+# --- hindsight on any goal env ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnvReward:
+    """A goal env's own ``compute_reward``, called in batches the way `reacher.replay`
+    calls ReachReward.from_goals. Each transition gets an empty info dict, as SB3's
+    HerReplayBuffer passes by default: goal envs' rewards (Gymnasium-Robotics, panda-gym,
+    reacher's own) depend on the goals alone."""
+
+    compute_reward: Callable
+
+    def from_goals(self, achieved_goal, desired_goal, effort=None, exact: bool = False) -> np.ndarray:
+        achieved = np.asarray(achieved_goal)
+        infos = np.array([{} for _ in range(len(achieved))], dtype=object)
+        reward = np.asarray(self.compute_reward(achieved, np.asarray(desired_goal), infos), np.float64)
+        if reward.shape != (len(achieved),):
+            raise ValueError(f"compute_reward returned shape {reward.shape} for a batch of "
+                             f"{len(achieved)} goals; hindsight needs one reward per goal")
+        return reward
+
+
+@dataclass(frozen=True)
+class EnvGoalLayout:
+    """Where `flatten` puts a goal env's goals in the flat observation, and its reward:
+    what `reacher.replay.relabel` and `n_step` read (like reacher.task.GoalLayout)."""
+
+    achieved: slice
+    desired: slice
+    delta: slice
+    reward: EnvReward
+
+
+def env_goal_layout(env: gym.Env) -> EnvGoalLayout | None:
+    """The layout for hindsight relabelling of a goal env (a goal Dict observation and a
+    ``compute_reward``) seen through `flat_env`; None for any other env."""
+    space = env.observation_space
+    compute = getattr(env.unwrapped, "compute_reward", None)
+    if not is_goal_space(space) or not callable(compute):
+        return None
+    state, goal = (int(np.prod(space[k].shape)) for k in ("observation", "achieved_goal"))
+    if int(np.prod(space["desired_goal"].shape)) != goal:
+        return None
+    return EnvGoalLayout(achieved=slice(state, state + goal), desired=slice(state + goal, state + 2 * goal),
+                         delta=slice(state + 2 * goal, state + 3 * goal), reward=EnvReward(compute))

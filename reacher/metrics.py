@@ -50,12 +50,15 @@ def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None
         ax.plot(steps, [100 * r["success_rate"] for r in rows], "o-", color="#1f6fb4", label="success (%)")
         ax.set_ylabel("success rate (%)")
         ax.set_ylim(-2, 102)
-        right = ax.twinx()
-        right.plot(steps, [100 * r["mean_final_distance"] for r in rows], "s--", color="#d9453b",
-                   label="final distance (cm)")
-        right.set_ylabel("mean final distance (cm)")
-        right.set_ylim(bottom=0)
-        lines = ax.get_lines() + right.get_lines()
+        lines = list(ax.get_lines())
+        # An env may report is_success without a distance (a goal env from elsewhere).
+        if all(r["mean_final_distance"] is not None for r in rows):
+            right = ax.twinx()
+            right.plot(steps, [100 * r["mean_final_distance"] for r in rows], "s--", color="#d9453b",
+                       label="final distance (cm)")
+            right.set_ylabel("mean final distance (cm)")
+            right.set_ylim(bottom=0)
+            lines += list(right.get_lines())
         ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     else:
         ax.plot(steps, [r["mean_return"] for r in rows], "o-", color="#1f6fb4")

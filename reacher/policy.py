@@ -52,7 +52,8 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
         config = from_mapping(meta["config"], saved_base(), source=f"checkpoint {checkpoint.path}")
         config = config.replace(device=device)
         agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
-        agent.load_state_dict(checkpoint.model["agent"], policy_only=True)
-    except (KeyError, IndexError, TypeError, RuntimeError, ConfigError) as err:
+        # "policy" is the kept (best-evaluated) policy, see reacher.gate; older runs have only "agent".
+        agent.load_state_dict(checkpoint.model.get("policy", checkpoint.model["agent"]), policy_only=True)
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:
         raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
     return TrainedPolicy(config, agent, checkpoint)

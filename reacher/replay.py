@@ -86,7 +86,10 @@ def relabel(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, layout, fraction
             rng: np.random.Generator) -> dict:
     """Hindsight replay ("future" strategy): for a `fraction` of the batch, make the target
     the fingertip position reached at a random later step of the same episode, and
-    recompute the observation's target parts and the reward from the stored fingertip."""
+    recompute the observation's target parts and the reward from the stored fingertip.
+    `layout` says where the goals sit in the flat observation and holds the reward
+    (`reacher.task.GoalLayout` for reacher's arms, `reacher.goal.EnvGoalLayout` for any
+    Gymnasium goal env)."""
     chosen = np.flatnonzero(rng.random(len(idx)) < fraction)
     if chosen.size == 0:
         return batch
@@ -98,7 +101,8 @@ def relabel(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, layout, fraction
         part[:, layout.desired] = goal
         part[:, layout.delta] = part[:, layout.achieved] - goal
         batch[key][chosen] = part
-    # The reward function of ReachEnv.compute_reward, from the fingertip after the step.
+    # The env's reward for the new goal, from the fingertip after the step: ReachEnv's
+    # reward function, or another goal env's own compute_reward (reacher.goal.EnvReward).
     effort = np.square(batch["action"][chosen]).sum(axis=-1)
     batch["reward"][chosen] = layout.reward.from_goals(batch["next_obs"][chosen][:, layout.achieved], goal,
                                                        effort, exact=False)

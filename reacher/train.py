@@ -4,7 +4,9 @@ The run directory (`reacher.rundir`) holds the run's files; its ``checkpoint.ckp
 holds everything `--resume` needs: networks, optimisers, replay buffer, noise state,
 every RNG and the loop's `TrainingState`. Periodic evaluations and checkpoints happen
 at episode boundaries, so a resumed run continues exactly as the uninterrupted one
-would have.
+would have. When a success-gated run stops, and which policy it keeps and writes (the
+checkpoint's ``policy``; its ``agent`` stays the last step's for --resume), is
+`reacher.gate`'s rule.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher import adapt
+from reacher import adapt, gate, randomize
 from reacher import checkpoint as ckpt
 from reacher.agent import Agent
 from reacher.config import Config, ConfigError, as_dict, to_toml
 from reacher.env import ReachEnv, make_env
 from reacher.evaluate import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.errors import one_line
-from reacher.goal import flat_env
+from reacher.goal import env_goal_layout, flat_env
 from reacher.metrics import plot_curve, preload_plotting
 from reacher.noise import make_noise, scheduled_scale
 from reacher.replay import ReplayBuffer, n_step, relabel
@@ -45,8 +47,8 @@ class TrainingState:
     wall_time: float = 0.0  # seconds of training, summed across resumes
     eval_time: float = 0.0  # the part of wall_time spent in periodic evaluations
     update_debt: float = 0.0  # fractional gradient updates owed (updates_per_step < 1)
-    success_streak: int = 0  # evaluations in a row at or above success_target
-    periodic_evals: int = 0
+    success_streak: int = 0  # confirmation evaluations of the policy that passed the gate, else 0
+    periodic_evals: int = 0  # validation blocks used (periodic and confirmation evaluations)
     next_eval: int = 0  # step of the next periodic evaluation
     next_checkpoint: int = 0
     losses: dict[str, list[float]] = field(default_factory=dict)  # sampled since the last evaluation
@@ -54,10 +56,12 @@ class TrainingState:
     finished: bool = False  # the final evaluation is written
     stop_reason: str | None = None
     final_evaluation: dict | None = None  # Evaluation.as_dict() of the final evaluation, once finished
+    confirmed: bool = False  # the success gate passed (reacher.gate): a success-gated run stops
+    best: dict | None = None  # {"step", "evaluation"} of the kept policy (reacher.gate), once evaluated
 
     # Older checkpoints lack these; every other field has been saved from the start.
     OPTIONAL = ("eval_time", "success_streak", "periodic_evals", "losses", "physics_errors", "finished",
-                "stop_reason", "final_evaluation")
+                "stop_reason", "final_evaluation", "confirmed", "best")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +83,9 @@ class TrainingState:
             values["losses"] = {str(k): [float(x) for x in v] for k, v in values["losses"].items()}
         if values.get("final_evaluation") is not None:
             Evaluation(**values["final_evaluation"])  # TypeError unless it is one
+        if values.get("best") is not None:
+            Evaluation(**values["best"]["evaluation"])
+            values["best"]["step"] = int(values["best"]["step"])
         return cls(**values)
 
 
@@ -101,9 +108,10 @@ class Outcome:
 
 STOP_REASONS = {
     "steps": "ran the {steps:,} steps asked for",
-    "success": "success reached {target:g} % on {evals} evaluations in a row at step {steps:,}",
-    "max_steps": "hit max_steps ({max_steps:,}) before success reached {target:g} % on {evals} "
-                 "evaluations in a row",
+    "success": "success confirmed at step {steps:,}: at least {target:g} % with 95 % confidence "
+               "on {evals} fresh evaluations of the kept policy",
+    "max_steps": "hit max_steps ({max_steps:,}) before success was confirmed at {target:g} % "
+                 "(95 % confidence, {evals} fresh evaluations)",
     "signal": "stopped by {signal} at step {steps:,}",
 }
 
@@ -130,24 +138,35 @@ class Training:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
-        self.env = flat_env(make_env(config))
-        self.eval_env = flat_env(make_env(config, arm=getattr(self.env.unwrapped, "arm", None)))
+        # Only the training env is randomised: evaluations measure the nominal model
+        # (`reacher evaluate --randomize` measures perturbed ones).
+        env = randomize.wrap(make_env(config), config)
+        self.env = flat_env(env)
+        # ... seen as training sees it: with the action history when it trains under a delay.
+        self.eval_env = flat_env(randomize.as_trained(
+            make_env(config, arm=getattr(self.env.unwrapped, "arm", None)), config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
         self.config = config = adapt.resolve(config, self.act_dim,
                                              reach.timing.episode_s if reach is not None else None,
-                                             control=reach.control if reach is not None else None)
+                                             control=reach.control if reach is not None else None,
+                                             reach_m=reach.arm.reach_m if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
         self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
-        self.goal_layout = reach.goal_layout if reach is not None and config.hindsight_fraction > 0 else None
+        # Hindsight: reacher's arms relabel through their own reward; any other goal env
+        # (a goal Dict and compute_reward) through its compute_reward, in batches.
+        self.goal_layout = None if config.hindsight_fraction <= 0 else (
+            # (an action history, under a delay, shifts the goal slices: ask the outermost)
+            env.get_wrapper_attr("goal_layout") if reach is not None else env_goal_layout(env))
         self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
         self._last_eval: Evaluation | None = None
+        self._kept_policy: dict | None = None  # actor and normaliser of state.best (reacher.gate)
         self._physics_errors_in_a_row = 0
         restored_from = file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
@@ -174,6 +193,7 @@ class Training:
                 # A resumed run that has nothing left to do: its final evaluation is on record.
                 return Outcome(self._saved_final_evaluation(), self.state.env_steps, self.state.wall_time,
                                stop_reason=self.state.stop_reason or "", physics_errors=self.state.physics_errors)
+            self._warn_if_unconfirmable()
             self._periodic()  # an evaluation a signal cut short is done again, at the same step
             obs, episode_obs = None, []
             while self._training_left() and self._stop is None:
@@ -196,7 +216,7 @@ class Training:
                     self._print_progress(now - start)
             self.state.wall_time = time.perf_counter() - start
             reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
-            evaluation = self._evaluate(c.final_eval_episodes, final=True) if self._stop is None else None
+            evaluation = self._final_evaluation() if self._stop is None else None
             if evaluation is None:  # stopped by a signal, in training or in the final evaluation
                 self._save()
                 self._finish_files()
@@ -279,7 +299,7 @@ class Training:
     def _periodic(self) -> None:
         steps = self.state.env_steps
         if steps >= self.state.next_eval and steps < self.budget:
-            if self._evaluate(self.config.eval_episodes) is None:
+            if not self._gate():
                 return  # stopped by a signal: run() saves, and a resumed run evaluates this step
             self.state.next_eval += self.config.eval_every * (1 + (steps - self.state.next_eval) // self.config.eval_every)
         if self._succeeded():
@@ -292,25 +312,78 @@ class Training:
     # --- evaluation, files, checkpoints -------------------------------------------------
 
     def _succeeded(self) -> bool:
-        return not self.config.steps and self.state.success_streak >= self.config.success_evals
+        return not self.config.steps and (self.state.confirmed or self.state.stop_reason == "success")
 
     def _training_left(self) -> bool:
         return self.state.env_steps < self.budget and not self._succeeded()
 
-    def _evaluate(self, episodes: int, final: bool = False) -> Evaluation | None:
-        """Evaluate and log a row; None, with nothing logged, when a signal cut it short."""
-        t0 = time.perf_counter()
-        seed = EVAL_SEED if final else VALIDATION_SEED + self.state.periodic_evals * episodes
-        result = evaluate(self.agent.act, self.eval_env, episodes, seed, stop=lambda: self._stop is not None)
+    def _gate(self) -> bool:
+        """A periodic evaluation, and when it reaches success_target in a success-gated run,
+        the confirmation of the same policy (reacher.gate). False, with nothing changed or
+        logged, when a signal cut it short: a resumed run does it again, the same."""
+        c = self.config
+        t0, eval_time = time.perf_counter(), self.state.eval_time
+        block = self.state.periodic_evals
+        seed = lambda k: VALIDATION_SEED + (block + k) * c.eval_episodes  # noqa: E731  fresh blocks
+        result, confirmations = self._measure(c.eval_episodes, seed(0)), []
+        if result is not None and not c.steps and (result.success_rate or 0.0) >= c.success_target:
+            for k in range(c.success_evals):
+                left = (c.success_evals - k) * c.eval_episodes
+                if not gate.still_possible(confirmations, left, c.success_target):
+                    break
+                confirmations.append(self._measure(c.eval_episodes, seed(1 + k)))
+                if confirmations[-1] is None:
+                    result = None
+                    break
         self.state.eval_time += time.perf_counter() - t0
         if result is None:
-            return None
-        if not final:
-            self.state.periodic_evals += 1
-            good = result.success_rate is not None and result.success_rate >= self.config.success_target
-            self.state.success_streak = self.state.success_streak + 1 if good else 0
-        row = {"step": self.state.env_steps, "wall_time": self.state.wall_time,
-               "eval_time": self.state.eval_time,
+            return False
+        self.state.periodic_evals += 1 + len(confirmations)
+        self.state.confirmed = bool(confirmations) and gate.confirmed(confirmations, c.success_target)
+        self.state.success_streak = len(confirmations) if self.state.confirmed else 0
+        best = self.state.best
+        if self.state.confirmed or best is None or gate.rank(result) > gate.rank(Evaluation(**best["evaluation"])):
+            self._keep(result)
+        self._log(result, eval_time)
+        if confirmations and self.progress:
+            wins = sum(map(gate.successes, confirmations))
+            n = sum(r.episodes for r in confirmations)
+            verdict = "confirmed" if self.state.confirmed else "not confirmed, training goes on"
+            self._print_line(f"  confirmation: {wins}/{n} fresh episodes, lower bound "
+                             f"{100 * gate.lower_bound(wins, n):.1f} % ({100 * gate.CONFIDENCE:g} %): {verdict}")
+        return True
+
+    def _keep(self, result: Evaluation) -> None:
+        """Keep a copy of the policy just evaluated as the one the run writes (reacher.gate)."""
+        agent = self.agent.state_dict()
+        self._kept_policy = {"actor": agent["actor"], "norm": agent["norm"]}
+        self.state.best = {"step": self.state.env_steps, "evaluation": result.as_dict()}
+
+    def _final_evaluation(self) -> Evaluation | None:
+        """The kept policy on the final evaluation's episodes. The agent's own weights (what
+        a resumed run trains on from here) are put back afterwards."""
+        if self._kept_policy is None:
+            result = self._measure(self.config.final_eval_episodes, EVAL_SEED)
+        else:
+            last = self.agent.state_dict()
+            self.agent.load_state_dict(self._kept_policy, policy_only=True)
+            try:
+                result = self._measure(self.config.final_eval_episodes, EVAL_SEED)
+            finally:
+                self.agent.load_state_dict(last, policy_only=True)
+        if result is not None:
+            self._log(result, self.state.eval_time)
+        return result
+
+    def _measure(self, episodes: int, seed: int) -> Evaluation | None:
+        """The agent's policy on `episodes` episodes from `seed`; None when a signal cut it short."""
+        return evaluate(self.agent.act, self.eval_env, episodes, seed, stop=lambda: self._stop is not None)
+
+    def _log(self, result: Evaluation, eval_time: float) -> None:
+        """A metrics row. Its clocks both read as the evaluation began: wall_time is the time
+        to this step and eval_time the part of it spent in earlier evaluations, so
+        wall_time - eval_time is training time alone."""
+        row = {"step": self.state.env_steps, "wall_time": self.state.wall_time, "eval_time": eval_time,
                **result.as_dict(), "train_episodes": self.state.episodes,
                "steps_per_s": self.state.env_steps / max(self.state.wall_time, 1e-9)}
         for key, values in self.state.losses.items():
@@ -322,7 +395,15 @@ class Training:
             line = describe(result, self.state.env_steps, self.state.wall_time)
             errors = self.state.physics_errors
             self._print_line(line + (f"  physics errors {errors:,}" if errors else ""))
-        return result
+
+    def _warn_if_unconfirmable(self) -> None:
+        c = self.config
+        n = c.success_evals * c.eval_episodes
+        if not c.steps and gate.lower_bound(n, n) < c.success_target:
+            self._print_line(f"warning: success_target {c.success_target:g} cannot be confirmed on "
+                             f"success_evals x eval_episodes = {n} episodes (all {n} successes show at "
+                             f"most {100 * gate.lower_bound(n, n):.1f} % with {100 * gate.CONFIDENCE:g} % "
+                             f"confidence): the run will go on to max_steps")
 
     def _saved_final_evaluation(self) -> Evaluation | None:
         """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
@@ -352,6 +433,8 @@ class Training:
             "noise": self.noise.state_dict(), "versions": ckpt.library_versions(),
         }
         model = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
+        if self._kept_policy is not None:  # what load_policy reads; "agent" is what --resume trains on
+            model["policy"] = self._kept_policy
         self.files.save_checkpoint(metadata, model, self.buffer.state_dict())
 
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
@@ -369,9 +452,13 @@ class Training:
             self.rng.bit_generator.state = meta["rng"]
             self.env.unwrapped.np_random.bit_generator.state = meta["env_rng"]
             self.noise.load_state_dict(meta["noise"])
+            kept = checkpoint.model["policy"] if state.best is not None else None
+            if kept is not None:
+                kept = {"actor": kept["actor"], "norm": kept["norm"]}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
         self.state = state
+        self._kept_policy = kept
 
     def _finish_files(self) -> None:
         plot_curve(self.run_dir / "metrics.csv", self.run_dir / "curve.png",
@@ -397,7 +484,9 @@ class Training:
                 f"{eta} {(budget - steps) / max(rate, 1e-9):4.0f}s")
         last = self._last_eval
         if last is not None and last.success_rate is not None:
-            line += f"  success {100 * last.success_rate:3.0f}%  distance {100 * last.mean_final_distance:4.1f} cm"
+            line += f"  success {100 * last.success_rate:3.0f}%"
+            if last.mean_final_distance is not None:
+                line += f"  distance {100 * last.mean_final_distance:4.1f} cm"
         elif last is not None:
             line += f"  return {last.mean_return:.1f}"
         self.log.write(line + "  ")

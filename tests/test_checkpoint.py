@@ -88,17 +88,22 @@ def _refused(path, *words) -> CheckpointError:
 
 # --- a trained run, saved and loaded ----------------------------------------------------------------
 
-def test_loaded_policy_acts_exactly_like_the_trained_agent(trained):
+def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
+    """load_policy reads the policy the run kept, the best evaluated (reacher.gate)."""
+    from reacher.agent import Agent
+
     policy = load_policy(trained.run_dir)
+    kept = Agent(trained.obs_dim, trained.act_dim, trained.config)
+    kept.load_state_dict(trained._kept_policy, policy_only=True)
     obs = _observations()
-    np.testing.assert_array_equal(policy(obs), trained.agent.act(obs))
+    np.testing.assert_array_equal(policy(obs), kept.act(obs))
     for o in obs[:3]:
-        np.testing.assert_array_equal(policy(o), trained.agent.act(o))
+        np.testing.assert_array_equal(policy(o), kept.act(o))
     # The run records its config with the arm-adapted fields resolved (reacher.adapt).
     assert policy.config == trained.config
     assert trained.config.replace(max_steps=0, noise_decay_steps=0, episode_s=0.0, control="auto") == TINY
     # The normaliser came along: without it the actions would differ.
-    assert policy.agent.norm.count.item() == trained.agent.norm.count.item() > 0
+    assert policy.agent.norm.count.item() == kept.norm.count.item() > 0
 
 
 def test_loaded_policy_makes_its_env(trained):

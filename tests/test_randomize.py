@@ -326,22 +326,11 @@ RESUMED = Config(steps=600, warmup_steps=100, batch_size=32, hidden_sizes=(32, 3
 
 
 @pytest.fixture
-def randomized_training(monkeypatch):
-    """Training's envs randomised as its config says. `wrap` is idempotent, so this holds
-    whether or not make_env already wraps."""
+def randomized_training():
+    """Training as train.py runs it: the training env randomised and, under a delay, the
+    evaluation env and hindsight relabelling reading the action history as well."""
     import reacher.train
 
-    class Training(reacher.train.Training):
-        # Hindsight must relabel where the goals are after the action history, which the
-        # outermost wrapper says (what train.py does once it wraps its envs itself).
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            if self.goal_layout is not None:
-                self.goal_layout = self.env.get_wrapper_attr("goal_layout")
-
-    monkeypatch.setattr(reacher.train, "make_env",
-                        lambda config, **kw: wrap(make_env(config, **kw), config))
-    monkeypatch.setattr(reacher.train, "Training", Training)
     threads = torch.get_num_threads()
     yield reacher.train.train
     torch.set_num_threads(threads)
