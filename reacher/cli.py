@@ -163,8 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(without it, existing files are refused)")
     ex.set_defaults(command="export", handler=cmd_export)
 
-    demo = sub.add_parser("demo", parents=[debug], help=f"train the two-link arm and write {DEMO_VIDEO} and its learning curve")
-    demo.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    demo = sub.add_parser("demo", parents=[debug], help=f"train an arm (default the two-link one) and write "
+                                                       f"its video, GIF and learning curve ({DEMO_VIDEO}, ...)")
+    demo.add_argument("--arm", default=None, help="built-in arm or MJCF file (default two_link); the run goes "
+                                                   "to runs/demo-NAME, the videos to videos/NAME.mp4 and .gif")
+    demo.add_argument("--end-effector", default=None, help="its end effector (site or body; default: the "
+                                                            "built-in arms' fingertip)")
+    demo.add_argument("--steps", type=_positive_int("--steps"), default=None, help=argparse.SUPPRESS)
     demo.set_defaults(command="demo", handler=cmd_demo)
     return parser
 
@@ -367,31 +372,65 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    config = cfg.Config() if args.steps is None else cfg.Config(steps=args.steps)
-    saved = _demo_state(DEMO_RUN)
+    settings = {"steps": args.steps} if args.steps is not None else {}
+    if args.arm is not None:
+        settings["arm"] = args.arm
+    if args.end_effector is not None:
+        settings["end_effector"] = args.end_effector
+    config = cfg.Config(**settings)
+    run, video, gif, curve_png = _demo_paths(config.arm)
+    saved = _demo_state(run)
+    if saved is not None and not _same_arm(saved.get("config", {}), config):
+        raise CliError(f"{run} holds a demo of another arm or end effector "
+                       f"({saved['config'].get('arm')}, {saved['config'].get('end_effector')}); remove it first")
     if saved is not None and saved.get("finished") and saved.get("config", {}).get("steps") == config.steps:
-        print(f"using the finished demo run in {DEMO_RUN}")
+        print(f"using the finished demo run in {run}")
     else:
         resume = saved is not None
         budget = f"{config.steps:,} steps" if config.steps else \
             f"until {100 * config.success_target:g} % of evaluation episodes succeed"
-        print(f"training the two-link arm ({budget}) in {DEMO_RUN}" + (" (resuming)" if resume else ""))
-        outcome = api.learn(config, DEMO_RUN, resume=resume, steps=config.steps)
+        print(f"training the {_arm_words(config.arm)} ({budget}) in {run}" + (" (resuming)" if resume else ""))
+        outcome = api.learn(config, run, resume=resume, steps=config.steps)
         if outcome.interrupted_by:
-            print(f"stopped by {outcome.interrupted_by}; run `make demo` again to continue",
-                  file=sys.stderr)
+            print(f"stopped by {outcome.interrupted_by}; run the demo again to continue", file=sys.stderr)
             return 130 if outcome.interrupted_by == "SIGINT" else 143
         print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
               f"({outcome.describe_stop(config)})")
         print(_table(outcome.evaluation))
-    policy = api.load_policy(DEMO_RUN)
-    info = api.render_policy(policy, DEMO_VIDEO, episodes=4, camera="angled")
-    api.render_policy(policy, DEMO_GIF, episodes=2, camera="angled", size=(320, 320))
-    curve = DEMO_RUN / "curve.png"
+    policy = api.load_policy(run)
+    info = api.render_policy(policy, video, episodes=4, camera="angled")
+    api.render_policy(policy, gif, episodes=2, camera="angled", size=(320, 320))
+    curve = run / "curve.png"
     if curve.exists():
-        shutil.copyfile(curve, DEMO_CURVE)
-    print(f"wrote {info.path}, {DEMO_GIF} and {DEMO_CURVE}")
+        shutil.copyfile(curve, curve_png)
+    print(f"wrote {info.path}, {gif} and {curve_png}")
     return 0
+
+
+def _demo_paths(arm: str) -> tuple[Path, Path, Path, Path]:
+    """The demo's run directory, video, GIF and learning-curve image for `arm`; the
+    two-link arm's are the ones `make demo` has always written."""
+    if arm == cfg.Config().arm:
+        return DEMO_RUN, DEMO_VIDEO, DEMO_GIF, DEMO_CURVE
+    name = Path(arm).stem
+    return (Path("runs") / f"demo-{name}", Path("videos") / f"{name}.mp4", Path("videos") / f"{name}.gif",
+            Path("videos") / f"{name}_curve.png")
+
+
+def _same_arm(saved: dict, config: cfg.Config) -> bool:
+    """Whether a saved demo run trained the arm and end effector asked for (two files
+    with one name would share a run directory)."""
+    from reacher.arm import resolve_arm_path
+
+    try:
+        same_file = Path(saved.get("arm", "")).resolve() == resolve_arm_path(config.arm).resolve()
+    except (ValueError, OSError):
+        same_file = saved.get("arm") == config.arm
+    return same_file and saved.get("end_effector", config.end_effector) == config.end_effector
+
+
+def _arm_words(arm: str) -> str:
+    return "two-link arm" if arm == cfg.Config().arm else f"arm {arm}"
 
 
 def _demo_state(run_dir: Path) -> dict | None:

@@ -60,6 +60,8 @@ class Controller:
     """Base: `action_space` and `act(clipped)`, which writes the controls."""
 
     name = ""
+    # Whether the observation must add the end effector's velocity (see reacher.task).
+    observes_end_effector_velocity = False
 
     def __init__(self, physics: Physics, n_action: int):
         self.physics = physics
@@ -244,6 +246,7 @@ class EndEffectorControl(Controller):
     """Three actions: move the end effector by at most speed × period along x, y, z."""
 
     name = "ee"
+    observes_end_effector_velocity = True
 
     def __init__(self, physics: Physics, speed: float):
         super().__init__(physics, 3)

@@ -58,12 +58,14 @@ class ReachEnv(gym.Env):
     | sin of each hinge angle     | n_hinge        |           |
     | position of each slide      | n_slide        | m         |
     | velocity of every joint     | n_joints       | rad/s, m/s|
+    | fingertip velocity (world), ``ee`` control only | 3 | m/s |
     | fingertip position (world)  | 3              | m         |
     | target position (world)     | 3              | m         |
     | fingertip − target          | 3              | m         |
 
-    For ``two_link`` that is 2+2+2+3+3+3 = 15 values. Every controller observes the
-    same: each acts from the measured state alone, so it adds nothing.
+    For ``two_link`` that is 2+2+2+3+3+3 = 15 values. ``joint`` and ``joint_delta``
+    act from the measured state alone and add nothing; ``ee`` adds the fingertip's
+    velocity (J·q̇), which its policy needs to stop a moving arm on the target.
 
     With ``goal_observation=True`` it is instead the Dict that goal-conditioned
     libraries (Stable-Baselines3's ``HerReplayBuffer``, Gymnasium-Robotics) expect,
@@ -186,7 +188,8 @@ class ReachEnv(gym.Env):
         self.reward_fn = ReachReward(0.0 if self.goal_observation else ctrl_cost_weight,
                                      precision_weight, precision_scale_m)
         self.success_radius = float(success_radius)
-        self.task = ReachTask(self.physics, self.reward_fn, self.success_radius)
+        self.task = ReachTask(self.physics, self.reward_fn, self.success_radius,
+                              self.controller.observes_end_effector_velocity)
         self.goal_layout = self.task.goal_layout
         self._state_size = self.task.state_size
         self.observation_space = (goal.goal_space(self._state_size) if self.goal_observation else

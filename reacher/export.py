@@ -271,6 +271,8 @@ def reach_description(env, config) -> dict:
         ("sin_hinge_angle", [f"sin({j})" for j in hinges], "1", hinges),
         ("slide_position", [f"{j}.pos" for j in slides], "m", slides),
         ("joint_velocity", [f"{j}.vel" for j in arm.joint_names], None, list(arm.joint_names)),
+        *([("end_effector_velocity", [f"{ee}.v{a}" for a in xyz], "m/s", None)]
+          if env.controller.observes_end_effector_velocity else []),
         ("end_effector_position", [f"{ee}.{a}" for a in xyz], "m", None),
         ("target_position", [f"target.{a}" for a in xyz], "m", None),
         ("end_effector_minus_target", [f"({ee}-target).{a}" for a in xyz], "m", None),

@@ -36,17 +36,26 @@ class GoalLayout:
 class ReachTask:
     """Targets and starts drawn free of collisions, the observation, reward and success."""
 
-    def __init__(self, physics: Physics, reward: ReachReward, success_radius_m: float):
+    def __init__(self, physics: Physics, reward: ReachReward, success_radius_m: float,
+                 end_effector_velocity: bool = False):
         self.physics = physics
         self.reward = reward
         self.success_radius_m = float(success_radius_m)
         arm = physics.arm
         # The observation, in order, as sensordata indices (see observe): hinge angles
-        # twice (for cos and sin), the fingertip twice (for fingertip − target).
+        # twice (for cos and sin), the fingertip twice (for fingertip − target), and with
+        # `end_effector_velocity` three places the fingertip's velocity J·q̇ overwrites.
+        # That velocity is what a controller that moves the end effector needs: a servo
+        # arm keeps moving after an action (measured on Panda through ee: a reversed
+        # command takes two control periods to turn the end effector round), and
+        # recovering it from seven joint velocities is a nonlinear map the policy
+        # would otherwise have to learn.
         hinge_pos = arm.joint_pos_adr[arm.hinge]
+        velocity = [arm.end_effector_adr] if end_effector_velocity else []
         self._gather = np.concatenate([hinge_pos, hinge_pos, arm.joint_pos_adr[~arm.hinge],
-                                       arm.joint_vel_adr, arm.end_effector_adr, arm.target_adr,
-                                       arm.end_effector_adr])
+                                       arm.joint_vel_adr, *velocity, arm.end_effector_adr,
+                                       arm.target_adr, arm.end_effector_adr])
+        self._velocity = end_effector_velocity
         self._n_hinge = len(hinge_pos)
         n = self.observation_size = len(self._gather)
         self.state_size = n - GOAL_PARTS  # what precedes the fingertip, target and difference
@@ -79,6 +88,9 @@ class ReachTask:
             np.cos(obs[:h], out=obs[:h])
             np.sin(obs[h:2 * h], out=obs[h:2 * h])
         np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
+        if self._velocity:
+            physics = self.physics
+            obs[-12:-9] = physics.end_effector_jacobian() @ physics.data.qvel
         return obs
 
     def outcome(self, obs: np.ndarray, effort: float) -> tuple[float, float, dict]:

@@ -300,3 +300,27 @@ def test_the_cli_refuses_ee_on_an_arm_whose_end_effector_no_joint_moves(tmp_path
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "control 'ee'" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+# --- what ee control adds to the observation ---------------------------------------------------
+
+@pytest.mark.parametrize("name", ["spatial_arm", "panda"])  # operational-space torques and servo IK
+def test_ee_observes_the_end_effector_velocity_before_its_position(name):
+    import mujoco
+
+    joint = ReachEnv(*_example(name), control="joint_delta")
+    env = ReachEnv(*_example(name), control="ee")
+    layout = env.goal_layout
+    assert env.observation_space.shape[0] == joint.observation_space.shape[0] + 3
+    assert layout.achieved.start == env.observation_space.shape[0] - 9
+    obs, _ = env.reset(seed=2)
+    np.testing.assert_array_equal(obs[layout.achieved.start - 3:layout.achieved.start], 0.0)  # at rest
+    site = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_SITE, env.arm.end_effector)
+    velocity = np.zeros(6)
+    for _ in range(4):
+        obs, *_ = env.step(np.array([1.0, -0.5, 0.5]))
+        # MuJoCo's own site velocity (world frame, linear part last), not the Jacobian.
+        mujoco.mj_objectVelocity(env.model, env.data, mujoco.mjtObj.mjOBJ_SITE, site, velocity, 0)
+        np.testing.assert_allclose(obs[layout.achieved.start - 3:layout.achieved.start], velocity[3:],
+                                   atol=1e-9)
+    assert np.linalg.norm(velocity[3:]) > 0.1  # it is moving: the check above compared something
