@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from reacher import goal
-from reacher.arm import Arm, load_arm
+from reacher.arm import Arm, ArmFileError, load_arm
 from reacher.controllers import EE_SPEED_M_S, JOINT_RATE_RAD_S, make_controller
 from reacher.physics import Physics
 from reacher.rendering import has_display, make_renderer
@@ -159,9 +159,12 @@ class ReachEnv(gym.Env):
                              f"not {render_mode!r}")
         self.arm = arm if isinstance(arm, Arm) else load_arm(arm, end_effector)
         self.model = self.arm.model
-        self.timing = control_timing(self.model.opt.timestep, control_period_s,
-                                     EPISODE_S if episode_s is None else episode_s,
-                                     frame_skip, max_episode_steps)
+        try:
+            self.timing = control_timing(self.model.opt.timestep, control_period_s,
+                                         EPISODE_S if episode_s is None else episode_s,
+                                         frame_skip, max_episode_steps)
+        except ValueError as err:  # the period asked for against this file's timestep
+            raise ArmFileError(self.arm.source, str(err)) from None
         if self.timing.note:
             gym.logger.warn(self.timing.note)
         self.frame_skip = self.timing.frame_skip

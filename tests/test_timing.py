@@ -55,3 +55,10 @@ def test_env_at_default_mujoco_timestep_lasts_one_second(tmp_path):
         truncated = env.step(env.action_space.sample())[3]
         steps += 1
     assert steps == 50 and env.data.time == pytest.approx(1.0)
+
+
+def test_a_control_period_the_arm_cannot_honour_names_the_arm_file():
+    from reacher.arm import ArmFileError
+
+    with pytest.raises(ArmFileError, match=r"arm file .*two_link\.xml: control_period_s 0\.001"):
+        ReachEnv("two_link", control_period_s=0.001)
