@@ -72,7 +72,9 @@ def test_a_run_resolves_its_budget_from_its_arm(tmp_path):
 
     path = tmp_path / "four.xml"
     path.write_text(FOUR_LINK_XML)
-    training = Training(Config(arm=str(path), end_effector="tip", **SMALL), tmp_path / "run", progress=False)
+    # joint control: one action per joint (auto would drive this 4-motor arm through ee, 3 actions)
+    config = Config(arm=str(path), end_effector="tip", control="joint", **SMALL)
+    training = Training(config, tmp_path / "run", progress=False)
     reach = training.env.unwrapped.arm.reach_m
     expected = int(round(adapt.MAX_STEPS_PER_ACTION_DIM * 4 * max(0.5, reach / 0.02 / 10.5), -3))
     assert training.config.max_steps == expected != 100_000
