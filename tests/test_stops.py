@@ -46,10 +46,11 @@ def test_the_longest_sensible_episodes_are_accepted():
     Config(max_episode_steps=1_000_000)
 
 
-def test_cli_episode_s_1e9_is_one_error_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "reacher", "train", "--run-dir", str(tmp_path / "r"),
-                             "--episode-s", "1e9", "--quiet"], capture_output=True, text=True,
-                            timeout=120, env=ENV)
+def test_cli_episode_s_1e9_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
+
+    result = in_process(["train", "--run-dir", tmp_path / "r", "--episode-s", "1e9", "--quiet"], tmp_path,
+                        monkeypatch, capsys)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "episode_s must be at most 600" in result.stderr
     assert not (tmp_path / "r").exists()
