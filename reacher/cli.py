@@ -49,19 +49,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        # A second Ctrl-C during training (or one outside it): stop now. The finally
-        # blocks and temp-file cleanups have run on the way here; interpreter teardown
-        # after an interrupt raised mid-call sometimes aborted with "PyThreadState_Get:
-        # GIL is released" (exit -6) instead of 130, so skip it.
-        print("error: interrupted", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        _interrupted()
     except Exception as err:  # one line for the user; the traceback only on request
+        if _caused_by_interrupt(err) and not args.debug:
+            _interrupted()  # a Ctrl-C while torch or MuJoCo was importing
         if args.debug or not _is_user_error(err):
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _interrupted() -> None:
+    """A second Ctrl-C during training (or one outside it): stop now. The finally
+    blocks and temp-file cleanups have run on the way here; interpreter teardown
+    after an interrupt raised mid-call sometimes aborted with "PyThreadState_Get:
+    GIL is released" (exit -6) instead of 130, so skip it."""
+    print("error: interrupted", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _caused_by_interrupt(err: BaseException) -> bool:
+    """Whether a KeyboardInterrupt lies behind `err`: an extension module interrupted
+    while it initialises raises ImportError("initialization failed") from it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _is_user_error(err: Exception) -> bool:

@@ -134,6 +134,13 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
     points = [(row["wall_time"] - (rows[i - 1]["eval_time"] if i else 0.0), row["step"], row["success_rate"],
                row["mean_final_distance"], row["mean_return"]) for i, row in enumerate(rows)]
     *curve.points, curve.final_evaluation = points  # the last row is the final evaluation
+    # A run that stops on success stops at the step of the periodic evaluation that
+    # nominated its policy (so reached the goal there), and metrics.csv keeps one row a
+    # step: the final evaluation's row replaced that one. Put the step back as a point.
+    replaced = not curve.points or curve.final_evaluation[1] > curve.points[-1][1]
+    if outcome.stop_reason == "success" and replaced:
+        seconds, steps, _, *rest = curve.final_evaluation
+        curve.points.append((seconds, steps, GOAL, *rest))
     return curve
 
 
