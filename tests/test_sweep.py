@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sweep_helpers import end_session, needs_ray, write_spec
@@ -81,9 +82,32 @@ def test_out_dir_holding_a_sweep_needs_resume(tmp_path):
 def local_ray():
     """One local Ray for the module's sweeps (a sweep joins a Ray that is running)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@needs_ray
+@pytest.mark.parametrize("ray_address, joined", [(None, "local"), ("10.0.0.5:6379", "10.0.0.5:6379")])
+def test_a_sweep_without_address_starts_its_own_ray_and_honours_ray_address(monkeypatch, ray_address, joined):
+    # ray.init() without an address joins any cluster that `ray start` left running on
+    # the machine, and then refuses the CPU count: the sweep asks for a local one.
+    import ray
+
+    from reacher import sweep
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2})
+    monkeypatch.setattr(sweep, "_check_reachable", lambda address: None)
+    if ray_address is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", ray_address)
+    sweep._start_ray(None, None, 2, SimpleNamespace(ray_start_s=None), log=sys.stderr)
+    assert calls[0]["address"] == joined
+    assert ("num_cpus" in calls[0]) == (joined == "local")
 
 
 def read_results(out: Path, grid_keys: list[str]) -> list[dict]:
