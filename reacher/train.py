@@ -342,8 +342,9 @@ class Training:
         self.state.confirmed = bool(confirmations) and gate.confirmed(confirmations, c.success_target)
         self.state.success_streak = len(confirmations) if self.state.confirmed else 0
         best = self.state.best
-        if self.state.confirmed or best is None or gate.rank(result) > gate.rank(Evaluation(**best["evaluation"])):
-            self._keep(result)
+        measured = gate.pooled([result, *confirmations])  # the policy on all its episodes
+        if self.state.confirmed or best is None or gate.rank(measured) > gate.rank(Evaluation(**best["evaluation"])):
+            self._keep(measured)
         self._log(result, eval_time)
         if confirmations and self.progress:
             wins = sum(map(gate.successes, confirmations))

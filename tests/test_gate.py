@@ -83,3 +83,24 @@ def test_the_kept_policy_is_the_best_evaluated(tmp_path, monkeypatch):
     assert _digest(load_policy(tmp_path / "run").agent) == final[1]  # what evaluate, render, export load
     actor = training.agent.actor.state_dict()
     assert all(torch.equal(v, actor[k]) for k, v in saved.model["agent"]["actor"].items())
+
+
+def test_a_policy_that_failed_its_confirmation_is_ranked_by_all_its_episodes(tmp_path, monkeypatch):
+    # Step 100 nominates at 96 % and measures 80 % on fresh episodes (pooled 88 %); step
+    # 200 measures 92 %. Ranked by its nominating evaluation alone (selected for being
+    # high), step 100's policy would be kept.
+    calls = _scripted(monkeypatch, [0.96, 0.80, 0.92, 0.5])
+    config = Config(steps=0, max_steps=300, **SMALL)
+    outcome = Training(config, tmp_path / "run", progress=False).run()
+    assert outcome.stop_reason == "max_steps"
+    best = ckpt.load(tmp_path / "run").metadata["best"]
+    assert best["step"] == 200
+    assert calls[-1][1] == calls[2][1]  # the final evaluation measured step 200's policy
+
+
+def test_pooled_weights_every_episode_alike():
+    result = gate.pooled([Evaluation(0.96, 0.01, -2.0, 50), Evaluation(0.80, 0.03, -4.0, 150)])
+    assert result.episodes == 200
+    assert result.success_rate == pytest.approx(0.84) and result.mean_final_distance == pytest.approx(0.025)
+    assert result.mean_return == pytest.approx(-3.5)
+    assert gate.pooled([Evaluation(None, None, -1.0, 10)]).success_rate is None
