@@ -19,9 +19,10 @@ forcerange still bound what a controller can do.
 
 The ``ee`` law follows the field's standard ones (see docs/benchmarks.md):
   * position servos: damped-least-squares differential IK (mjctrl's ``diffik``),
-    dq = Jᵀ(JJᵀ + λI)⁻¹·Δx + (I − J⁺J)·k₀·(q₀ − q)·T, joint targets q + dq within the
-    joint ranges, q₀ the rest posture (the file's "home" keyframe, else its first
-    keyframe, else the middle of the joint ranges);
+    dq = Jᵀ(JJᵀ + λI)⁻¹·Δx + (I − J⁺J)·(k₀·(q₀ − q) − push(q))·T, joint targets q + dq
+    within the joint ranges, q₀ the rest posture (the file's "home" keyframe, else its
+    first keyframe, else the middle of the joint ranges), push a joint-limit avoidance
+    that is zero mid-range and grows steeply near a limit;
   * motors: operational-space control (robosuite's OSC), τ = Jᵀ·Λ·(kp·Δx − kd·ẋ) +
     gravity + Nᵀ·M·(k₀(q₀ − q) − d₀q̇), Λ = (J M⁻¹ Jᵀ)⁻¹.
 Both are computed from the measured state every control period, so the loop is
@@ -47,6 +48,14 @@ IK_DAMPING = 1e-4  # λ of the damped least squares (m²), as mjctrl's diffik
 # (docs/benchmarks.md): 0, 0.25 and 1 give Panda 88/88/94 %, Gen3 100/96/74 %, xArm7
 # 84/80/80 %; a gentle pull keeps a redundant arm off its limits over long runs.
 POSTURE_RATE = 0.25
+# Joint-limit avoidance in the nullspace: each limited joint is pushed back towards the
+# middle of its range at LIMIT_RATE × half-range × u⁹ rad/s, at most LIMIT_SPEED, u its
+# position in the range scaled to [-1, 1]: nothing in the middle (0.2 % of full strength
+# at u = 0.5), strong in the last tenth. A local IK otherwise walks a joint onto its limit
+# on the way and stalls there where the target needs that joint. The cap keeps the push
+# from shaking the end effector off its course: uncapped, a Panda start at u = −0.99 moved
+# the end effector 3 commanded steps the wrong way (docs/benchmarks.md, Controllers).
+LIMIT_RATE, LIMIT_SPEED = 16.0, 2.0  # 1/s, rad/s
 _NULLSPACE_EPS = 1e-6
 OSC_POSTURE_KP, OSC_POSTURE_KD = 10.0, 2 * math.sqrt(10.0)  # robosuite's nullspace gains
 _LAMBDA_EPS = 1e-6  # regularises Λ's inverse where the arm cannot move the end effector
@@ -266,24 +275,67 @@ class EndEffectorControl(Controller):
         self._eye3 = np.eye(3)
         self._eye_n = np.eye(len(drive.dof))
         self._posture_gain = POSTURE_RATE * self.period
+        # Per joint, for the nullspace pull: rest angle, 2 / range and middle × that (u in
+        # [-1, 1] across the range), the limit push's gain, and whether it has no limits.
+        limited = np.isfinite(drive.q_low) & np.isfinite(drive.q_high)
+        low, high = np.where(limited, drive.q_low, -1.0), np.where(limited, drive.q_high, 1.0)
+        inv_half = np.where(limited, 2 / (high - low), 0.0)
+        self._joints = list(zip(self.rest.tolist(), inv_half.tolist(),
+                                ((low + high) / 2 * inv_half).tolist(),
+                                np.where(limited, LIMIT_RATE * self.period * (high - low) / 2, 0.0).tolist(),
+                                (~limited).tolist()))
+        self._limit_step = LIMIT_SPEED * self.period
 
     def action_names(self) -> tuple[str, ...]:
         return ("x", "y", "z")
 
-    def _ik_step(self, J: np.ndarray, dx: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Damped least squares for `dx`, and a pull to the rest posture in J's nullspace."""
+    def _nullspace_pull(self, q: np.ndarray) -> np.ndarray:
+        """The joint motion wanted this period besides the task: towards the rest posture,
+        and away from the joint limits (see LIMIT_RATE). Plain floats: over seven joints
+        this is half the time of the dozen numpy calls it would take (scripts/bench_env.py)."""
+        cap, gain = self._limit_step, self._posture_gain
+        pull = []
+        for x, (rest, inv_half, middle, limit_gain, continuous) in zip(q.tolist(), self._joints):
+            error = rest - x
+            if continuous:  # the short way round to its rest angle
+                error = math.remainder(error, 2 * math.pi)
+            u = x * inv_half - middle
+            u2 = u * u
+            u4 = u2 * u2
+            push = min(cap, max(-cap, limit_gain * u4 * u4 * u))  # u⁹
+            pull.append(gain * error - push)
+        return np.array(pull)
+
+    def _ik_target(self, J: np.ndarray, dx: list[float], q: np.ndarray) -> np.ndarray:
+        """Joint targets q + dq: damped least squares for `dx`, plus the nullspace pull
+        projected into J's nullspace; joints that would pass a limit hand the step over."""
         # The nullspace with far less damping than the step's: the step's own damping
         # would leak the posture pull into the end effector's motion (measured: Gen3
         # 74 % instead of 96 % of scripted reaches). J⁺J's eigenvalues σ²/(σ² + ε) stay
         # within [0, 1], so the projector stays bounded at singularities.
+        drive = self.drive
+        pull = self._nullspace_pull(q)
         JJt = (J @ J.T).tolist()
         y = _solve3(JJt, IK_DAMPING, dx)
-        if not self._posture_gain:
-            return J.T @ np.array(y)
-        pull = self._posture_gain * (self.rest - q)
         z = _solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
         # J⁺dx + (I − J⁺J)·pull = Jᵀ(y − z) + pull, without forming an n×n matrix.
-        return J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]]) + pull
+        target = J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]])
+        target += pull
+        target += q
+        blocked = (target < drive.q_low) | (target > drive.q_high)
+        if not blocked.any():
+            return target
+        # The free joints take the step over from those at a limit. The pull stays in the
+        # whole arm's nullspace: the blocked joints' share of it (back from their limits)
+        # is compensated by the others instead of moving the end effector (measured: the
+        # limit push of a blocked iiwa14 joint, projected with its column dropped, threw
+        # the end effector 13 cm off in one period).
+        free = J * ~blocked
+        y = _solve3((free @ free.T).tolist(), IK_DAMPING, dx)
+        target = free.T @ np.array(y) - J.T @ np.array(z)
+        target += pull
+        target += q
+        return np.clip(target, drive.q_low, drive.q_high, out=target)
 
     def act(self, action: list[float]) -> None:
         p, drive = self.physics, self.drive
@@ -294,12 +346,7 @@ class EndEffectorControl(Controller):
         q = d.qpos[drive.qpos_index]
         gravity = d.qfrc_bias[drive.dof_index]
         if self.servo:
-            target = q + self._ik_step(J, dx, q)
-            blocked = (target < drive.q_low) | (target > drive.q_high)
-            if blocked.any():  # let the joints that are free take over from those at a limit
-                target = q + self._ik_step(J * ~blocked, dx, q)
-                np.clip(target, drive.q_low, drive.q_high, out=target)
-            d.ctrl[:] = drive.servo_controls(target, q, gravity)
+            d.ctrl[:] = drive.servo_controls(self._ik_target(J, dx, q), q, gravity)
             return
         T = self.period
         M = p.mass_matrix()[np.ix_(drive.dof, drive.dof)]

@@ -11,7 +11,7 @@ For each arm (the built-ins, examples/arms/*.xml and the test arms of tests/conf
   hold          ``control="joint_delta"`` with zero actions for 1 s from a random start:
                 the largest joint drift (rad or m), i.e. how well it holds against gravity.
 
-    python scripts/bench_controllers.py [--episodes 50] [--episode-s 1 2]
+    python scripts/bench_controllers.py [--episodes 50] [--episode-s 1 2] [--arms panda,gen3]
 """
 
 from __future__ import annotations
@@ -74,11 +74,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--episode-s", type=float, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--arms", default="", help="comma-separated labels to measure (default: all)")
     args = parser.parse_args()
+    wanted = set(filter(None, args.arms.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         header = "".join(f"{f'ee {s:g} s':>16}" for s in args.episode_s)
         print(f"{'arm':<18}{header}{'hold drift':>14}   (ee: success, median final cm)")
         for label, arm, ee in arms(Path(tmp)):
+            if wanted and label not in wanted:
+                continue
             cells = []
             for seconds in args.episode_s:
                 try:

@@ -25,10 +25,11 @@ EXAMPLE_ARMS = {"four_link": "tip", "spatial_arm": "fingertip", "long_arm": "han
                 "gen3": "pinch_site", "xarm7": "attachment_site", "iiwa14": "attachment_site",
                 "ur5e": "wrist_3_link", "iiwa14_torque": "attachment_site"}
 MENAGERIE = ("panda", "gen3", "xarm7", "iiwa14", "ur5e")
-# Known and open: on Menagerie's UR5e (damping 200 N·m·s/rad against a 150 N·m force limit on
-# its big joints, so they turn at under 1 rad/s) the servo-driven ee controller reaches 1 of
-# 12 targets in 2 s, stalls 0.26-0.6 m away on some from then on, and overshoots a step by
-# about 1.9x. Strict: when the controller learns to drive it, these tests say so.
+# Known and open, and the arm's: Menagerie's UR5e big joints have 200 N·m·s/rad of damping
+# against a 150 N·m force limit, so they turn at no more than 0.75 rad/s whatever the
+# controller asks. The scripted ee policy reaches 1 of these 12 targets in 2 s; given 4 s,
+# 43 %, given 8 s, 60 % (30 episodes; docs/benchmarks.md). It also overshoots an ee step by
+# about 1.9x. Strict: if a controller ever drives it within the episode, these tests say so.
 UR5E_OPEN = pytest.mark.xfail(strict=True, reason="ee control does not yet drive the UR5e "
                               "(slow, heavily damped servos); see docs/benchmarks.md")
 
@@ -55,10 +56,14 @@ def test_every_example_arm_is_listed():
 # --- ee: a scripted proportional policy reaches -------------------------------------------------
 
 EPISODES = 12
-# Measured (scripts/bench_controllers.py, 50 episodes of 2 s): 63-100 % per arm; the
-# 3-joint torque arm is the lowest (it stops at a joint limit where the target needs
-# the other elbow). "Most reachable targets": more than half, on every arm.
-MIN_SHARE = 0.55
+# "Most reachable targets", per arm: what the controller reaches on these 12 seeds
+# (2026-12-01: 12/12 on Panda, Gen3 and tiny_arm, 11 on four_link, 10 on iiwa14_torque,
+# 9 on the rest), less one episode of margin. The misses are a local controller's: a
+# 3-joint arm whose target needs the other elbow, self-contact (xArm7's elbow folded onto
+# its wrist), a floor in the way (servo_arm); docs/benchmarks.md, Controllers.
+MIN_SHARE = {"panda": 0.9, "gen3": 0.9, "tiny_arm": 0.9, "four_link": 0.9, "iiwa14_torque": 0.75,
+             "xarm7": 0.65, "iiwa14": 0.65, "spatial_arm": 0.65, "long_arm": 0.65,
+             "servo_arm": 0.65, "ur5e": 0.55}
 
 
 def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES) -> float:
@@ -79,12 +84,16 @@ def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES) -> float
 @pytest.mark.parametrize("name", [_open(n) for n in sorted(EXAMPLE_ARMS)])
 def test_a_proportional_policy_through_ee_reaches_on_every_example_arm(name):
     share = _scripted_ee(*_example(name))
-    assert share >= MIN_SHARE, f"{name}: {100 * share:.0f} % of {EPISODES} scripted reaches within 2 cm"
+    assert share >= MIN_SHARE[name], f"{name}: {100 * share:.0f} % of {EPISODES} scripted reaches within 2 cm"
+
+
+def test_every_example_arm_has_a_threshold():
+    assert set(MIN_SHARE) == set(EXAMPLE_ARMS)
 
 
 def test_a_proportional_policy_through_ee_reaches_with_servos_and_motors(arm_dir):
-    assert _scripted_ee("two_link", "fingertip", 6) >= MIN_SHARE  # motors: operational space
-    assert _scripted_ee(str(arm_dir / "body_hand.xml"), "hand", 6) >= MIN_SHARE  # a body end effector
+    assert _scripted_ee("two_link", "fingertip", 6) >= 0.8  # motors: operational space (6/6 measured)
+    assert _scripted_ee(str(arm_dir / "body_hand.xml"), "hand", 6) >= 0.8  # a body end effector (6/6)
 
 
 @pytest.mark.parametrize("name", [_open(n) for n in MENAGERIE])
