@@ -257,8 +257,10 @@ def _import_tune():
 
 
 def _start_ray(address: str | None, max_concurrent: int | None, trials: int, summary: Summary, log) -> None:
-    """Join the cluster at `address`, or start a local Ray with a CPU per core (or per
-    trial at once, if more); a Ray initialised already is used as it is."""
+    """Join the cluster at `address` (else at $RAY_ADDRESS), or start a local Ray with a
+    CPU per core (or per trial at once, if more); a Ray initialised already is used as
+    it is. Without an address, ray.init would join any cluster running on this machine
+    (its last `ray start`) and then refuse our CPU count: "local" starts our own."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -267,13 +269,14 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
     if ray.is_initialized():
         return
     t0 = time.perf_counter()
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         _check_reachable(address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         where = f"Ray cluster at {address}"
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, max_concurrent or 0), include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, max_concurrent or 0),
+                 include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         summary.ray_start_s = time.perf_counter() - t0
         where = f"a local Ray ({summary.ray_start_s:.1f} s to start)"
     print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)

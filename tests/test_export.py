@@ -248,13 +248,13 @@ def _run_example(policy: Path, arm: Path, episodes: int) -> subprocess.Completed
                           env=ENV, cwd=EXAMPLE.parent, timeout=300)
 
 
-# 4,000 steps of the default two_link settings, seed 0, one thread (35–50 s on 2 shared
-# cores). Measured: `reacher evaluate` 82 % of 100 episodes, this script 170 of 200; at
-# 3,000 steps 51 % and 104 of 200, and a 400-step policy that barely steers 1 % and 2 of
-# 200. The bar, 16 of 40, leaves room for a slower learner on other hardware, and none for
-# a broken export or a script that feeds another observation than the env's.
-REACHING = Config(steps=4000, seed=0, eval_every=4000, eval_episodes=10, final_eval_episodes=10,
-                  checkpoint_every=4000, threads=1)
+# 3,000 steps of the default two_link settings, seed 0, one thread. Measured: `reacher
+# evaluate` 51 % of 100 episodes, this script 104 of 200 (at 4,000 steps 82 % and 170 of
+# 200), and a 400-step policy that barely steers 1 % and 2 of 200. The bar, 10 of 40 (25 %),
+# is half the trained rate, leaving room for a slower learner on other hardware, and far
+# above what a broken export or a script that feeds another observation than the env's gets.
+REACHING = Config(steps=3000, seed=0, eval_every=3000, eval_episodes=10, final_eval_episodes=10,
+                  checkpoint_every=3000, threads=1)
 
 
 @needs_onnx
@@ -269,7 +269,7 @@ def test_example_reaches_with_the_exported_policy_without_reacher(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
     successes, episodes = map(int, result.stdout.split("success ")[1].split()[0].split("/"))
-    assert episodes == 40 and successes >= 16, result.stdout
+    assert episodes == 40 and successes >= 10, result.stdout
 
 
 @needs_onnx

@@ -53,7 +53,7 @@ class PointGoal(gym.Env):
 
 gym.register(POINT_ID, entry_point=PointGoal, max_episode_steps=20)
 
-POINT = Config(env=POINT_ID, steps=3_000, warmup_steps=500, batch_size=64, hidden_sizes=(64, 64),
+POINT = Config(env=POINT_ID, steps=2_000, warmup_steps=500, batch_size=64, hidden_sizes=(64, 64),
                eval_every=1_000, eval_episodes=50, final_eval_episodes=100, checkpoint_every=100_000,
                gamma=0.95, threads=1, seed=0)
 
@@ -106,7 +106,8 @@ def _success(tmp_path, name, **changes):
 def test_hindsight_beats_no_hindsight_on_a_goal_env_from_elsewhere(tmp_path):
     with_her = _success(tmp_path, "her")
     without = _success(tmp_path, "plain", hindsight_fraction=0.0)
-    # Measured (seeds 0, 1): 100 % and 100 % with hindsight, 1 % and 12 % without.
+    # Measured (seeds 0, 1): 100 % and 100 % with hindsight, 1 % and 4 % without (at 3,000 steps
+    # 100 % and 1 %, 12 %; at 1,000 or 1,200 steps, whose noise decays sooner, 0–1 % either way).
     assert with_her >= without + 0.5, (with_her, without)
 
 

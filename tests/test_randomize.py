@@ -20,6 +20,8 @@ from reacher.goal import flatten
 from reacher.randomize import DEFAULT_RANGES, ActionHistory, Randomized, Ranges, as_trained, wrap
 from reacher.replay import ReplayBuffer, relabel
 
+from test_cli import in_process
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction", "dof_frictionloss",
           "actuator_gainprm", "actuator_biasprm")
@@ -289,14 +291,15 @@ def test_a_bad_range_is_one_error_naming_its_field(name, value):
         assert name in message and "\n" not in message, message
 
 
-def test_bad_ranges_on_the_command_line_and_in_files_create_nothing(tmp_path):
+def test_bad_ranges_on_the_command_line_and_in_files_create_nothing(tmp_path, monkeypatch, capsys):
+    # Through reacher.cli.main in this process, as test_cli runs its bad-input cases (its
+    # real-process ones show that the command is this function plus an exit code).
     cases = [("train", "--randomize-mass", "1.0", "--steps", "10", "--run-dir", "r")]
     (tmp_path / "bad.toml").write_text("[randomisation]\nrandomize_gain = -0.2\n")
     cases.append(("train", "--config", "bad.toml", "--steps", "10", "--run-dir", "r"))
     cases.append(("evaluate", "nowhere", "--config", "bad.toml"))
     for args in cases:
-        result = subprocess.run([sys.executable, "-m", "reacher", *args], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        result = in_process(args, tmp_path, monkeypatch, capsys)
         assert result.returncode == 2, result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -360,12 +363,13 @@ def test_a_resumed_randomised_run_is_the_uninterrupted_run(tmp_path, randomized_
 
 
 @pytest.mark.slow
-def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_training):
+def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_training, monkeypatch, capsys):
     randomized_training(RESUMED.replace(steps=300), tmp_path / "run", progress=False)
     result = subprocess.run([sys.executable, "-m", "reacher", "evaluate", "run", "--episodes", "3",
                              "--randomize", "--json"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1, result.stdout  # the JSON alone
     report = json.loads(result.stdout)
     assert {"success_rate", "mean_final_distance", "mean_return", "episodes"} <= set(report)
     assert report["perturbed"]["episodes"] == 3
@@ -381,15 +385,15 @@ def test_evaluate_randomize_reports_nominal_and_perturbed(tmp_path, randomized_t
     assert report["perturbed"]["mean_return"] != pytest.approx(nominal.mean_return)
     # A config file's ranges replace the defaults.
     (tmp_path / "ranges.toml").write_text("obs_noise_std = 0.05\n")
-    result = subprocess.run([sys.executable, "-m", "reacher", "evaluate", "run", "--episodes", "2",
-                             "--config", "ranges.toml"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    result = in_process(["evaluate", "run", "--episodes", "2", "--config", "ranges.toml"], tmp_path,
+                        monkeypatch, capsys)
     assert result.returncode == 0, result.stderr
     assert "nominal model" in result.stdout and "obs_noise_std 0.05" in result.stdout
 
 
 @pytest.mark.slow
-def test_policies_with_and_without_a_history_evaluate_on_delayed_models(tmp_path, randomized_training):
+def test_policies_with_and_without_a_history_evaluate_on_delayed_models(tmp_path, randomized_training,
+                                                                       monkeypatch, capsys):
     """A run trained with a delay reads its history on the nominal model too; one trained
     without reads none, even evaluated with a delay. Neither exports its history."""
     from reacher.api import load_policy
@@ -402,8 +406,7 @@ def test_policies_with_and_without_a_history_evaluate_on_delayed_models(tmp_path
         result = randomize.evaluate_randomized(policy, Ranges(action_delay_steps=3), episodes=2)
         assert result.perturbed.episodes == result.nominal.episodes == 2
     pytest.importorskip("onnxruntime")
-    result = subprocess.run([sys.executable, "-m", "reacher", "export", "delayed", "--out", "p.onnx"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = in_process(["export", "delayed", "--out", "p.onnx"], tmp_path, monkeypatch, capsys)
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "action_delay_steps = 2" in lines[0], lines

@@ -25,6 +25,8 @@ from reacher import checkpoint as ckpt
 from reacher.config import Config
 from reacher.metrics import read_metrics
 
+from test_cli import in_process
+
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
 CHECKPOINT_EVERY = 200
 LONG = ["--steps", "100000", "--warmup-steps", "100", "--batch-size", "32",
@@ -32,11 +34,6 @@ LONG = ["--steps", "100000", "--warmup-steps", "100", "--batch-size", "32",
         "--final-eval-episodes", "2", "--checkpoint-every", str(CHECKPOINT_EVERY),
         "--threads", "1", "--quiet"]
 START_TIMEOUT_S = 300  # torch's import and the first 200 steps, three runs at once on a busy 2-core machine
-
-
-def reacher(*args, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reacher", *map(str, args)], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 class Background:
@@ -159,13 +156,14 @@ def test_a_signal_says_how_to_resume(stopped, name):
     assert (run_dir / "curve.png").is_file()
 
 
-def test_resume_after_sigterm_continues_the_run(stopped):
+def test_resume_after_sigterm_continues_the_run(stopped, monkeypatch, capsys):
     run_dir = stopped["SIGTERM"][0]
     stopped_at = ckpt.load(run_dir).metadata["env_steps"]
     before = assert_one_clean_history(run_dir)
     target = stopped_at + 200
-    result = reacher("train", "--run-dir", run_dir, "--resume", "--steps", target, "--quiet",
-                     cwd=run_dir.parent)
+    # The stops above are real processes; the resume is the command in this process.
+    result = in_process(["train", "--run-dir", run_dir, "--resume", "--steps", target, "--quiet"],
+                        run_dir.parent, monkeypatch, capsys)
     assert result.returncode == 0, result.stderr
     assert ckpt.load(run_dir).metadata["env_steps"] == target
     after = assert_one_clean_history(run_dir)
@@ -177,16 +175,16 @@ def test_resume_after_sigterm_continues_the_run(stopped):
 
 # --- kill -9 --------------------------------------------------------------------------------------
 
-def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
+def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     job = Background(tmp_path, "--run-dir", run_dir, *LONG)
     try:
-        _kill_9_and_resume(tmp_path, run_dir, job)
+        _kill_9_and_resume(tmp_path, run_dir, job, monkeypatch, capsys)
     finally:
         job.close()
 
 
-def _kill_9_and_resume(tmp_path: Path, run_dir: Path, job: Background) -> None:
+def _kill_9_and_resume(tmp_path: Path, run_dir: Path, job: Background, monkeypatch, capsys) -> None:
     seen = wait_for_checkpoint(job, run_dir, 2 * CHECKPOINT_EVERY)
     # Let an evaluation row past the checkpoint be written (every 100 steps), so resume
     # has rows to drop.
@@ -209,8 +207,8 @@ def _kill_9_and_resume(tmp_path: Path, run_dir: Path, job: Background) -> None:
     killed_leftovers = leftover_temporaries(run_dir)  # possible: killed mid-write
 
     target = resumed_from + 300
-    result = reacher("train", "--run-dir", run_dir, "--resume", "--steps", target, "--quiet",
-                     cwd=tmp_path)
+    result = in_process(["train", "--run-dir", run_dir, "--resume", "--steps", target, "--quiet"], tmp_path,
+                        monkeypatch, capsys)
     assert result.returncode == 0, result.stderr
     assert ckpt.load(run_dir).metadata["env_steps"] == target
     steps = assert_one_clean_history(run_dir)

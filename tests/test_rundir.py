@@ -119,15 +119,13 @@ def test_a_metrics_csv_symlinked_elsewhere_is_refused_and_its_target_untouched(f
     assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
-def test_cli_symlinked_lock_is_one_error_line(tmp_path):
-    import subprocess
-    import sys
+def test_cli_symlinked_lock_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
 
     target, run_dir = _outside(tmp_path), tmp_path / "run"
     run_dir.mkdir()
     (run_dir / ".lock").symlink_to(target)
-    result = subprocess.run([sys.executable, "-m", "reacher", "train", "--run-dir", str(run_dir),
-                             "--steps", "100", "--quiet"], capture_output=True, text=True, timeout=120)
+    result = in_process(["train", "--run-dir", run_dir, "--steps", "100", "--quiet"], tmp_path, monkeypatch, capsys)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"error: {run_dir}/.lock: is a symbolic link; a run directory's files are never written "

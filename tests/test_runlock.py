@@ -89,14 +89,15 @@ def test_a_lock_left_by_a_killed_run_is_stale_and_taken(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_second_resume_of_a_busy_run_is_one_error_line(tmp_path):
+def test_cli_second_resume_of_a_busy_run_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
+
     run_dir = tmp_path / "run"
     train(TINY, run_dir, progress=False)
     holder = hold_in_subprocess(run_dir)
     try:
-        result = subprocess.run([sys.executable, "-m", "reacher", "train", "--run-dir", str(run_dir), "--resume",
-                                 "--steps", "300", "--quiet"], capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+        result = in_process(["train", "--run-dir", run_dir, "--resume", "--steps", "300", "--quiet"], tmp_path,
+                            monkeypatch, capsys)
     finally:
         holder.kill()
         holder.wait()
