@@ -64,8 +64,9 @@ def run(arm: str, seed: int, workdir: Path, extra: list[str], limit_s: float = 0
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     first = next((r for r in rows if r["success_rate"] and float(r["success_rate"]) >= 0.95), None)
-    if first:
-        row["first95"] = f"{float(first['wall_time']):.0f} s / {int(first['step']):,}"
+    if first:  # both clocks are read before the row's evaluation: their difference is training
+        train_s = float(first["wall_time"]) - float(first["eval_time"] or 0)
+        row["first95"] = f"{train_s:.0f} s / {int(first['step']):,}"
     if limited:
         evaluation = subprocess.run([sys.executable, "-m", "reacher", "evaluate", str(run_dir),
                                      "--episodes", "100", "--json"], cwd=ROOT, capture_output=True,

@@ -6,10 +6,10 @@ two-link arm unless --arms says otherwise, built from the same Config) and measu
 same way: --episodes deterministic episodes (50) every --eval-every steps (1000), the
 k-th evaluation on the same block of validation episodes for every method (reacher's
 own periodic seeds), success = fingertip within 2 cm at the episode's last step.
-reacher's own final evaluation (its "success" column) is on --final-episodes (100), as the
-goals are stated. Evaluation time is excluded from every training clock. Prints a table, each method's
-seconds and steps to 95 %, the ratios to reacher's median and to the fastest peer,
-and saves a plot of success against training seconds.
+reacher's own final evaluation (its "success" column) is on --final-episodes (100), as
+the goals are stated. Evaluation time is excluded from every training clock. Prints a
+table, each method's seconds and steps to 95 %, the ratios to reacher's median and to
+the fastest peer, and saves a plot of success against training seconds.
 
 The peers (--peers; all but ddpg by default):
   * sac-her: SB3 SAC with HerReplayBuffer ('future', 4 goals) and RL Zoo's FetchReach
@@ -131,10 +131,10 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
         raise SystemExit(f"interrupted by {outcome.interrupted_by}")
     curve = Curve("reacher", arm, seed, total_wall=time.perf_counter() - t0)
     rows = read_metrics(run_dir / "metrics.csv")
-    # A row's wall_time is read before its own evaluation runs, its eval_time after, so
-    # the training seconds at a row are its wall_time less the evaluations before it.
-    points = [(row["wall_time"] - (rows[i - 1]["eval_time"] if i else 0.0), row["step"], row["success_rate"],
-               row["mean_final_distance"], row["mean_return"]) for i, row in enumerate(rows)]
+    # A row's clocks are both read before its own evaluation runs (reacher.train's _log):
+    # wall_time less eval_time, the evaluations before it, is training time alone.
+    points = [(row["wall_time"] - row["eval_time"], row["step"], row["success_rate"],
+               row["mean_final_distance"], row["mean_return"]) for row in rows]
     *curve.points, curve.final_evaluation = points  # the last row is the final evaluation
     # A run that stops on success stops at the step of the periodic evaluation that
     # nominated its policy (so reached the goal there), and metrics.csv keeps one row a

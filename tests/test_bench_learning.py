@@ -131,8 +131,10 @@ def test_reachers_time_to_goal_comes_from_its_periodic_evaluations(tmp_path):
     # episodes, run after training) is kept apart, with its training seconds intact.
     assert [p[1] for p in curve.points] == [every]
     assert curve.final[1] == 2 * every
-    # Training seconds leave out every evaluation run before them, and only those: at the
-    # first evaluation none has run yet (metrics.csv's eval_time there already counts it).
+    # Training seconds leave out every evaluation run before them, and only those: a row's
+    # clocks are both read before its own evaluation, so at the first none has run yet,
+    # and the final row's eval_time is the first evaluation's time.
     first, final = read_metrics(next(tmp_path.glob("*/metrics.csv")))
+    assert first["eval_time"] == 0 and final["eval_time"] > 0
     assert curve.points[0][0] == first["wall_time"]
-    assert curve.final[0] == final["wall_time"] - first["eval_time"]
+    assert curve.final[0] == final["wall_time"] - final["eval_time"]
