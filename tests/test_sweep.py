@@ -162,6 +162,18 @@ def lock_is_free(run_dir: Path) -> bool:
         return False
 
 
+def end_sweep(proc: subprocess.Popen, run_dir: Path) -> None:
+    """Kill the sweep driver, wait until its trial's lock on `run_dir` is free (Ray's
+    workers die with the driver: no writer left), then end by pid what else of its
+    session lingers (Ray's agents)."""
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not lock_is_free(run_dir):
+        time.sleep(0.2)
+    end_session(proc.pid)
+
+
 @needs_ray
 @pytest.mark.slow
 def test_resume_after_kill_runs_only_what_is_unfinished(tmp_path, local_ray):
@@ -190,14 +202,7 @@ def test_resume_after_kill_runs_only_what_is_unfinished(tmp_path, local_ray):
             end_session(proc.pid)
             proc.wait()
         finally:
-            proc.kill()
-            proc.wait()
-            # Ray's workers die with the driver: wait until the long trial's lock is free (no
-            # writer left), then end by pid what else of this session lingers (Ray's agents).
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not lock_is_free(long.run_dir):
-                time.sleep(0.2)
-            end_session(proc.pid)
+            end_sweep(proc, long.run_dir)
     assert not (out / "results.csv").exists()
     done_before = {p: p.read_bytes() for p in short.run_dir.iterdir() if p.is_file()}
     kept_steps = int(ckpt.load(long.run_dir).metadata["env_steps"])
@@ -277,12 +282,7 @@ def test_a_running_sweep_owns_its_directory_and_sigterm_stops_it_at_once(tmp_pat
             log.seek(0)
             printed = log.read()
         finally:
-            proc.kill()
-            proc.wait()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not lock_is_free(trial.run_dir):
-                time.sleep(0.2)
-            end_session(proc.pid)
+            end_sweep(proc, trial.run_dir)
     assert code == 143, printed
     assert "continue with: reacher sweep" in printed and "Traceback" not in printed
     # The goal is 2 s. The signal is acted on within 0.1 s; the rest is ray.shutdown
