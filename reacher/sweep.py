@@ -269,10 +269,15 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
     if ray.is_initialized():
         return
     t0 = time.perf_counter()
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    source = "--address"
+    if not address and os.environ.get("RAY_ADDRESS"):
+        address, source = os.environ["RAY_ADDRESS"], "$RAY_ADDRESS"
     if address:
-        _check_reachable(address)
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        _check_reachable(address, source)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except ValueError as err:  # e.g. "Invalid address format": say which setting holds it
+            raise SweepError(f"Ray cluster at {address} ({source}): {one_line(err)}") from None
         where = f"Ray cluster at {address}"
     else:
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, max_concurrent or 0),
@@ -282,7 +287,7 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
     print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)
 
 
-def _check_reachable(address: str) -> None:
+def _check_reachable(address: str, source: str = "--address") -> None:
     """Fail in seconds, not minutes, when nothing listens at a host:port address (Ray
     itself retries for a long time)."""
     host, _, port = address.rpartition(":")
@@ -292,7 +297,7 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as err:
         raise SweepError(f"Ray cluster at {address}: cannot connect ({err.strerror or err}); start one "
-                         "with `ray start --head` or check --address") from None
+                         f"with `ray start --head` or check {source}") from None
 
 
 def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def test_a_sweep_without_address_starts_its_own_ray_and_honours_ray_address(monk
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2})
-    monkeypatch.setattr(sweep, "_check_reachable", lambda address: None)
+    monkeypatch.setattr(sweep, "_check_reachable", lambda address, source: None)
     if ray_address is None:
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
     else:
@@ -152,6 +153,23 @@ def test_a_small_sweep_end_to_end(tmp_path, local_ray, capsys):
     assert config.threads == 0  # trials ran with one thread each; the best config keeps the default
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
     assert f"* hidden_sizes={best}" in printed and str(out / "results.csv") in printed
+
+
+@needs_ray
+@pytest.mark.parametrize("address, env, named", [(None, "localhost:1", "$RAY_ADDRESS"),
+                                                 ("localhost:1", "", "--address"),
+                                                 (None, "no-port-here", "$RAY_ADDRESS"),
+                                                 ("no-port-here", "", "--address")])
+def test_a_bad_ray_address_is_one_error_naming_where_it_came_from(monkeypatch, address, env, named):
+    import ray
+
+    from reacher import sweep
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setenv("RAY_ADDRESS", env)
+    with pytest.raises(SweepError, match=rf"^Ray cluster at \S+[ :].*{re.escape(named)}") as caught:
+        sweep._start_ray(address, None, 1, SimpleNamespace(ray_start_s=None), log=sys.stderr)
+    assert "\n" not in str(caught.value)
 
 
 def lock_is_free(run_dir: Path) -> bool:
