@@ -11,7 +11,7 @@ and does not import torch.
 
 import importlib
 
-from reacher.rendering import select_gl_backend
+from reacher.sim.rendering import select_gl_backend
 
 # Must run before anything imports mujoco: MuJoCo reads MUJOCO_GL once, at import.
 select_gl_backend()
@@ -20,7 +20,7 @@ import gymnasium as _gym  # noqa: E402
 
 __version__ = "0.1.0"
 
-_ENTRY_POINT = "reacher.env:ReachEnv"
+_ENTRY_POINT = "reacher.task.env:ReachEnv"
 # Registered envs leave the episode limit to Gymnasium's TimeLimit wrapper (as its own
 # MuJoCo envs do), so gym.make(id, max_episode_steps=N) can change it: 50 steps of the
 # default 0.02-s control period are the default 1-s episode.
@@ -33,7 +33,7 @@ for _env_id, _kwargs in (("reacher/TwoLink-v0", {"arm": "two_link"}),
 
 # Top-level name -> the module that defines it.
 _API = {"Config": "reacher.config", "learn": "reacher.api", "load_policy": "reacher.api",
-        "evaluate_policy": "reacher.api", "render_policy": "reacher.api", "ReachEnv": "reacher.env"}
+        "evaluate_policy": "reacher.api", "render_policy": "reacher.api", "ReachEnv": "reacher.task.env"}
 __all__ = sorted(_API)
 
 

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from reacher.config import Config
-from reacher.evaluate import EVAL_SEED
+from reacher.run.evaluation import EVAL_SEED
 
 if TYPE_CHECKING:  # the modules behind them import torch; the CLI's --help should not wait
     import gymnasium as gym
 
-    from reacher.evaluate import Evaluation
-    from reacher.policy import TrainedPolicy
-    from reacher.train import Outcome
-    from reacher.video import VideoInfo
+    from reacher.run.evaluation import Evaluation
+    from reacher.run.policy import TrainedPolicy
+    from reacher.run.training import Outcome
+    from reacher.tools.video import VideoInfo
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -46,7 +46,7 @@ def learn(config: Config | None = None, run_dir: str | Path | None = None, *, re
     ``resume=True``: then the run there continues from its checkpoint with its saved
     config, changed by ``fields`` only (``learn(run_dir=d, resume=True, steps=40000)``).
     ``progress`` prints a line per evaluation (and a bar on a terminal) to stderr."""
-    from reacher.train import default_run_dir, train
+    from reacher.run.training import default_run_dir, train
 
     config = config if config is not None else Config()
     if fields:
@@ -61,7 +61,7 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: tuple[str, ..
     builds the env it was trained on; ``.config`` is the run's config. A run on a
     ``"module:Id"`` env needs its module named in ``env_modules`` (or imported first):
     an id read from a file never imports a module by itself."""
-    from reacher.policy import load_policy as load
+    from reacher.run.policy import load_policy as load
 
     return load(run, device=device, env_modules=env_modules)
 
@@ -75,7 +75,7 @@ def evaluate_policy(policy: TrainedPolicy | str | Path | Policy, episodes: int =
     ``policy`` is a loaded policy, a run directory or checkpoint, or any callable from
     observation to action together with the ``env`` to run it in (by default the env
     the loaded policy was trained on)."""
-    from reacher.evaluate import evaluate
+    from reacher.run.evaluation import evaluate
 
     _check_episodes(episodes)
     policy = _loaded(policy)
@@ -89,9 +89,9 @@ def render_policy(policy: TrainedPolicy | str | Path | Policy, out: str | Path, 
     """Render `episodes` deterministic episodes of `policy` to `out` (``.mp4`` or ``.gif``)
     and return the `VideoInfo`. ``policy`` and ``env`` are as for `evaluate_policy`;
     ``camera`` (``top``, ``angled`` on the built-in arms) and ``size`` (width, height)
-    frame it, and ``options`` go to `reacher.video.render_video` (``fps``,
+    frame it, and ``options`` go to `reacher.tools.video.render_video` (``fps``,
     ``trail_length``, ``hold_s``)."""
-    from reacher.video import render_video
+    from reacher.tools.video import render_video
 
     _check_episodes(episodes)
     policy = _loaded(policy)

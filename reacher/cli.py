@@ -83,7 +83,7 @@ def _caused_by_interrupt(err: BaseException) -> bool:
 
 
 def _is_user_error(err: Exception) -> bool:
-    from reacher.rendering import RenderError
+    from reacher.sim.rendering import RenderError
 
     return isinstance(err, (ValueError, OSError, CliError, RenderError))
 
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="cpu")
-    # Robustness (reacher.randomize): the same episodes on perturbed models too.
+    # Robustness (reacher.task.randomize): the same episodes on perturbed models too.
     ev.add_argument("--randomize", action="store_true",
                     help="also evaluate on perturbed models, the same episodes (ranges: --config's, else "
                          "mass and gain ±20 %%, damping and friction ±30 %%, obs noise 0.005, delay 0-1 steps)")
@@ -305,7 +305,8 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_randomized(args) -> int:
-    from reacher import randomize
+    from reacher.run import robustness
+    from reacher.task import randomize
 
     ranges = randomize.DEFAULT_RANGES
     if args.config:
@@ -315,7 +316,7 @@ def _evaluate_randomized(args) -> int:
             raise CliError(f"config file {args.config}: sets no randomisation range "
                            f"({', '.join(cfg.RANDOMISATION_FIELDS)})")
     policy = api.load_policy(args.run, device=args.device)
-    result = randomize.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
+    result = robustness.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
     if args.json:  # the nominal figures stay the top-level keys plain `evaluate` prints
         print(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
                           "ranges": ranges.as_dict()}))
@@ -330,7 +331,7 @@ def _evaluate_randomized(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from reacher.checkpoint import resolve
+    from reacher.run.checkpoint import resolve
 
     _import_modules(args)
     out = args.out or resolve(args.run).parent / "rollout.mp4"
@@ -344,7 +345,7 @@ def _seed(args) -> dict:
 
 
 def cmd_inspect(args) -> int:
-    from reacher.inspection import format_report, inspect_arm
+    from reacher.tools.inspection import format_report, inspect_arm
 
     given = cfg.read_toml(args.config) if args.config else {}
     config = cfg.Config().replace(**given) if given else cfg.Config()
@@ -355,7 +356,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from reacher.sweep import run_sweep
+    from reacher.tools.sweep import run_sweep
 
     _import_modules(args)
     summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
@@ -379,8 +380,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from reacher.checkpoint import resolve
-    from reacher.export import export_policy
+    from reacher.run.checkpoint import resolve
+    from reacher.tools.export import export_policy
 
     out = args.out or resolve(args.run).parent / "policy.onnx"
     done = export_policy(args.run, out, overwrite=args.force)
@@ -438,7 +439,7 @@ def _demo_paths(arm: str) -> tuple[Path, Path, Path, Path]:
 def _same_arm(saved: dict, config: cfg.Config) -> bool:
     """Whether a saved demo run trained the arm and end effector asked for (two files
     with one name would share a run directory)."""
-    from reacher.arm import resolve_arm_path
+    from reacher.sim.arm import resolve_arm_path
 
     try:
         same_file = Path(saved.get("arm", "")).resolve() == resolve_arm_path(config.arm).resolve()
@@ -453,7 +454,7 @@ def _arm_words(arm: str) -> str:
 
 def _demo_state(run_dir: Path) -> dict | None:
     """The demo run's checkpoint metadata, or None when there is no usable one."""
-    from reacher import checkpoint as ckpt
+    from reacher.run import checkpoint as ckpt
 
     if not (run_dir / ckpt.FILENAME).is_file():
         return None

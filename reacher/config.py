@@ -11,10 +11,11 @@ import json
 import math
 import os
 import stat
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 
 class ConfigError(ValueError):
@@ -74,11 +75,11 @@ class Config:
     steps: int = setting(0, "environment steps to train for exactly (0: until success_target is met, "
                             "at most max_steps)")
     max_steps: int = setting(0, "cap on environment steps when steps is 0 (0: 25,000 per action "
-                                "dimension, scaled with the workspace in success radii: reacher/adapt.py)")
+                                "dimension, scaled with the workspace in success radii: reacher/run/settings.py)")
     success_target: float = setting(0.95, "when steps is 0, stop once a policy whose evaluation reaches "
                                           "this success rate shows it with 95 percent confidence ...")
     success_evals: int = setting(3, "... on this many more evaluations of it, on fresh episodes "
-                                    "(reacher.gate)")
+                                    "(reacher.run.gate)")
     seed: int = setting(0, "seed for networks, noise, replay sampling and environments")
     warmup_steps: int = setting(1_000, "uniformly random actions before learning starts")
     updates_per_step: float = setting(1.0, "gradient updates per environment step")
@@ -108,7 +109,7 @@ class Config:
     noise_decay_steps: int = setting(0, "steps over which the noise decays (0: steps if set, else "
                                         "8,000 per action dimension, scaled as max_steps)")
     ou_theta: float = setting(0.15, "OU noise mean-reversion rate")
-    # --- randomisation (reacher.randomize: per-episode model error; all 0 = off) --------
+    # --- randomisation (reacher.task.randomize: per-episode model error; all 0 = off) --------
     randomize_mass: float = setting(0.0, "each episode, scale each link's mass and inertia by a factor drawn "
                                          "from [1 - X, 1 + X] (0.2: 0.8 to 1.2; below 1)")
     randomize_damping: float = setting(0.0, "each episode, scale each joint's damping by a factor drawn from "

@@ -6,7 +6,7 @@ For each arm (the built-ins, examples/arms/*.xml and the test arms of tests/conf
                 effector straight at the target (action = (target − ee) / the most one
                 action moves, clipped to [-1, 1]); the share of episodes that end within
                 2 cm, and the median final distance. This is the baseline a learned
-                ``ee`` policy is compared with, and what `reacher.adapt.control_for`
+                ``ee`` policy is compared with, and what `reacher.sim.fit.control_for`
                 was chosen from.
   hold          ``control="joint_delta"`` with zero actions for 1 s from a random start:
                 the largest joint drift (rad or m), i.e. how well it holds against gravity.
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reacher.controllers import ControlError
-from reacher.env import ReachEnv
+from reacher.sim.controllers import ControlError
+from reacher.task.env import ReachEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"four_link": "tip", "spatial_arm": "fingertip", "long_arm": "hand", "tiny_arm": "tip_link",

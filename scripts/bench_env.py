@@ -129,7 +129,7 @@ def bench(label: str, wrapped: gym.Env, unwrapped: gym.Env, seconds: float, roun
 
 
 def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> None:
-    from reacher.env import ReachEnv
+    from reacher.task.env import ReachEnv
 
     kwargs = {} if frame_skip is None else {"frame_skip": frame_skip}
     bench(arm, gym.make("reacher/Reach-v0", arm=arm, **kwargs), ReachEnv(arm, **kwargs),
@@ -138,7 +138,7 @@ def bench_arm(arm: str, seconds: float, rounds: int, frame_skip: int | None) -> 
 
 def bench_controllers(arm: str, end_effector: str, steps: int) -> None:
     """Per control step: the controller's ``act`` against ``physics.advance``, medians."""
-    from reacher.env import ReachEnv
+    from reacher.task.env import ReachEnv
 
     print(f"\ncontroller cost on {arm} ({end_effector}), {steps} control steps each, "
           "random actions, a reset every episode")

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher import adapt
-from reacher.agent import Agent
+from reacher.run import settings as adapt
+from reacher.ddpg.agent import Agent
 from reacher.config import Config
-from reacher.env import make_env
-from reacher.export import INSTALL_HINT, actor_graph, export_policy, session, torch_actions
+from reacher.run.envs import make_env
+from reacher.tools.export import INSTALL_HINT, actor_graph, export_policy, session, torch_actions
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"two_link": Config(arm="two_link"),
@@ -117,7 +117,7 @@ def main() -> int:
         agent.observe(obs)
         measure(name, actor_graph(agent, onnx).SerializeToString(), agent, obs, args.calls, args.rounds)
     if args.run:
-        from reacher.policy import load_policy
+        from reacher.run.policy import load_policy
 
         policy = load_policy(args.run)
         with tempfile.TemporaryDirectory() as tmp:

@@ -65,10 +65,10 @@ import torch
 
 import reacher  # noqa: F401  (registers the envs, picks the GL backend)
 from reacher.config import Config
-from reacher.env import make_env
-from reacher.evaluate import VALIDATION_SEED, evaluate
-from reacher.metrics import read_metrics
-from reacher.train import Training
+from reacher.run.envs import make_env
+from reacher.run.evaluation import VALIDATION_SEED, evaluate
+from reacher.run.metrics import read_metrics
+from reacher.run.training import Training
 
 GOAL = 0.95
 # Each peer and the modules it needs, in the order they run.
@@ -131,7 +131,7 @@ def run_reacher(arm: str, seed: int, eval_every: int, episodes: int, workdir: Pa
         raise SystemExit(f"interrupted by {outcome.interrupted_by}")
     curve = Curve("reacher", arm, seed, total_wall=time.perf_counter() - t0)
     rows = read_metrics(run_dir / "metrics.csv")
-    # A row's clocks are both read before its own evaluation runs (reacher.train's _log):
+    # A row's clocks are both read before its own evaluation runs (reacher.run.training's _log):
     # wall_time less eval_time, the evaluations before it, is training time alone.
     points = [(row["wall_time"] - row["eval_time"], row["step"], row["success_rate"],
                row["mean_final_distance"], row["mean_return"]) for row in rows]

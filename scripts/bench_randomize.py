@@ -3,7 +3,7 @@ randomisation (issue 17's goal: trained with the default ranges, ≥ 90 % on per
 on which a nominal-only policy falls below 80 %).
 
 For each seed this trains the arm twice for the same fixed number of steps, once on the
-nominal model and once with the training ranges (`reacher.randomize.DEFAULT_RANGES` scaled
+nominal model and once with the training ranges (`reacher.task.randomize.DEFAULT_RANGES` scaled
 by --train-scale), then evaluates both on the nominal model and on perturbed models at
 each --eval-scales multiple of the default ranges (the same 100 episode seeds everywhere;
 success = within 2 cm at the last step). Prints a Markdown table; report steps and
@@ -24,10 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reacher import checkpoint as ckpt  # noqa: E402
-from reacher import randomize  # noqa: E402
+from reacher.run import checkpoint as ckpt  # noqa: E402
+from reacher.run import robustness  # noqa: E402
+from reacher.task import randomize  # noqa: E402
 from reacher.config import Config  # noqa: E402
-from reacher.randomize import DEFAULT_RANGES, Ranges  # noqa: E402
+from reacher.task.randomize import DEFAULT_RANGES, Ranges  # noqa: E402
 
 
 def scaled(scale: float) -> Ranges:
@@ -38,16 +39,16 @@ def scaled(scale: float) -> Ranges:
 
 
 def train_once(config: Config, run_dir: Path) -> None:
-    import reacher.train
-    from reacher.env import make_env
+    import reacher.run.training
+    from reacher.run.envs import make_env
 
     if (run_dir / ckpt.FILENAME).is_file() and ckpt.load(run_dir).metadata.get("finished"):
         return
     # Training's envs randomised as the config says (a no-op once make_env wraps itself),
     # and their periodic evaluations too: they only pick nothing here (fixed steps).
-    reacher.train.make_env = lambda c, **kw: randomize.wrap(make_env(c, **kw), c)
-    config = reacher.train.prepare_run(config, run_dir, False, None)
-    training = reacher.train.Training(config, run_dir, progress=False)
+    reacher.run.training.make_env = lambda c, **kw: randomize.wrap(make_env(c, **kw), c)
+    config = reacher.run.training.prepare_run(config, run_dir, False, None)
+    training = reacher.run.training.Training(config, run_dir, progress=False)
     if training.goal_layout is not None:
         # Hindsight relabels the goal slices of what the agent stores: with an action
         # history they sit after it, where the outermost wrapper says (train.py reads the
@@ -93,7 +94,7 @@ def main() -> None:
             policy = load_policy(run_dir)
             cells = []
             for scale in scales:
-                result = randomize.evaluate_randomized(policy, scaled(scale), args.episodes)
+                result = robustness.evaluate_randomized(policy, scaled(scale), args.episodes)
                 if not cells:
                     cells.append(f"{100 * result.nominal.success_rate:.0f} %")
                 cells.append(f"{100 * result.perturbed.success_rate:.0f} % "

@@ -1,6 +1,6 @@
 """What a reset costs, in env steps: ReachEnv.reset beside ReachEnv.step on the same env.
 
-A reset draws a target and a start pose free of collisions (`reacher.collision`),
+A reset draws a target and a start pose free of collisions (`reacher.sim.collision`),
 which can cost more than a step's physics. Both are timed in the same process, in
 interleaved rounds (the machine is shared and noisy), and the median over rounds of
 each round's ratio reported. Issue 16's goal: at most 20 env steps on the built-ins
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reacher.env import ReachEnv
+from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 # Example arms by short name: (file, end effector).

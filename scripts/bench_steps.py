@@ -4,7 +4,7 @@ A short `Training` run (collection, replay sampling, hindsight relabelling and o
 per step, exactly as `reacher train` does) is timed for each arm, torch thread count and
 agent, in interleaved rounds, and the medians reported; the speed-up is the median over
 rounds of each round's own ratio. "main" is the agent of another git revision (default
-`main`): its reacher/agent.py, adam.py and networks.py are read with `git show` into a
+`main`): its reacher/ddpg/agent.py, adam.py and networks.py are read with `git show` into a
 temporary package, and the run is this checkout's in every other respect.
 
 A third row, "collect only", runs the same loop without updates (updates_per_step 0): the
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reacher import train as train_module
+from reacher.run import training as train_module
 from reacher.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from reacher.config import to_toml
-from reacher.sweep_spec import load_spec
+from reacher.tools.sweep_spec import load_spec
 
 SPEC = """steps = {steps}
 warmup_steps = 500

@@ -1,7 +1,7 @@
 """Gradient updates per second of `Agent.update` beside a plain PyTorch update, in one run.
 
 Also the act path: one observation through the default actor, in torch and in numpy
-(`Agent.act`, reacher.networks.NumpyPolicy).
+(`Agent.act`, reacher.ddpg.networks.NumpyPolicy).
 
 Three networks, each at 1 and 2 torch threads:
 
@@ -10,7 +10,7 @@ Three networks, each at 1 and 2 torch threads:
   2x256 TD3    the same with twin critics, policy_delay 2, target_noise 0.2
 
 The observation and action sizes are those of Config()'s env (two_link: 15 and 2).
-"reacher" is `Agent.update` (gradients derived by hand, reacher/update.py); "main" is
+"reacher" is `Agent.update` (gradients derived by hand, reacher/ddpg/update.py); "main" is
 the `Agent.update` of another git revision (default `main`, whose update ran through
 autograd), read with `git show` (see scripts/bench_steps.py); "plain" is the same maths
 written the textbook way (Fujimoto's TD3.py): nn.Linear
@@ -59,11 +59,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from bench_steps import agent_of
-from reacher import adapt
-from reacher.agent import Agent
+from reacher.run import settings as adapt
+from reacher.ddpg.agent import Agent
 from reacher.config import Config
-from reacher.env import make_env
-from reacher.networks import RunningNorm
+from reacher.run.envs import make_env
+from reacher.ddpg.networks import RunningNorm
 
 _MATMUL_SIZES = (256, 512, 1024)
 _N_BATCHES = 8  # pre-drawn batches, cycled, so sampling costs nothing

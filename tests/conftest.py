@@ -4,7 +4,7 @@ Each arm is an MJCF string plus what the tests need to know about its geometry
 (`ArmCase`). They are deliberately unlike the built-ins: another end-effector
 name, a body as end effector, a spatial arm under gravity, names that clash with
 the ones reacher adds. None of them has a floor, light or camera: reacher adds
-them (see reacher.scene).
+them (see reacher.sim.scene).
 """
 
 from __future__ import annotations

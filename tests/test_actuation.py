@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_collision import ARM
 
-from reacher.arm import load_arm, position_servos
-from reacher.env import ReachEnv
+from reacher.sim.arm import load_arm, position_servos
+from reacher.task.env import ReachEnv
 
 # Position servos without ctrlrange on continuous joints, as Kinova's Gen3 has them,
 # beside a motor and a velocity servo (which are not position servos).

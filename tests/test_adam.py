@@ -1,4 +1,4 @@
-"""reacher.adam.FlatAdam: exactly torch's fused Adam, stepped as one tensor, saved in its format."""
+"""reacher.ddpg.adam.FlatAdam: exactly torch's fused Adam, stepped as one tensor, saved in its format."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from reacher.adam import FlatAdam
-from reacher.networks import FlatParameters
+from reacher.ddpg.adam import FlatAdam
+from reacher.ddpg.networks import FlatParameters
 
 
 def _net() -> nn.Module:

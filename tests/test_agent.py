@@ -1,11 +1,11 @@
-"""reacher.networks, reacher.agent and reacher.update: the networks, the normaliser and one
+"""reacher.ddpg.networks, reacher.ddpg.agent and reacher.ddpg.update: the networks, the normaliser and one
 DDPG/TD3 update.
 
 The update's maths is checked on `Agent.update_autograd`, where the critic's regression
 target can be read back from the update itself: the critic loss is Σ_members mean_batch
 (Q − y)², so ∂loss/∂Q = 2(Q − y)/B and y = Q − (B/2)·∂loss/∂Q (a forward hook keeps the Q
 the update computed and its gradient). `Agent.update`, the hand-derived gradients of
-reacher.update, is then checked to take the same steps, option by option.
+reacher.ddpg.update, is then checked to take the same steps, option by option.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from reacher.agent import Agent, soft_update
 from reacher.config import Config
-from reacher.networks import Actor, Critic, EnsembleLinear, RunningNorm
+from reacher.ddpg.agent import Agent, soft_update
+from reacher.ddpg.networks import Actor, Critic, EnsembleLinear, RunningNorm
 
 OBS, ACT = 6, 2
 
@@ -337,7 +337,7 @@ def test_act_normalises_and_handles_one_or_many_observations():
     np.testing.assert_allclose(agent.act(obs[0]), many[0], rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         expected = agent.actor(agent.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()
-    # Acting runs in numpy (reacher.networks.NumpyPolicy): equal to float32 rounding.
+    # Acting runs in numpy (reacher.ddpg.networks.NumpyPolicy): equal to float32 rounding.
     np.testing.assert_allclose(many, expected, rtol=1e-5, atol=1e-6)
     unnormalised = agent.actor(torch.as_tensor(obs, dtype=torch.float32)).detach().numpy()
     assert not np.allclose(many, unnormalised)

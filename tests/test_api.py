@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import reacher
-from reacher import goal
+from reacher.task import goal
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}

@@ -1,4 +1,4 @@
-"""reacher.arm: loading, checking and completing arm files."""
+"""reacher.sim.arm: loading, checking and completing arm files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ARM_CASES, write_arm
 
-from reacher.arm import BUILTIN_ARMS, ArmFileError, builtin_path, load_arm
+from reacher.sim.arm import BUILTIN_ARMS, ArmFileError, builtin_path, load_arm
 
 BUILTIN_JOINTS = {"two_link": ("shoulder", "elbow"), "three_link": ("shoulder", "elbow", "wrist")}
 

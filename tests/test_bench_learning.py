@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import reacher  # noqa: F401  (registers the environments)
-from reacher.evaluate import VALIDATION_SEED, evaluate
-from reacher.metrics import read_metrics
+from reacher.run.evaluation import VALIDATION_SEED, evaluate
+from reacher.run.metrics import read_metrics
 
 pytest.importorskip("stable_baselines3",
                     reason="stable-baselines3 is not installed (it comes with: pip install -e '.[test]')")

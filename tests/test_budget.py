@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from reacher import adapt
 from reacher.config import Config
-from reacher.metrics import read_metrics
-from reacher.train import Training
+from reacher.run import settings as adapt
+from reacher.run.metrics import read_metrics
+from reacher.run.training import Training
+from reacher.sim import fit
 
 SMALL = dict(warmup_steps=100, batch_size=16, hidden_sizes=(16, 16), eval_every=200, eval_episodes=2,
              final_eval_episodes=2, checkpoint_every=10_000, threads=1)
@@ -84,18 +85,18 @@ def test_servo_driven_arms_get_longer_episodes(tmp_path):
     from test_collision import ARM
 
     from reacher.config import Config
-    from reacher.env import make_env
+    from reacher.run.envs import make_env
 
     path = tmp_path / "servo.xml"
     path.write_text(ARM)
-    assert make_env(Config(arm=str(path), end_effector="tip")).timing.episode_s == adapt.SERVO_EPISODE_S
-    assert make_env(Config()).timing.episode_s == adapt.EPISODE_S  # two_link: torque motors
+    assert make_env(Config(arm=str(path), end_effector="tip")).timing.episode_s == fit.SERVO_EPISODE_S
+    assert make_env(Config()).timing.episode_s == fit.EPISODE_S  # two_link: torque motors
     assert make_env(Config(arm=str(path), end_effector="tip", episode_s=0.5)).max_episode_steps == 25
 
 
 def test_the_gate_never_sees_the_final_evaluations_episodes(tmp_path, monkeypatch):
-    import reacher.train as train_module
-    from reacher.evaluate import EVAL_SEED
+    import reacher.run.training as train_module
+    from reacher.run.evaluation import EVAL_SEED
 
     seen = []
     real = train_module.evaluate

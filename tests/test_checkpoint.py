@@ -1,4 +1,4 @@
-"""reacher.checkpoint and reacher.policy: saving, loading, and refusing bad checkpoints.
+"""reacher.run.checkpoint and reacher.run.policy: saving, loading, and refusing bad checkpoints.
 
 Every refusal is a `CheckpointError` (a ValueError) whose message names the file.
 """
@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from reacher import checkpoint as ckpt
-from reacher.checkpoint import CheckpointError
 from reacher.config import Config
-from reacher.env import ReachEnv
-from reacher.policy import load_policy
-from reacher.train import Training
+from reacher.run import checkpoint as ckpt
+from reacher.run.checkpoint import CheckpointError
+from reacher.run.policy import load_policy
+from reacher.run.training import Training
+from reacher.task.env import ReachEnv
 
 TINY = Config(steps=600, warmup_steps=200, eval_every=300, eval_episodes=2, final_eval_episodes=2,
               checkpoint_every=300, batch_size=32, hidden_sizes=(32, 32), threads=1)
@@ -89,8 +89,8 @@ def _refused(path, *words) -> CheckpointError:
 # --- a trained run, saved and loaded ----------------------------------------------------------------
 
 def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
-    """load_policy reads the policy the run kept, the best evaluated (reacher.gate)."""
-    from reacher.agent import Agent
+    """load_policy reads the policy the run kept, the best evaluated (reacher.run.gate)."""
+    from reacher.ddpg.agent import Agent
 
     policy = load_policy(trained.run_dir)
     kept = Agent(trained.obs_dim, trained.act_dim, trained.config)
@@ -99,7 +99,7 @@ def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
     np.testing.assert_array_equal(policy(obs), kept.act(obs))
     for o in obs[:3]:
         np.testing.assert_array_equal(policy(o), kept.act(o))
-    # The run records its config with the arm-adapted fields resolved (reacher.adapt).
+    # The run records its config with the arm-adapted fields resolved (reacher.run.settings).
     assert policy.config == trained.config
     assert trained.config.replace(max_steps=0, noise_decay_steps=0, episode_s=0.0, control="auto") == TINY
     # The normaliser came along: without it the actions would differ.

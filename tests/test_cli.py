@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,11 @@ from pathlib import Path
 import imageio
 import numpy as np
 import pytest
+import tomllib
 from PIL import Image
 
-from reacher import adapt
 from reacher import config as cfg
+from reacher.run import settings as adapt
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
 TINY = ["--warmup-steps", "100", "--batch-size", "32", "--hidden-sizes", "32,32",
@@ -133,7 +133,7 @@ def test_config_toml_is_complete_and_follows_defaults_file_flags(run):
     for key, value in run.flags.items():
         assert saved[key] == value, key
     # Fields left at their defaults hold them, those that adapt to the arm resolved
-    # for the two-link arm's two actuators (reacher.adapt) ...
+    # for the two-link arm's two actuators (reacher.run.settings) ...
     defaults = cfg.as_dict(cfg.Config())
     expected = adapt.resolve(cfg.from_mapping({**defaults, **run.flags}), n_actuators=2, episode_s=1.0,
                              control="joint")  # auto: joint for torque motors
@@ -159,7 +159,7 @@ def test_metrics_csv(run):
 
 
 def test_checkpoint_metadata(run):
-    from reacher import checkpoint as ckpt
+    from reacher.run import checkpoint as ckpt
 
     meta = ckpt.load(run.dir).metadata
     assert meta["env_steps"] == 300
@@ -188,10 +188,10 @@ def test_evaluate_table(run, monkeypatch, capsys):
 
 
 def expected_frames(episodes: int, fps: float) -> int:
-    """What reacher.video promises: per episode one start frame, one per 1/fps of simulated
+    """What reacher.tools.video promises: per episode one start frame, one per 1/fps of simulated
     time, then the last frame held for hold_s."""
-    from reacher.env import ReachEnv
-    from reacher.video import render_video
+    from reacher.task.env import ReachEnv
+    from reacher.tools.video import render_video
 
     dt = ReachEnv("two_link").dt
     hold_s = inspect.signature(render_video).parameters["hold_s"].default
@@ -461,7 +461,7 @@ def test_debug_after_the_command(tmp_path, monkeypatch):
     # In this process: --debug lets the error through (the process above shows that a
     # raised error is the traceback on stderr), wherever the flag stands.
     from reacher import cli
-    from reacher.checkpoint import CheckpointError
+    from reacher.run.checkpoint import CheckpointError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="nope"):
@@ -489,7 +489,7 @@ def test_resume_with_another_network_is_one_error_line(run, tmp_path, monkeypatc
 
 
 def test_run_with_a_relative_arm_path_works_from_elsewhere(tmp_path, monkeypatch, capsys):
-    from reacher.arm import builtin_path
+    from reacher.sim.arm import builtin_path
 
     work = tmp_path / "work"
     work.mkdir()

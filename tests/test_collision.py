@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reacher.env import ReachEnv
+from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 

@@ -4,9 +4,9 @@ values, and the TOML file a run writes (config.toml) read back unchanged."""
 from __future__ import annotations
 
 import math
-import tomllib
 
 import pytest
+import tomllib
 
 from reacher import config as cfg
 from reacher.config import Config, ConfigError

@@ -12,11 +12,13 @@ from test_actuation import MIXED
 from test_collision import ARM as SERVO_ARM
 
 import reacher  # noqa: F401  (registers the environments)
-from reacher import adapt
-from reacher.arm import load_arm
 from reacher.config import Config, ConfigError, from_mapping, saved_base
-from reacher.controllers import ControlError
-from reacher.env import ReachEnv, make_env
+from reacher.run import settings as adapt
+from reacher.run.envs import make_env
+from reacher.sim import fit
+from reacher.sim.arm import load_arm
+from reacher.sim.controllers import ControlError
+from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 # Every example arm with its end effector (examples/arms/README.md).
@@ -188,12 +190,12 @@ def test_auto_picks_ee_for_servo_arms_and_torque_arms_with_more_than_three_actua
     # Servo arms and torque arms of 4+ actuators learn far better through ee; torque arms
     # of 2-3 actuators keep learning their torques (docs/benchmarks.md, "Learning on 7-DOF arms").
     for name in MENAGERIE + ("servo_arm", "iiwa14_torque", "four_link"):
-        assert adapt.control_for(load_arm(*_example(name)))[0] == "ee", name
+        assert fit.control_for(load_arm(*_example(name)))[0] == "ee", name
     for arm, ee in [("two_link", "fingertip"), ("three_link", "fingertip"), _example("spatial_arm"),
                     _example("tiny_arm"), _example("long_arm"), (str(arm_dir / "slider.xml"), "fingertip")]:
-        assert adapt.control_for(load_arm(arm, ee))[0] == "joint", arm
+        assert fit.control_for(load_arm(arm, ee))[0] == "joint", arm
     assert ReachEnv(servo_arm, "tip", control="auto").control == "ee"
-    control, why = adapt.control_for(load_arm(*_example("iiwa14_torque")))
+    control, why = fit.control_for(load_arm(*_example("iiwa14_torque")))
     assert "7 torque actuators" in why and "operational-space" in why
 
 
@@ -221,8 +223,8 @@ def test_make_env_reuses_a_loaded_arm_with_its_own_model(servo_arm):
 
 @pytest.mark.slow
 def test_training_loads_the_arm_once(servo_arm, tmp_path, monkeypatch):
-    from reacher import env as env_module
-    from reacher.train import Training
+    from reacher.run import envs as env_module
+    from reacher.run.training import Training
 
     calls = []
     real = env_module.load_arm
@@ -280,7 +282,7 @@ def test_ee_on_an_end_effector_no_joint_moves_is_refused(tmp_path):
                                            "end effector 'fixed'"):
         ReachEnv(path, "fixed", control="ee")
     assert ReachEnv(path, "tip", control="ee").action_space.shape == (3,)
-    assert adapt.control_for(load_arm(path, "fixed"))[0] == "joint"
+    assert fit.control_for(load_arm(path, "fixed"))[0] == "joint"
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -10,7 +10,7 @@ import imageio
 import pytest
 
 import reacher.api
-import reacher.train  # noqa: F401  (now: its progress log binds to the session's stderr, not one test's capsys)
+import reacher.run.training  # noqa: F401  (now: its progress log binds to the session's stderr, not one test's capsys)
 from reacher import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"

@@ -1,4 +1,4 @@
-"""reacher.env.ReachEnv through Gymnasium: API, observation, actions, reward, rendering."""
+"""reacher.task.env.ReachEnv through Gymnasium: API, observation, actions, reward, rendering."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from conftest import ARM_CASES, ArmCase, end_effector_pos
 from gymnasium.utils.env_checker import check_env
 
 import reacher  # noqa: F401  (registers the environments)
-from reacher.env import ReachEnv
-from reacher.reward import ReachReward
+from reacher.task.env import ReachEnv
+from reacher.task.reward import ReachReward
 
 ENV_IDS = ("reacher/TwoLink-v0", "reacher/ThreeLink-v0", "reacher/Reach-v0")
 BUILTIN_CASES = {
@@ -55,7 +55,7 @@ def _random_actions(env, n: int, seed: int = 0) -> np.ndarray:
 def test_environments_are_registered():
     for env_id in ENV_IDS:
         assert env_id in gym.registry
-        assert gym.registry[env_id].entry_point == "reacher.env:ReachEnv"
+        assert gym.registry[env_id].entry_point == "reacher.task.env:ReachEnv"
     # The episode limit is Gymnasium's TimeLimit (50 by default), not the env's own.
     assert gym.registry["reacher/TwoLink-v0"].kwargs == {"arm": "two_link", "episode_s": None}
     assert gym.registry["reacher/ThreeLink-v0"].kwargs == {"arm": "three_link", "episode_s": None}

@@ -9,8 +9,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from reacher.arm import load_arm
-from reacher.env import ReachEnv
+from reacher.sim.arm import load_arm
+from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 # file → (end effector, joints, reach in metres ± 5 %)

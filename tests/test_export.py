@@ -14,15 +14,14 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import pytest
+from conftest import BODY_HAND_XML, SLIDER_XML, write_arm
+from test_cli import ENV, assert_one_error_line, in_process, listing
 
 from reacher import cli
 from reacher.config import Config
-from reacher.env import ReachEnv
-from reacher.goal import flatten
-from reacher.train import train
-
-from conftest import BODY_HAND_XML, SLIDER_XML, write_arm
-from test_cli import ENV, assert_one_error_line, in_process, listing
+from reacher.run.training import train
+from reacher.task.env import ReachEnv
+from reacher.task.goal import flatten
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "onnx_reach.py"
@@ -46,7 +45,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exported") / "policy.onnx"
-    from reacher.export import export_policy
+    from reacher.tools.export import export_policy
 
     export_policy(tiny_run, out)
     return out
@@ -82,8 +81,8 @@ def _real_observations(policy, episodes: int = 6) -> np.ndarray:
 def test_onnxruntime_gives_the_torch_policys_actions(tiny_run, exported):
     import torch
 
-    from reacher.export import TOLERANCE
-    from reacher.policy import load_policy
+    from reacher.run.policy import load_policy
+    from reacher.tools.export import TOLERANCE
 
     policy = load_policy(tiny_run)
     observations = _real_observations(policy)
@@ -135,8 +134,8 @@ def test_export_of_other_observation_modes(changes, tmp_path):
     says how to flatten the Dict; a Gymnasium env's run exports with its action bounds."""
     import torch
 
-    from reacher.export import export_policy
-    from reacher.policy import load_policy
+    from reacher.run.policy import load_policy
+    from reacher.tools.export import export_policy
 
     train(TINY.replace(**changes), tmp_path / "run", progress=False)
     done = export_policy(tmp_path / "run", tmp_path / "p.onnx")
@@ -189,7 +188,7 @@ def test_sidecar_layout_rebuilds_the_envs_observation(name, xml, end_effector, t
     """A slide joint and a body as end effector: the layout the sidecar gives, computed from
     qpos, qvel and positions by name, is exactly the env's observation, step after step."""
     assert OFFSET_HAND_XML != BODY_HAND_XML
-    from reacher.export import reach_description
+    from reacher.tools.export import reach_description
 
     env = ReachEnv(write_arm(tmp_path, name, xml), end_effector)
     info = reach_description(env, Config())
@@ -210,7 +209,7 @@ def test_sidecar_layout_rebuilds_the_envs_observation(name, xml, end_effector, t
 
 
 def test_sidecar_says_when_servo_actions_are_offsets(tmp_path):
-    from reacher.export import reach_description
+    from reacher.tools.export import reach_description
 
     env = ReachEnv(ROOT / "examples" / "arms" / "servo_arm.xml", "tool", servo_speed=2.0)
     info = reach_description(env, Config(servo_speed=2.0))
@@ -223,7 +222,7 @@ def test_sidecar_says_when_servo_actions_are_offsets(tmp_path):
 def test_sidecar_of_another_controller_says_actions_are_its_commands():
     """An action of the 'ee' controller moves the end effector: it is no actuator control,
     so the sidecar names its three values and gives no actuator formulas for it."""
-    from reacher.export import reach_description
+    from reacher.tools.export import reach_description
 
     env = ReachEnv("two_link", control="ee")
     action = reach_description(env, Config(control="ee"))["action"]
@@ -260,7 +259,7 @@ REACHING = Config(steps=3000, seed=0, eval_every=3000, eval_episodes=10, final_e
 @needs_onnx
 @pytest.mark.slow
 def test_example_reaches_with_the_exported_policy_without_reacher(tmp_path):
-    from reacher.export import export_policy
+    from reacher.tools.export import export_policy
 
     train(REACHING, tmp_path / "run", progress=False)
     policy = tmp_path / "reach.onnx"
@@ -361,7 +360,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(name, tiny_run, tmp_path
 @needs_onnx
 def test_a_graph_that_differs_from_torch_is_refused(tiny_run, tmp_path, monkeypatch, capsys):
     """The check before writing: were onnxruntime's actions off by 1e-3, nothing is written."""
-    from reacher import export
+    from reacher.tools import export
 
     real = export.torch_actions
     monkeypatch.setattr(export, "torch_actions", lambda agent, obs: real(agent, obs) + 1e-3)

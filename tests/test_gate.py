@@ -1,4 +1,4 @@
-"""The success gate (reacher.gate): a run stops on success only when the policy it keeps is
+"""The success gate (reacher.run.gate): a run stops on success only when the policy it keeps is
 confirmed on fresh episodes, and the policy it writes is the best one evaluated."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import hashlib
 import pytest
 import torch
 
-from reacher import checkpoint as ckpt
-from reacher import gate
 from reacher.config import Config
-from reacher.evaluate import EVAL_SEED, Evaluation
-from reacher.metrics import read_metrics
-from reacher.policy import load_policy
-from reacher.train import Training
+from reacher.run import checkpoint as ckpt
+from reacher.run import gate
+from reacher.run.evaluation import EVAL_SEED, Evaluation
+from reacher.run.metrics import read_metrics
+from reacher.run.policy import load_policy
+from reacher.run.training import Training
 
 SMALL = dict(warmup_steps=100, batch_size=16, hidden_sizes=(16, 16), eval_every=100, eval_episodes=50,
              final_eval_episodes=100, checkpoint_every=10_000, threads=1)
@@ -34,7 +34,7 @@ def _digest(agent) -> str:
 def _scripted(monkeypatch, rates):
     """Evaluations that report the next of `rates` (periodic and confirmation ones; the
     final one reports 1.0), recording the seed and the actor's weights each one ran."""
-    import reacher.train as train_module
+    import reacher.run.training as train_module
 
     calls = []
 

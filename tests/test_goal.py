@@ -11,12 +11,13 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import reacher  # noqa: F401  (registers the environments)
-from reacher import goal
 from reacher.config import Config
-from reacher.env import ReachEnv, make_env
-from reacher.metrics import read_metrics
-from reacher.replay import ReplayBuffer, relabel
-from reacher.train import train
+from reacher.ddpg.replay import ReplayBuffer, relabel
+from reacher.run.envs import make_env
+from reacher.run.metrics import read_metrics
+from reacher.run.training import train
+from reacher.task import goal
+from reacher.task.env import ReachEnv
 
 ENV_IDS = ("reacher/TwoLink-v0", "reacher/ThreeLink-v0", "reacher/Reach-v0")
 EXPECTED_WARNINGS = (  # as in test_env.py: unbounded observations, no display for "human"

@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from reacher import goal
 from reacher.config import Config
-from reacher.metrics import read_metrics
-from reacher.replay import ReplayBuffer, relabel
-from reacher.train import Training
+from reacher.ddpg.replay import ReplayBuffer, relabel
+from reacher.run.metrics import read_metrics
+from reacher.run.training import Training
+from reacher.task import goal
 
 POINT_ID = "reacher_tests/PointGoal-v0"
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import reacher  # noqa: F401  (registers the environments)
-from reacher.evaluate import evaluate
+from reacher.run.evaluation import evaluate
 
 sb3 = pytest.importorskip("stable_baselines3",
                           reason="stable-baselines3 is not installed (it comes with: pip install -e '.[test]')")

@@ -24,15 +24,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reacher import checkpoint as ckpt
 from reacher import cli
 from reacher import config as cfg
-from reacher.agent import Agent
-from reacher.checkpoint import CheckpointError
+from reacher.ddpg.agent import Agent
+from reacher.ddpg.replay import ReplayBuffer
 from reacher.envids import EnvIdError, check_untrusted, import_user_modules
-from reacher.policy import load_policy
-from reacher.replay import ReplayBuffer
-from reacher.sweep_spec import load_spec
+from reacher.run import checkpoint as ckpt
+from reacher.run.checkpoint import CheckpointError
+from reacher.run.policy import load_policy
+from reacher.tools.sweep_spec import load_spec
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
 FEW = settings(max_examples=30, deadline=None, derandomize=True,

@@ -12,7 +12,7 @@ from conftest import write_arm
 from test_arm import chain_xml
 from test_cli import assert_one_error_line, in_process, ok, reacher
 
-from reacher.inspection import inspect_arm
+from reacher.tools.inspection import inspect_arm
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 

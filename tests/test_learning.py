@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from reacher import checkpoint as ckpt
 from reacher.config import Config
-from reacher.env import make_env
-from reacher.metrics import read_metrics
-from reacher.policy import load_policy
-from reacher.train import train
+from reacher.run import checkpoint as ckpt
+from reacher.run.envs import make_env
+from reacher.run.metrics import read_metrics
+from reacher.run.policy import load_policy
+from reacher.run.training import train
 
 TINY = Config(steps=600, warmup_steps=200, eval_every=300, eval_episodes=2, final_eval_episodes=2,
               checkpoint_every=300, batch_size=32, hidden_sizes=(32, 32), threads=1)

@@ -1,11 +1,16 @@
-"""reacher.noise: Gaussian and Ornstein-Uhlenbeck exploration noise, and the noise schedule."""
+"""reacher.ddpg.noise: Gaussian and Ornstein-Uhlenbeck exploration noise, and the noise schedule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reacher.noise import GaussianNoise, OrnsteinUhlenbeckNoise, make_noise, scheduled_scale
+from reacher.ddpg.noise import (
+    GaussianNoise,
+    OrnsteinUhlenbeckNoise,
+    make_noise,
+    scheduled_scale,
+)
 
 
 def _draws(noise, n: int, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""reacher.randomize: per-episode model perturbations, observation noise and action delay."""
+"""reacher.task.randomize: per-episode model perturbations, observation noise and action delay."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from reacher import checkpoint as ckpt
-from reacher import randomize
-from reacher.arm import is_position_servo
-from reacher.config import Config, ConfigError, from_mapping, load_toml, to_toml
-from reacher.env import ReachEnv, make_env
-from reacher.goal import flatten
-from reacher.randomize import DEFAULT_RANGES, ActionHistory, Randomized, Ranges, as_trained, wrap
-from reacher.replay import ReplayBuffer, relabel
-
 from test_cli import in_process
+
+from reacher.config import Config, ConfigError, from_mapping, load_toml, to_toml
+from reacher.ddpg.replay import ReplayBuffer, relabel
+from reacher.run import checkpoint as ckpt
+from reacher.run import robustness
+from reacher.run.envs import make_env
+from reacher.sim.arm import is_position_servo
+from reacher.task import randomize
+from reacher.task.env import ReachEnv
+from reacher.task.goal import flatten
+from reacher.task.randomize import (
+    DEFAULT_RANGES,
+    ActionHistory,
+    Randomized,
+    Ranges,
+    as_trained,
+    wrap,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
 PARAMS = ("body_mass", "body_inertia", "dof_damping", "geom_friction", "dof_frictionloss",
@@ -237,7 +245,7 @@ def test_the_goal_dict_carries_the_history_in_its_observation_part():
 def test_hindsight_relabelling_of_delayed_transitions_is_consistent(goal_observation):
     """What the env stored, relabelled with its own target, is what it returned; relabelled
     with another, the goal slices say that target and the history is untouched."""
-    from reacher.goal import flat_env
+    from reacher.task.goal import flat_env
 
     env = flat_env(wrap(ReachEnv("two_link", goal_observation=goal_observation), Ranges(action_delay_steps=2)))
     layout = env.get_wrapper_attr("goal_layout")
@@ -332,10 +340,10 @@ RESUMED = Config(steps=600, warmup_steps=100, batch_size=32, hidden_sizes=(32, 3
 def randomized_training():
     """Training as train.py runs it: the training env randomised and, under a delay, the
     evaluation env and hindsight relabelling reading the action history as well."""
-    import reacher.train
+    import reacher.run.training
 
     threads = torch.get_num_threads()
-    yield reacher.train.train
+    yield reacher.run.training.train
     torch.set_num_threads(threads)
 
 
@@ -403,7 +411,7 @@ def test_policies_with_and_without_a_history_evaluate_on_delayed_models(tmp_path
     for run, history in (("delayed", 2), ("nominal", 0)):
         policy = load_policy(tmp_path / run)
         assert policy.config.action_delay_steps == history
-        result = randomize.evaluate_randomized(policy, Ranges(action_delay_steps=3), episodes=2)
+        result = robustness.evaluate_randomized(policy, Ranges(action_delay_steps=3), episodes=2)
         assert result.perturbed.episodes == result.nominal.episodes == 2
     pytest.importorskip("onnxruntime")
     result = in_process(["export", "delayed", "--out", "p.onnx"], tmp_path, monkeypatch, capsys)

@@ -1,4 +1,4 @@
-"""reacher.replay: the ring buffer, episode bookkeeping, and hindsight relabelling."""
+"""reacher.ddpg.replay: the ring buffer, episode bookkeeping, and hindsight relabelling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 import reacher  # noqa: F401  (registers the environments)
 from reacher.config import Config
-from reacher.env import ReachEnv
-from reacher.replay import ReplayBuffer, n_step, relabel
-from reacher.train import Training
+from reacher.ddpg.replay import ReplayBuffer, n_step, relabel
+from reacher.run.training import Training
+from reacher.task.env import ReachEnv
 
 
 def _filled(capacity: int, n: int, obs_dim: int = 3, act_dim: int = 2) -> ReplayBuffer:

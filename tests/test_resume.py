@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from reacher import checkpoint as ckpt
-from reacher.config import Config
-from reacher.metrics import read_metrics
-
 from test_cli import in_process
+
+from reacher.config import Config
+from reacher.run import checkpoint as ckpt
+from reacher.run.metrics import read_metrics
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
 CHECKPOINT_EVERY = 200
@@ -243,7 +242,7 @@ def _assert_same_agent(a: Path, b: Path) -> None:
 def straight(tmp_path_factory):
     """600 steps uninterrupted, with a copy of the run as it stood at its step-300 checkpoint
     (decaying noise, the default, so the schedule's position must survive the resume)."""
-    from reacher.train import train
+    from reacher.run.training import train
 
     root = tmp_path_factory.mktemp("exact")
     save = ckpt.save
@@ -266,7 +265,7 @@ def straight(tmp_path_factory):
 
 
 def _resume(run_dir: Path, config: Config, steps: int) -> None:
-    from reacher.train import train
+    from reacher.run.training import train
 
     threads = torch.get_num_threads()
     try:
@@ -302,7 +301,7 @@ def test_extending_a_finished_run_matches_the_longer_run(tmp_path):
     noise changes the schedule (by design) and could not match."""
     config = EXACT.replace(noise_scale=0.2, noise_final_scale=0.2)
     threads = torch.get_num_threads()
-    from reacher.train import train
+    from reacher.run.training import train
 
     try:
         train(config, tmp_path / "long", progress=False)

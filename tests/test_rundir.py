@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from reacher import checkpoint as ckpt
 from reacher.config import Config
-from reacher.metrics import read_metrics
-from reacher.train import train
+from reacher.run import checkpoint as ckpt
+from reacher.run.metrics import read_metrics
+from reacher.run.training import train
 
 TINY = Config(steps=150, warmup_steps=50, batch_size=16, hidden_sizes=(8, 8), eval_every=100,
               eval_episodes=1, final_eval_episodes=1, checkpoint_every=100, threads=1)
@@ -89,7 +89,7 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path):
-    from reacher.rundir import RunError
+    from reacher.run.rundir import RunError
 
     target, run_dir = _outside(tmp_path), tmp_path / "run"
     run_dir.mkdir()
@@ -102,7 +102,7 @@ def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path
 
 @pytest.mark.parametrize("resume", [False, True], ids=["new run", "resume"])
 def test_a_metrics_csv_symlinked_elsewhere_is_refused_and_its_target_untouched(finished, tmp_path, resume):
-    from reacher.rundir import RunError
+    from reacher.run.rundir import RunError
 
     target = _outside(tmp_path)
     if resume:
@@ -120,7 +120,9 @@ def test_a_metrics_csv_symlinked_elsewhere_is_refused_and_its_target_untouched(f
 
 
 def test_cli_symlinked_lock_is_one_error_line(tmp_path, monkeypatch, capsys):
-    from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
+    from test_cli import (
+        in_process,  # the command's code path in this process, as test_cli's bad inputs
+    )
 
     target, run_dir = _outside(tmp_path), tmp_path / "run"
     run_dir.mkdir()
@@ -165,8 +167,8 @@ def test_resuming_a_finished_run_does_not_evaluate_it_again(finished, tmp_path):
 def test_the_final_evaluation_at_the_step_of_the_last_periodic_one_replaces_its_row(tmp_path, monkeypatch):
     """A success-gated run stops at the periodic evaluation that meets its target; the final
     evaluation at that same step is that step's one row (keeping the losses logged with it)."""
-    import reacher.train as training
-    from reacher.evaluate import Evaluation
+    import reacher.run.training as training
+    from reacher.run.evaluation import Evaluation
 
     calls = []
 
@@ -191,7 +193,7 @@ def test_the_final_evaluation_at_the_step_of_the_last_periodic_one_replaces_its_
 # --- --resume checks the checkpoint belongs to this run ---------------------------------------
 
 def test_resume_refuses_a_changed_arm_file_of_the_same_sizes(tmp_path):
-    from reacher.arm import builtin_path
+    from reacher.sim.arm import builtin_path
 
     arm = tmp_path / "arm.xml"
     xml = builtin_path("two_link").read_text()

@@ -12,16 +12,16 @@ import time
 import pytest
 
 from reacher.config import Config
-from reacher.metrics import read_metrics
-from reacher.runlock import LOCK_NAME, RunDirBusy, run_lock
-from reacher.train import Training, train
+from reacher.run.metrics import read_metrics
+from reacher.run.rundir import LOCK_NAME, RunDirBusy, run_lock
+from reacher.run.training import Training, train
 
 TINY = Config(steps=150, warmup_steps=50, batch_size=16, hidden_sizes=(8, 8), eval_every=100,
               eval_episodes=1, final_eval_episodes=1, checkpoint_every=100, threads=1)
 
 HOLD = """
 import sys, time
-from reacher.runlock import run_lock
+from reacher.run.rundir import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)
@@ -90,7 +90,9 @@ def test_a_lock_left_by_a_killed_run_is_stale_and_taken(tmp_path):
 
 @pytest.mark.slow
 def test_cli_second_resume_of_a_busy_run_is_one_error_line(tmp_path, monkeypatch, capsys):
-    from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
+    from test_cli import (
+        in_process,  # the command's code path in this process, as test_cli's bad inputs
+    )
 
     run_dir = tmp_path / "run"
     train(TINY, run_dir, progress=False)

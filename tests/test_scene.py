@@ -1,4 +1,4 @@
-"""reacher.scene: a user's arm is completed so that its video reads clearly, at any scale,
+"""reacher.sim.scene: a user's arm is completed so that its video reads clearly, at any scale,
 without any change to its physics."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import write_arm
 
-from reacher.arm import load_arm
-from reacher.env import ReachEnv
-from reacher.scene import TARGET_RADIUS_PER_REACH, VIDEO_CAMERAS
+from reacher.sim.arm import load_arm
+from reacher.sim.scene import TARGET_RADIUS_PER_REACH, VIDEO_CAMERAS
+from reacher.task.env import ReachEnv
 
 
 def spatial_arm_xml(length_m: float, group: int = 0, timestep: float = 0.01) -> str:
@@ -191,7 +191,7 @@ def test_rendered_frame_shows_arm_and_target(scaled_arms, scale):
 def test_a_frame_too_large_for_opengl_is_named_not_blamed_on_the_install():
     """Wider than any OpenGL framebuffer: the error names the size and the backend's limit,
     and the model is left able to render (issue 16: this read 'install EGL')."""
-    from reacher.rendering import RenderError, make_renderer
+    from reacher.sim.rendering import RenderError, make_renderer
 
     arm = load_arm("two_link")
     with pytest.raises(RenderError) as excinfo:

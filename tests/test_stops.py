@@ -16,12 +16,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from test_cli import (
+    in_process,  # the command's code path in this process, as test_cli's bad inputs
+)
 
-from reacher import checkpoint as ckpt
 from reacher.config import Config, ConfigError
-from reacher.train import Training, train
-
-from test_cli import in_process  # the command's code path in this process, as test_cli's bad inputs
+from reacher.run import checkpoint as ckpt
+from reacher.run.training import Training, train
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
 SMALL = ["--warmup-steps", "50", "--batch-size", "16", "--hidden-sizes", "8,8", "--threads", "1", "--quiet"]
@@ -191,7 +192,7 @@ def test_a_blow_up_is_counted_reported_and_not_learned_from(tmp_path, blowing_up
 
 
 def test_blow_ups_in_every_episode_stop_training_with_an_error_naming_it(tmp_path, blowing_up):
-    from reacher.train import PhysicsError
+    from reacher.run.training import PhysicsError
 
     name = blowing_up(at=1)
     threads = torch.get_num_threads()
@@ -203,7 +204,7 @@ def test_blow_ups_in_every_episode_stop_training_with_an_error_naming_it(tmp_pat
 
 
 def test_cli_an_arm_that_blows_up_stops_with_one_error_line_naming_it(tmp_path):
-    from reacher.arm import builtin_path
+    from reacher.sim.arm import builtin_path
 
     xml = builtin_path("two_link").read_text()
     arm = tmp_path / "explodes.xml"

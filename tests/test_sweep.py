@@ -18,13 +18,13 @@ from types import SimpleNamespace
 import pytest
 from sweep_helpers import end_session, needs_ray, write_spec
 
-from reacher import checkpoint as ckpt
 from reacher import cli
 from reacher.config import ConfigError
-from reacher.metrics import read_metrics
-from reacher.runlock import RunDirBusy, run_lock
-from reacher.sweep import INSTALL_HINT, SweepError, finished_row, run_sweep
-from reacher.sweep_spec import load_spec
+from reacher.run import checkpoint as ckpt
+from reacher.run.metrics import read_metrics
+from reacher.run.rundir import RunDirBusy, run_lock
+from reacher.tools.sweep import INSTALL_HINT, SweepError, finished_row, run_sweep
+from reacher.tools.sweep_spec import load_spec
 
 COLUMNS = ["seed", "success_rate", "mean_final_distance", "mean_return", "wall_time", "steps",
            "run_dir", "error"]
@@ -95,7 +95,7 @@ def test_a_sweep_without_address_starts_its_own_ray_and_honours_ray_address(monk
     # the machine, and then refuses the CPU count: the sweep asks for a local one.
     import ray
 
-    from reacher import sweep
+    from reacher.tools import sweep
 
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
@@ -163,7 +163,7 @@ def test_a_small_sweep_end_to_end(tmp_path, local_ray, capsys):
 def test_a_bad_ray_address_is_one_error_naming_where_it_came_from(monkeypatch, address, env, named):
     import ray
 
-    from reacher import sweep
+    from reacher.tools import sweep
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setenv("RAY_ADDRESS", env)
@@ -263,12 +263,12 @@ def test_the_fingerprint_is_what_the_spec_asks_for_not_its_layout(tmp_path):
 def test_sweep_report_does_not_import_sweep():
     import ast
 
-    import reacher.sweep_report as report
+    import reacher.tools.sweep_report as report
 
     tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert "reacher.sweep" not in imported
+    assert "reacher.tools.sweep" not in imported
 
 
 @needs_ray

@@ -9,7 +9,7 @@ import csv
 import pytest
 from sweep_helpers import needs_ray, write_spec
 
-from reacher.sweep import run_sweep
+from reacher.tools.sweep import run_sweep
 
 
 @needs_ray

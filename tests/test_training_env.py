@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reacher.arm import load_arm
 from reacher.config import Config
-from reacher.randomize import Randomized
-from reacher.train import Training
+from reacher.run.training import Training
+from reacher.sim.arm import load_arm
+from reacher.task.randomize import Randomized
 
 SMALL = dict(warmup_steps=100, batch_size=16, hidden_sizes=(16, 16), eval_every=100, eval_episodes=2,
              final_eval_episodes=2, checkpoint_every=10_000, threads=1)

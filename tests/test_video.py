@@ -1,4 +1,4 @@
-"""reacher.video: what the written MP4 and GIF files contain, and the errors before rendering.
+"""reacher.tools.video: what the written MP4 and GIF files contain, and the errors before rendering.
 
 Videos are tiny and short (a few dozen frames) because rendering is software OpenGL on
 CI machines; one MP4 is rendered once per module and inspected by several tests.
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reacher import video
-from reacher.env import ReachEnv
-from reacher.video import render_run, render_video
+from reacher.task.env import ReachEnv
+from reacher.tools import video
+from reacher.tools.video import render_run, render_video
 
 SIZE = (160, 120)  # width, height: not square, so a swapped axis shows
 STEPS = 6
@@ -282,7 +282,7 @@ def test_failure_midway_keeps_the_old_video(tmp_path):
 # --- render_run ----------------------------------------------------------------------------
 
 def test_render_run_uses_the_runs_policy_and_env(tmp_path, monkeypatch):
-    """A stand-in for reacher.policy, so the test needs neither torch nor a checkpoint."""
+    """A stand-in for reacher.run.policy, so the test needs neither torch nor a checkpoint."""
     envs = []
 
     class FakePolicy:
@@ -294,9 +294,9 @@ def test_render_run_uses_the_runs_policy_and_env(tmp_path, monkeypatch):
             return envs[-1]
 
     loaded = []
-    fake = types.ModuleType("reacher.policy")
+    fake = types.ModuleType("reacher.run.policy")
     fake.load_policy = lambda run: loaded.append(run) or FakePolicy()
-    monkeypatch.setitem(sys.modules, "reacher.policy", fake)
+    monkeypatch.setitem(sys.modules, "reacher.run.policy", fake)
 
     info = render_run(tmp_path / "run", tmp_path / "run.mp4", episodes=1, size=SIZE, hold_s=0)
     assert loaded == [tmp_path / "run"] and len(envs) == 1

@@ -1,0 +1,59 @@
+"""A trained policy loaded from a run directory or checkpoint, with the env it was trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import gymnasium as gym
+import numpy as np
+
+from reacher.config import Config, ConfigError, from_mapping, saved_base
+from reacher.ddpg.agent import Agent
+from reacher.envids import import_user_modules
+from reacher.errors import one_line
+from reacher.run import checkpoint as ckpt
+from reacher.run.envs import make_env
+from reacher.task import randomize
+from reacher.task.goal import flat_size, flatten
+
+
+@dataclass
+class TrainedPolicy:
+    config: Config
+    agent: Agent
+    checkpoint: ckpt.Checkpoint
+
+    def __call__(self, obs: np.ndarray | dict) -> np.ndarray:
+        """The deterministic action for an observation, flat or goal Dict, or a batch of
+        them (no exploration noise)."""
+        return self.agent.act(flatten(obs))
+
+    def make_env(self, render_mode: str | None = None, **render_kwargs) -> gym.Env:
+        """The env this policy was trained on (nominal model; with the action history its
+        observation held if it trained under a delay), checked against the checkpoint's sizes."""
+        env = randomize.as_trained(make_env(self.config, render_mode=render_mode, **render_kwargs),
+                                   self.config)
+        ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
+                         int(np.prod(env.action_space.shape)), "its env now")
+        return env
+
+
+def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str] = ()) -> TrainedPolicy:
+    """Load the actor (and normaliser) of a run; raises CheckpointError on a bad checkpoint.
+
+    A run's env id never imports a module by itself (see `reacher.envids`): for a run
+    trained on ``"module:Id"``, name the module in `env_modules` (or import it first)."""
+    import_user_modules(env_modules, what="env_modules")
+    checkpoint = ckpt.load(run, with_replay=False, map_location=device)
+    meta = checkpoint.metadata
+    try:
+        config = from_mapping(meta["config"], saved_base(), source=f"checkpoint {checkpoint.path}")
+        config = config.replace(device=device)
+        agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
+        # "policy" is the kept (best-evaluated) policy, see reacher.run.gate; older runs have only "agent".
+        agent.load_state_dict(checkpoint.model.get("policy", checkpoint.model["agent"]), policy_only=True)
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:
+        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+    return TrainedPolicy(config, agent, checkpoint)

@@ -1,0 +1,365 @@
+"""The run directory: its one writer's lock, its metrics log, its checkpoint, and what
+``--resume`` checks before it continues a run there.
+
+A run directory holds ``config.toml`` (the resolved config), ``metrics.csv`` (one row
+per evaluation step), ``curve.png``, ``checkpoint.ckpt``, TensorBoard events when
+tensorboard is installed, and ``.lock`` while a run writes there.
+
+What holds, however a run ends (Ctrl-C, an error, ``kill -9``):
+  * one writer at a time: ``.lock`` is an ``flock``, released by the kernel when its
+    holder dies, so a lock file left by a crash is stale by construction;
+  * nothing is followed through a symlink: a run refuses a run directory whose files
+    are links (one error line naming the file), so it never writes outside it;
+  * ``metrics.csv`` never holds two rows for one step: a new run starts it afresh, a
+    resumed one drops the rows logged after its checkpoint, and a second evaluation at
+    the same step (the final one after the periodic one that ended the run) replaces
+    the first;
+  * temporary files of a write cut short by ``kill -9`` are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import hashlib
+import io
+import os
+import socket
+from pathlib import Path
+
+from reacher.config import Config, as_dict, load_toml, saved_base
+from reacher.files import remove_temporaries, write_text
+from reacher.run import checkpoint as ckpt
+from reacher.run.metrics import COLUMNS
+from reacher.sim.arm import BUILTIN_ARMS
+
+LOCK_NAME = ".lock"
+CONFIG_NAME = "config.toml"
+METRICS_NAME = "metrics.csv"
+CURVE_NAME = "curve.png"
+RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME)
+
+# Fields that shape the networks: a checkpoint's weights only fit the same values.
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
+# Fields that define the task: the replay buffer and the policy were gathered on it, so a
+# resumed run may not change them (the arm file itself is checked by its hash).
+TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
+               "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
+               "precision_weight", "precision_scale_m", "success_radius")
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used as asked (exists already, nothing to resume)."""
+
+
+class RunDirBusy(ValueError):
+    """Another process holds the run directory's lock."""
+
+
+# --- before a run starts ------------------------------------------------------------------
+
+def default_run_dir(config: Config) -> Path:
+    name = config.env.replace("/", "_") if config.env else Path(config.arm).stem
+    return Path("runs") / f"{name}-seed{config.seed}"
+
+
+def absolute_arm(config: Config) -> Config:
+    """Record a user's arm file by absolute path, so evaluate, render and --resume find
+    it from any working directory."""
+    path = Path(config.arm).expanduser()
+    if config.env or config.arm in BUILTIN_ARMS or not path.exists():
+        return config
+    return config.replace(arm=str(path.resolve()))
+
+
+def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
+    """Check the run directory and return the config the run uses (saved one on resume)."""
+    config = absolute_arm(config)
+    refuse_links(run_dir)
+    has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
+    if resume:
+        if not run_dir.is_dir():
+            raise RunError(f"run directory {run_dir}: does not exist, nothing to resume")
+        if not has_checkpoint:
+            raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
+        config_file = run_dir / CONFIG_NAME
+        if config_file.is_file():
+            saved = load_toml(config_file, base=saved_base())
+            return absolute_arm(saved.replace(**overrides)) if overrides else saved
+        return config
+    if has_checkpoint:
+        raise RunError(f"run directory {run_dir}: already holds a run; pass --resume to continue "
+                       "it or choose another --run-dir")
+    return config
+
+
+def refuse_links(run_dir: Path) -> None:
+    """A run's own files must be files: a symlink among them could make a run write (or
+    truncate) whatever it points to."""
+    for name in RUN_FILES:
+        if (run_dir / name).is_symlink():
+            raise RunError(f"{run_dir / name}: is a symbolic link; a run directory's files are "
+                           "never written through links (remove it)")
+
+
+def arm_digest(path: str | Path) -> str:
+    """The SHA-256 of an arm file: what ties a checkpoint to the arm it was trained on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, act_dim: int,
+                    arm_sha256: str | None) -> None:
+    """Refuse to resume a checkpoint of another env, arm (file content), network or task."""
+    ckpt.check_sizes(checkpoint, obs_dim, act_dim, "this run's env")
+    meta = checkpoint.metadata
+    saved, ours = meta.get("config", {}), as_dict(config)
+    if not isinstance(saved, dict):
+        raise ckpt.CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
+    for name in NETWORK_FIELDS + TASK_FIELDS:
+        if name in saved and saved[name] != ours[name]:
+            raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
+                                                        f"a resumed run cannot change it (asked for {ours[name]!r})")
+    if not config.env:
+        saved_sha = meta.get("arm_sha256")
+        if saved_sha is not None and saved_sha != arm_sha256:
+            raise ckpt.CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
+                                                        "(its file's SHA-256 differs: the file was changed or replaced)")
+        if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
+            raise ckpt.CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
+                                                        f"a resumed run cannot change it (asked for {config.arm!r})")
+
+
+def file_id(path: Path) -> tuple | None:
+    """Which file is at `path` now: checkpoints are replaced by rename, never rewritten."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+# --- the open run directory ----------------------------------------------------------------
+
+class RunDir:
+    """A run directory held by this process: locked, cleared of a killed writer's
+    temporary files, with ``config.toml`` written and ``metrics.csv`` open.
+
+    `restored_from` is the `file_id` of the checkpoint a resumed run loaded (None for a
+    new run): under the lock the directory must still be as it was checked. On any
+    failure the lock is released and nothing has been written."""
+
+    def __init__(self, path: str | Path, config_text: str, restored_from: tuple | None = None,
+                 resume_step: int | None = None):
+        self.path = Path(path)
+        self.lock = RunLock(self.path)
+        try:
+            refuse_links(self.path)
+            self._check_still_ours(restored_from)
+            remove_temporaries(self.path)
+            write_text(self.path / CONFIG_NAME, config_text)
+            self.metrics = MetricsLog(self.path, resume_step)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / ckpt.FILENAME
+
+    def save_checkpoint(self, metadata: dict, model: dict, replay: dict | None) -> None:
+        ckpt.save(self.checkpoint_path, metadata, model, replay)
+
+    def close(self) -> None:
+        try:
+            self.metrics.close()
+        finally:
+            self.lock.release()
+
+    def _check_still_ours(self, restored_from: tuple | None) -> None:
+        current = file_id(self.checkpoint_path)
+        if restored_from is None and current is not None:
+            raise RunError(f"run directory {self.path}: another run has just started here; "
+                           "choose another --run-dir")
+        if restored_from is not None and current != restored_from:
+            raise RunDirBusy(f"run directory {self.path}: its checkpoint was rewritten by another "
+                             "run while this one started; try again")
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """os.open that refuses a symlink at `path` with one line naming it."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise RunError(f"{path}: is a symbolic link; a run directory's files are never "
+                           "written through links (remove it)") from None
+        raise
+
+
+# --- the lock ---------------------------------------------------------------------------------
+
+class RunLock:
+    """The lock of one run directory, taken when constructed (created if needed) and
+    held until `release()` or the end of a ``with`` block; raises `RunDirBusy` at once,
+    without waiting, when another process holds it.
+
+    The lock file goes on release, and so does the directory if the lock created it and
+    nothing else was written there. The file records the holder's pid and host, for the
+    message a second writer gets."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self._created = not self.run_dir.exists()
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = _acquire(self.path, self.run_dir)
+        # Written in place, not atomically: the lock is on this inode, so it must stay.
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # still holding the lock: see _acquire
+        os.close(self._fd)
+        self._fd = None
+        if self._created:
+            try:
+                self.run_dir.rmdir()  # only if empty
+            except OSError:
+                pass
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+run_lock = RunLock  # `with run_lock(run_dir): ...`
+
+
+def _acquire(path: Path, run_dir: Path) -> int:
+    while True:
+        run_dir.mkdir(parents=True, exist_ok=True)  # a releasing run may just have removed it
+        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunDirBusy(f"run directory {run_dir}: is in use by another run ({holder}); "
+                             "wait for it to end or choose another run directory") from None
+        # A holder unlinks the file before it lets go, so a lock won on a file that is no
+        # longer at `path` is worthless: open the current one and try again.
+        try:
+            if os.lstat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid, host = os.pread(fd, 200, 0).decode().split()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "holder unknown"
+    return f"pid {pid} on {host}"
+
+
+# --- the metrics log --------------------------------------------------------------------------
+
+class MetricsLog:
+    """Appends one row per evaluation to ``metrics.csv``, at most one row per step.
+
+    A new run (`resume_step` None) starts the file afresh: rows of an earlier run that
+    never reached its first checkpoint are not part of this one. A resumed run drops the
+    rows past its checkpoint's step (logged after it, then lost with the process), so the
+    file reads as one uninterrupted run."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
+        self.path = run_dir / METRICS_NAME
+        self._rows: list[dict[str, str]] = []  # as written, so a rewrite keeps them byte for byte
+        if resume_step is not None:
+            self._rows = [r for r in self._read() if _step(r) is not None and _step(r) <= resume_step]
+        self._rewrite()
+        self._file = self._open_append()
+        self._tensorboard = _tensorboard_writer(run_dir, 0 if resume_step is None else resume_step + 1)
+
+    def write(self, row: dict) -> None:
+        text = {k: _fmt(row.get(k)) for k in COLUMNS}
+        step = int(row["step"])
+        if self._rows and _step(self._rows[-1]) >= step:
+            # A second evaluation at one step (the final one right after the periodic one
+            # that ended the run): the later one wins, the earlier fills what it lacks.
+            earlier = [r for r in self._rows if _step(r) == step]
+            merged = {**(earlier[-1] if earlier else {}), **{k: v for k, v in text.items() if v != ""}}
+            self._rows = [r for r in self._rows if _step(r) < step] + [{k: merged.get(k, "") for k in COLUMNS}]
+            self._file.close()
+            self._rewrite()
+            self._file = self._open_append()
+        else:
+            self._rows.append(text)
+            csv.DictWriter(self._file, fieldnames=COLUMNS).writerow(text)
+            self._file.flush()
+        if self._tensorboard is not None:
+            names = {"success_rate": "eval/success_rate", "mean_final_distance": "eval/final_distance_m",
+                     "mean_return": "eval/return", "critic_loss": "losses/critic",
+                     "actor_loss": "losses/actor", "mean_q": "losses/mean_q",
+                     "steps_per_s": "charts/steps_per_s"}
+            for key, tag in names.items():
+                if row.get(key) is not None:
+                    self._tensorboard.add_scalar(tag, row[key], step)
+            self._tensorboard.flush()
+
+    def row_at(self, step: int) -> dict[str, str] | None:
+        return next((r for r in self._rows if _step(r) == step), None)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+    def _read(self) -> list[dict[str, str]]:
+        try:
+            fd = open_nofollow(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return []
+        with open(fd, newline="", encoding="utf-8") as f:
+            return [{k: row.get(k) or "" for k in COLUMNS} for row in csv.DictReader(f)]
+
+    def _rewrite(self) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(self._rows)
+        write_text(self.path, text.getvalue())
+
+    def _open_append(self):
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return open(fd, "a", newline="", encoding="utf-8")
+
+
+def _step(row: dict[str, str]) -> int | None:
+    try:
+        return int(float(row["step"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _tensorboard_writer(run_dir: Path, purge_step: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    # purge_step hides events at or after it that an earlier process of this run logged.
+    return SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

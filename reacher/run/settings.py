@@ -1,0 +1,72 @@
+"""Settings that adapt to the arm, so a user's own arm learns without tuning.
+
+A Config field left at its "auto" value (0, or an empty ``hidden_sizes``) is resolved
+here from what the environment is: how many action dimensions drive it and, for the
+budgets, how large its workspace is in success radii. The rules were chosen
+by measuring across arms (docs/benchmarks.md, "Any arm"), never for one file. The
+resolved values are what a run records in config.toml, so a resumed or re-evaluated
+run uses exactly them.
+"""
+
+from __future__ import annotations
+
+from reacher.config import Config
+
+# Budgets: the cap on a success-gated run and the horizon of the noise decay, per action
+# dimension, for an arm whose workspace spans REFERENCE_REACH success radii (two_link's,
+# three_link's and four_link's 0.21 m over 2 cm), scaled linearly with that span; see
+# `budget_scale`. Measured with the default 2-cm radius (docs/benchmarks.md section 4),
+# runs stopped on success after, per action dimension:
+#   two_link     R 10.5  2 dims  5-7k    (10-14k steps, 5 seeds)
+#   three_link   R 10.5  3 dims  7-11k   (22-32k, 3 seeds)
+#   four_link    R 10.5  4 dims  11k     (44k)
+#   tiny_arm     R  4.4  3 dims  2.7k    (8k): less than half the span, a third the steps
+# and at the old flat cap of 25k per actuator the larger workspaces stalled below the bar
+# with their curves still improving: long_arm (R 100, 2 dims) 34 % and 3.6 cm at 50k,
+# servo_arm (R 32, ee: 3 dims) 82 % at 100k. Steps grow with the span (tiny_arm to
+# three_link: 2.4x the span, 3.4x the steps), so the cap does too: the three R 10.5 arms
+# keep about 25k per dimension (2-5x what they use); long_arm gets 476k, servo_arm 229k.
+# The law is linear for want of more points: the two stalled arms were not rerun to
+# success, so their caps are the rule's extrapolation, not a measurement.
+MAX_STEPS_PER_ACTION_DIM = 25_000
+NOISE_DECAY_STEPS_PER_ACTION_DIM = 8_000
+REFERENCE_REACH = 10.5  # workspace radius / success radius of the reference arms
+# Below half the reference span a run's fixed costs (warm-up, the first evaluations and
+# the confirmation of the success gate) dominate, so the budgets stop shrinking there.
+MIN_BUDGET_SCALE = 0.5
+# Kept for older callers: the budgets per dimension at the reference span.
+MAX_STEPS_PER_ACTUATOR = MAX_STEPS_PER_ACTION_DIM
+NOISE_DECAY_STEPS_PER_ACTUATOR = NOISE_DECAY_STEPS_PER_ACTION_DIM
+# Two hidden layers; wider once there are more joints to coordinate.
+NARROW, WIDE = 128, 256
+WIDE_FROM_ACTUATORS = 3
+def budget_scale(reach_m: float | None, success_radius: float) -> float:
+    """How much larger than the reference arms' the task's workspace is, in success radii
+    (1 when the reach is unknown: a Gymnasium env that is not an arm)."""
+    if not reach_m or success_radius <= 0:
+        return 1.0
+    return max(MIN_BUDGET_SCALE, reach_m / success_radius / REFERENCE_REACH)
+
+
+def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
+            control: str | None = None, reach_m: float | None = None) -> Config:
+    """The config with every auto field replaced by its value for this many action
+    dimensions ``n_actuators`` (an ``ee`` controller has 3 whatever the arm's joints),
+    ``reach_m`` (the arm's workspace radius, see `budget_scale`), ``episode_s`` (the
+    length the environment chose, see `episode_seconds`) and ``control`` (the controller
+    it chose, see `control_for`)."""
+    changes = {}
+    if config.control == "auto" and control:
+        changes["control"] = control
+    if not config.episode_s and episode_s:
+        changes["episode_s"] = float(episode_s)
+    if not config.hidden_sizes:
+        width = WIDE if n_actuators >= WIDE_FROM_ACTUATORS else NARROW
+        changes["hidden_sizes"] = (width, width)
+    scale = budget_scale(reach_m, config.success_radius)
+    if not config.max_steps:
+        changes["max_steps"] = int(round(MAX_STEPS_PER_ACTION_DIM * n_actuators * scale, -3))
+    if not config.noise_decay_steps:
+        changes["noise_decay_steps"] = config.steps or int(
+            round(NOISE_DECAY_STEPS_PER_ACTION_DIM * n_actuators * scale, -3))
+    return config.replace(**changes) if changes else config

@@ -1,0 +1,100 @@
+"""The running arm: one MjData stepped in control periods, and what controllers ask of it.
+
+`reacher.sim.arm` loads and checks the model; this module runs it. `Physics` owns the
+simulation state and answers model-level questions by name — where the end effector
+is, its Jacobian, the gravity and Coriolis forces, the mass matrix — so that the
+controllers (`reacher.sim.controllers`) and the task (`reacher.task.reach`) never index MuJoCo's
+arrays themselves. It also notices when the simulation blows up.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from reacher.sim.arm import Arm
+
+# MuJoCo counts these warnings when it finds NaN/inf or huge values, and then resets
+# the state itself; mj_resetData (every reset) clears the counts.
+_BADQPOS, _BADQVEL, _BADQACC = (int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS,
+                                                 mujoco.mjtWarning.mjWARN_BADQVEL,
+                                                 mujoco.mjtWarning.mjWARN_BADQACC))
+
+
+class Physics:
+    """An arm's simulation: `advance` one control period, then read the state by name."""
+
+    def __init__(self, arm: Arm, frame_skip: int):
+        self.arm = arm
+        self.model = arm.model
+        self.data = mujoco.MjData(self.model)
+        self.frame_skip = int(frame_skip)
+        self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
+        # The end effector is a site or a body; Jacobians are asked of that object.
+        self._ee_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, arm.end_effector)
+        self._ee_body = (mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, arm.end_effector)
+                         if self._ee_site < 0 else -1)
+        self._jacp = np.zeros((3, self.model.nv))
+        self._mass = np.zeros((self.model.nv, self.model.nv))
+
+    def reset(self) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+
+    def forward(self) -> None:
+        """Recompute everything derived from the state (after setting qpos by hand)."""
+        mujoco.mj_forward(self.model, self.data)
+
+    def advance(self) -> None:
+        """`frame_skip` physics steps, leaving positions, velocities and sensors fresh.
+
+        mj_step computes sensors *before* integrating, so after it they lag the state
+        by one substep. Splitting it as mj_step2 then mj_step1 (dm_control's trick)
+        leaves them in sync at no extra cost; RK4 does not support the split, so it
+        pays for an extra mj_forward instead."""
+        m, d = self.model, self.data
+        if self._split_steps:
+            for _ in range(self.frame_skip):
+                mujoco.mj_step2(m, d)
+                mujoco.mj_step1(m, d)
+        else:
+            mujoco.mj_step(m, d, nstep=self.frame_skip)
+            mujoco.mj_forward(m, d)
+
+    def unstable(self) -> bool:
+        """Whether MuJoCo found NaN/inf or huge values since the last reset (it then
+        resets the state itself, so the episode is no longer the one that was played)."""
+        warnings = self.data.warning.number
+        return bool(warnings.any() and (warnings[_BADQPOS] or warnings[_BADQVEL]
+                                        or warnings[_BADQACC]))
+
+    # --- what controllers read ------------------------------------------------------------
+
+    def end_effector_pos(self) -> np.ndarray:
+        """The end effector's world position (m), from its sensor."""
+        return self.data.sensordata[self.arm.end_effector_adr]
+
+    def end_effector_jacobian(self) -> np.ndarray:
+        """d(end-effector xyz)/d(qvel), (3, nv), at the current state (positions must be
+        fresh, as they are after `advance` or mj_forward)."""
+        m, d = self.model, self.data
+        if self._ee_site >= 0:
+            mujoco.mj_jacSite(m, d, self._jacp, None, self._ee_site)
+        else:
+            mujoco.mj_jacBody(m, d, self._jacp, None, self._ee_body)
+        return self._jacp
+
+    def bias_forces(self) -> np.ndarray:
+        """Gravity, Coriolis and centrifugal forces per dof (``qfrc_bias``): what a
+        controller adds to hold the arm still (gravity compensation)."""
+        return self.data.qfrc_bias
+
+    def mass_matrix(self) -> np.ndarray:
+        """The joint-space inertia matrix (nv, nv), armature included."""
+        mujoco.mj_fullM(self.model, self.data, self._mass)
+        return self._mass
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self.arm.qpos_adr]
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.data.qvel[self.arm.qvel_adr]

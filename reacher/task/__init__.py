@@ -1,0 +1,2 @@
+"""The reaching task on a simulated arm: targets, observations, reward, success, the
+Gymnasium environment `ReachEnv`, its goal-conditioned form and the randomisation wrappers."""

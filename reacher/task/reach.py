@@ -1,0 +1,121 @@
+"""The reaching task: where episodes start, where the target is, what is observed, and
+how well the arm did (reward and success).
+
+It reads the running arm (`reacher.sim.physics`) but never drives it: what an action
+means is the controller's business (`reacher.sim.controllers`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reacher.sim.collision import CollisionCheck
+from reacher.sim.physics import Physics
+from reacher.task.reward import ReachReward
+
+_COLLISION_SAMPLES = 200  # random configurations that reveal by-design contact pairs
+GOAL_PARTS = 9  # fingertip, target and their difference, xyz each, end the observation
+
+
+@dataclass(frozen=True)
+class GoalLayout:
+    """Where the goal lives in the observation, so stored transitions can be relabelled
+    with another target (hindsight replay): the fingertip slice is what was achieved,
+    the target slice what was desired, and ``delta`` = fingertip − target."""
+
+    achieved: slice
+    desired: slice
+    delta: slice
+    reward: ReachReward
+    success_radius_m: float
+
+
+class ReachTask:
+    """Targets and starts drawn free of collisions, the observation, reward and success."""
+
+    def __init__(self, physics: Physics, reward: ReachReward, success_radius_m: float,
+                 end_effector_velocity: bool = False):
+        self.physics = physics
+        self.reward = reward
+        self.success_radius_m = float(success_radius_m)
+        arm = physics.arm
+        # The observation, in order, as sensordata indices (see observe): hinge angles
+        # twice (for cos and sin), the fingertip twice (for fingertip − target), and with
+        # `end_effector_velocity` three places the fingertip's velocity J·q̇ overwrites.
+        # That velocity is what a controller that moves the end effector needs: a servo
+        # arm keeps moving after an action (measured on Panda through ee: a reversed
+        # command takes two control periods to turn the end effector round), and
+        # recovering it from seven joint velocities is a nonlinear map the policy
+        # would otherwise have to learn.
+        hinge_pos = arm.joint_pos_adr[arm.hinge]
+        velocity = [arm.end_effector_adr] if end_effector_velocity else []
+        self._gather = np.concatenate([hinge_pos, hinge_pos, arm.joint_pos_adr[~arm.hinge],
+                                       arm.joint_vel_adr, *velocity, arm.end_effector_adr,
+                                       arm.target_adr, arm.end_effector_adr])
+        self._velocity = end_effector_velocity
+        self._n_hinge = len(hinge_pos)
+        n = self.observation_size = len(self._gather)
+        self.state_size = n - GOAL_PARTS  # what precedes the fingertip, target and difference
+        self.goal_layout = GoalLayout(achieved=slice(n - 9, n - 6), desired=slice(n - 6, n - 3),
+                                      delta=slice(n - 3, n), reward=reward,
+                                      success_radius_m=self.success_radius_m)
+        samples = np.random.default_rng(0).uniform(arm.joint_low, arm.joint_high,
+                                                   (_COLLISION_SAMPLES, arm.n_joints))
+        self.collision = CollisionCheck(physics.model, arm.qpos_adr, samples)
+        self.target = np.zeros(3)
+
+    def start(self, rng: np.random.Generator, target: np.ndarray | None = None) -> None:
+        """A new episode: the arm at rest in a collision-free configuration, the target at
+        `target` or at the fingertip of another such configuration (always reachable)."""
+        physics, arm = self.physics, self.physics.arm
+        d = physics.data
+        physics.reset()
+        if target is None:
+            target = arm.fingertip_at(d, self._free_configuration(rng))
+        d.qpos[arm.qpos_adr] = self._free_configuration(rng)
+        d.mocap_pos[arm.target_mocap] = target
+        physics.forward()
+        self.target = np.array(target, dtype=np.float64)
+
+    def observe(self) -> np.ndarray:
+        # One gather from sensordata in observation order, then in-place maths.
+        obs = self.physics.data.sensordata[self._gather]
+        h = self._n_hinge
+        if h:
+            np.cos(obs[:h], out=obs[:h])
+            np.sin(obs[h:2 * h], out=obs[h:2 * h])
+        np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
+        if self._velocity:
+            physics = self.physics
+            obs[-12:-9] = physics.end_effector_jacobian() @ physics.data.qvel
+        return obs
+
+    def outcome(self, obs: np.ndarray, effort: float) -> tuple[float, float, dict]:
+        """Reward and info for the observation after an action of ‖a‖² = `effort`."""
+        dx, dy, dz = obs[-3:].tolist()
+        distance = math.sqrt(dx * dx + dy * dy + dz * dz)
+        reward = self.reward.from_effort(distance, effort)
+        return reward, distance, {"distance": distance,
+                                  "is_success": distance <= self.success_radius_m,
+                                  "target": self.target.copy()}
+
+    def _free_configuration(self, rng: np.random.Generator) -> np.ndarray:
+        """Random joint positions where the arm touches neither itself nor anything else."""
+        arm = self.physics.arm
+        return self.collision.free_configuration(self.physics.data,
+                                                 lambda: arm.random_configuration(rng))
+
+
+def target_from(options: dict) -> np.ndarray:
+    """``options["target"]`` as xyz (m), or ValueError naming it."""
+    try:
+        target = np.asarray(options["target"], dtype=np.float64)
+    except (TypeError, ValueError):
+        target = np.full(1, np.nan)
+    if target.shape != (3,) or not np.isfinite(target).all():
+        raise ValueError(f"options['target'] must be 3 finite numbers (xyz, m), "
+                         f"got {options['target']!r}")
+    return target

@@ -1,0 +1,1 @@
+"""Tools built on trained runs: video, ONNX export, arm inspection, and Ray Tune sweeps."""
