@@ -225,3 +225,10 @@ def test_code_map_states_the_layering_that_test_layers_enforces():
     spec.loader.exec_module(layers)
     enforced = {k: v for k, v in layers.BELOW.items() if k != "base"}
     assert _layer_rule_in_the_map() == enforced
+
+
+def test_every_page_is_reachable_from_the_index():
+    """A page nobody links to is a page nobody reads: docs/README.md lists them all."""
+    index = _text(ROOT / "docs" / "README.md")
+    unlisted = [p.name for p in PAGES[1:] if p.name != "README.md" and f"]({p.name})" not in index]
+    assert not unlisted, f"docs/README.md does not link {unlisted}"
