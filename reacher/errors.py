@@ -21,3 +21,12 @@ def one_line(err: BaseException, limit: int | None = 300) -> str:
     characters escaped, cut at `limit` (None: not cut)."""
     text = printable(" ".join(str(err).split()))
     return text if limit is None or len(text) <= limit else text[:limit] + "…"
+
+
+class LockBusy(Exception):
+    """Another process holds the lock file at `path` (see reacher.run.lock); `holder` says
+    which, as the file records it ("pid 123 on host", or "holder unknown")."""
+
+    def __init__(self, path, holder: str):
+        super().__init__(f"{path}: held by {holder}")
+        self.path, self.holder = path, holder

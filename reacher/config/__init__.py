@@ -1,7 +1,7 @@
 """The one typed training configuration; the CLI flags and config.toml are generated from it.
 
 `schema` holds the dataclass (each field's ``help`` is its documentation: what
-``reacher train --help`` prints and the README's config reference lists) and its bounds;
+``reacher train --help`` prints and docs/configuration.md lists) and its bounds;
 `values` turns a TOML, command-line or Python value into a field's type; `tomlfile`
 reads and writes config files. Everything is imported from here.
 """

@@ -1,7 +1,7 @@
 """The training configuration's fields: the `Config` dataclass, its bounds and its checks.
 
 Each field's ``help`` is its documentation: it is what ``reacher train --help`` prints
-and what the README's config reference lists.
+and what docs/configuration.md lists.
 """
 
 from __future__ import annotations

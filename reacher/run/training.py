@@ -307,7 +307,7 @@ class Training:
     def _end_episode(self, episode_obs: list) -> None:
         self.buffer.end_episode()
         self.noise.reset()
-        self.agent.observe(np.asarray(episode_obs, dtype=np.float32).reshape(len(episode_obs), -1))
+        self.agent.update_normaliser(np.asarray(episode_obs, dtype=np.float32).reshape(len(episode_obs), -1))
         self.state.episodes += 1
 
     def _periodic(self) -> None:
