@@ -25,6 +25,10 @@ MAX_LAYERS = 64
 MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
 MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
 MAX_THREADS = 1024
+# Gradient updates per environment step: replay-ratio studies go to 20 or so (REDQ); beyond
+# this a step takes minutes, and a fractional count of 1e17 no longer changes when 1 is
+# taken from it, so a step would never end.
+MAX_UPDATES_PER_STEP = 1000
 MAX_EPISODE_S = 600.0  # see Config.validate
 MAX_EPISODE_STEPS = 1_000_000
 
@@ -190,6 +194,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
                 raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.updates_per_step > MAX_UPDATES_PER_STEP:
+            raise ConfigError(f"updates_per_step must be at most {MAX_UPDATES_PER_STEP}, got "
+                              f"{self.updates_per_step!r}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if self.batch_size > MAX_BUFFER:
