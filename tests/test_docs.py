@@ -202,7 +202,7 @@ def test_code_map_names_every_module():
     and the root's under "The base" and "Entry points"."""
     text = _text(CODE_MAP)
     listed = set()
-    for folder, body in re.findall(r"\*\*`reacher/(\w+)/`\*\*(.*?)(?=\n\n)", text, re.S):
+    for folder, body in re.findall(r"\*\*`reacher/([\w/]+?)/`\*\*(.*?)(?=\n\n)", text, re.S):
         listed |= {f"{folder}/{m}" for m in re.findall(r"`(\w+\.py)`", body)}
     for body in re.findall(r"\*\*(?:The base|Entry points)\*\*(.*?)(?=\n\n|\*\*`)", text, re.S):
         listed |= set(re.findall(r"`(\w+\.py)`", body))
