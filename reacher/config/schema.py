@@ -7,11 +7,12 @@ and what docs/configuration.md lists.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
 
-from reacher.config.values import ConfigError, short
+from reacher.config.values import ConfigError, coerce, short
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
 # deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
@@ -122,6 +123,11 @@ class Config:
     threads: int = setting(0, "torch threads (0: all cores)")
 
     def __post_init__(self):
+        # Python callers get what the CLI and config files get: each value converted to its
+        # field's type as they convert it ("false" is false, [32, 32] a tuple), or refused
+        # with the same message; a value of another type never reaches a run.
+        for name, kind in field_types().items():
+            setattr(self, name, coerce(name, getattr(self, name), kind))
         self.validate()
 
     def validate(self) -> None:
@@ -236,7 +242,13 @@ def fields() -> list[dataclasses.Field]:
 FIELDS_BY_NAME = {f.name: f for f in dataclasses.fields(Config)}
 
 
+@functools.cache
+def field_types() -> dict[str, type]:
+    """Each field's name and type (``tuple[int, ...]`` for a list of integers)."""
+    return typing.get_type_hints(Config)
+
+
 def field_type(f: dataclasses.Field) -> type:
-    return typing.get_type_hints(Config)[f.name]
+    return field_types()[f.name]
 
 
