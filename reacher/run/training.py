@@ -30,15 +30,13 @@ from reacher.errors import one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
 from reacher.run import settings as adapt
+from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.run.metrics import plot_curve, preload_plotting
 from reacher.run.rundir import (  # noqa: F401
-    NETWORK_FIELDS,
     RunDir,
     RunError,
-    absolute_arm,
-    arm_digest,
     check_resumable,
     default_run_dir,
     file_id,
