@@ -12,6 +12,7 @@ import os
 import signal
 import shutil
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -211,3 +212,22 @@ def test_a_signal_during_a_steps_updates_stops_them_and_saves(tmp_path, monkeypa
                         tmp_path / "run", progress=False)
     assert outcome.interrupted_by == "SIGINT" and len(calls) < 10
     assert (tmp_path / "run" / ckpt.FILENAME).is_file()
+
+
+# --- 9. inspect --config has train's bounds -----------------------------------------------------
+
+@pytest.mark.parametrize("line, says", [
+    ("frame_skip = 100000000", "frame_skip must be at most 1,000,000"),
+    ("frame_skip = 10000000000", "frame_skip must be at most 1,000,000"),
+    ("control_period_s = 1e9", "control_period_s must be at most 600"),
+    ("frame_skip = 100000", "frame_skip 100000 makes each action 1000 s of simulated time"),
+])
+@pytest.mark.parametrize("command", ["inspect", "train"])
+def test_timing_that_would_hang_a_step_is_refused(tmp_path, capsys, line, says, command):
+    config = tmp_path / "c.toml"
+    config.write_text(line + "\n")
+    args = ["inspect", "two_link"] if command == "inspect" else ["train", "--run-dir", tmp_path / "run"]
+    start = time.monotonic()
+    code, err = cli_run([*args, "--config", config], capsys)
+    assert says in one_error_line(code, err) and time.monotonic() - start < 5
+    assert not (tmp_path / "run").exists()

@@ -31,6 +31,7 @@ MAX_THREADS = 1024
 MAX_UPDATES_PER_STEP = 1000
 MAX_EPISODE_S = 600.0  # see Config.validate
 MAX_EPISODE_STEPS = 1_000_000
+MAX_FRAME_SKIP = 1_000_000  # physics steps per action: MuJoCo counts them in a C int
 
 
 def setting(default, help: str):
@@ -158,6 +159,12 @@ class Config:
         if self.episode_s > MAX_EPISODE_S:
             raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
                               f"episode), got {self.episode_s!r}")
+        if self.control_period_s > MAX_EPISODE_S:
+            raise ConfigError(f"control_period_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"action), got {self.control_period_s!r}")
+        if self.frame_skip > MAX_FRAME_SKIP:
+            raise ConfigError(f"frame_skip must be at most {MAX_FRAME_SKIP:,} (physics steps per action), "
+                              f"got {self.frame_skip!r}")
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
