@@ -254,6 +254,7 @@ def reach_description(env, config) -> dict:
     for a ReachEnv: the rows of its observation table, named from the arm's joints."""
     import mujoco
 
+    from reacher.run.arms import arm_digest
     from reacher.sim.arm import is_position_servo, position_servos
 
     arm, model = env.arm, env.model
@@ -312,7 +313,7 @@ def reach_description(env, config) -> dict:
     timing = env.timing
     return {
         "arm": {"name": arm.name, "file": arm_path.name,
-                "sha256": hashlib.sha256(arm_path.read_bytes()).hexdigest(),
+                "sha256": arm_digest(arm_path),
                 "joints": joints},
         "end_effector": {"name": ee, "type": "site" if ee_is_site else "body",
                          "position": f"MjData.site('{ee}').xpos" if ee_is_site else
@@ -344,7 +345,7 @@ def _action_description(env, config, actuators: list[dict]) -> dict:
             "note": "one value per actuator, in this order, written to MjData.ctrl by name"})
         return action
     # Another controller's action is a command its control law turns into actuator controls:
-    # a loop outside reacher must run the same law (reacher/sim/controllers.py) to use the policy.
+    # a loop outside reacher must run the same law (reacher/sim/controllers/) to use the policy.
     for entry in actuators:
         entry["mode"] = None
     controller_obj = getattr(env, "controller", None)
@@ -352,6 +353,6 @@ def _action_description(env, config, actuators: list[dict]) -> dict:
         "names": list(controller_obj.action_names()) if hasattr(controller_obj, "action_names") else None,
         "settings": {k: getattr(config, k) for k in ("ee_speed", "joint_rate", "servo_speed")
                      if hasattr(config, k)},
-        "note": f"actions are commands of reacher's '{controller}' controller (reacher/sim/controllers.py), "
+        "note": f"actions are commands of reacher's '{controller}' controller (reacher/sim/controllers/), "
                 "which turns them into actuator controls every control period; they are not controls"})
     return action
