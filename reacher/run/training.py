@@ -291,7 +291,7 @@ class Training:
         if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
         self.state.update_debt += c.updates_per_step
-        while self.state.update_debt >= 1.0:
+        while self.state.update_debt >= 1.0 and self._stop is None:  # a signal ends the step's updates
             self.state.update_debt -= 1.0
             idx = self.buffer.sample_indices(c.batch_size, self.rng)
             batch = self.buffer.batch(idx)
