@@ -7,11 +7,12 @@ and what docs/configuration.md lists.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
 
-from reacher.config.values import ConfigError, short
+from reacher.config.values import ConfigError, coerce, short
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
 # deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
@@ -24,8 +25,13 @@ MAX_LAYERS = 64
 MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
 MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
 MAX_THREADS = 1024
+# Gradient updates per environment step: replay-ratio studies go to 20 or so (REDQ); beyond
+# this a step takes minutes, and a fractional count of 1e17 no longer changes when 1 is
+# taken from it, so a step would never end.
+MAX_UPDATES_PER_STEP = 1000
 MAX_EPISODE_S = 600.0  # see Config.validate
 MAX_EPISODE_STEPS = 1_000_000
+MAX_FRAME_SKIP = 1_000_000  # physics steps per action: MuJoCo counts them in a C int
 
 
 def setting(default, help: str):
@@ -122,6 +128,11 @@ class Config:
     threads: int = setting(0, "torch threads (0: all cores)")
 
     def __post_init__(self):
+        # Python callers get what the CLI and config files get: each value converted to its
+        # field's type as they convert it ("false" is false, [32, 32] a tuple), or refused
+        # with the same message; a value of another type never reaches a run.
+        for name, kind in field_types().items():
+            setattr(self, name, coerce(name, getattr(self, name), kind))
         self.validate()
 
     def validate(self) -> None:
@@ -148,6 +159,12 @@ class Config:
         if self.episode_s > MAX_EPISODE_S:
             raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
                               f"episode), got {self.episode_s!r}")
+        if self.control_period_s > MAX_EPISODE_S:
+            raise ConfigError(f"control_period_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"action), got {self.control_period_s!r}")
+        if self.frame_skip > MAX_FRAME_SKIP:
+            raise ConfigError(f"frame_skip must be at most {MAX_FRAME_SKIP:,} (physics steps per action), "
+                              f"got {self.frame_skip!r}")
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
@@ -184,6 +201,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
                 raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.updates_per_step > MAX_UPDATES_PER_STEP:
+            raise ConfigError(f"updates_per_step must be at most {MAX_UPDATES_PER_STEP}, got "
+                              f"{self.updates_per_step!r}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if self.batch_size > MAX_BUFFER:
@@ -236,7 +256,13 @@ def fields() -> list[dataclasses.Field]:
 FIELDS_BY_NAME = {f.name: f for f in dataclasses.fields(Config)}
 
 
+@functools.cache
+def field_types() -> dict[str, type]:
+    """Each field's name and type (``tuple[int, ...]`` for a list of integers)."""
+    return typing.get_type_hints(Config)
+
+
 def field_type(f: dataclasses.Field) -> type:
-    return typing.get_type_hints(Config)[f.name]
+    return field_types()[f.name]
 
 

@@ -30,15 +30,13 @@ from reacher.errors import one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
 from reacher.run import settings as adapt
+from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.run.metrics import plot_curve, preload_plotting
 from reacher.run.rundir import (  # noqa: F401
-    NETWORK_FIELDS,
     RunDir,
     RunError,
-    absolute_arm,
-    arm_digest,
     check_resumable,
     default_run_dir,
     file_id,
@@ -94,9 +92,11 @@ class TrainingState:
         if "losses" in values:
             values["losses"] = {str(k): [float(x) for x in v] for k, v in values["losses"].items()}
         if values.get("final_evaluation") is not None:
-            Evaluation(**values["final_evaluation"])  # TypeError unless it is one
+            Evaluation.from_dict(values["final_evaluation"])  # TypeError unless it is one
         if values.get("best") is not None:
-            Evaluation(**values["best"]["evaluation"])
+            Evaluation.from_dict(values["best"]["evaluation"])
+        if values.get("stop_reason") not in (None, *STOP_REASONS):  # it is printed: not a format string
+            raise ValueError(f"stop_reason is {values['stop_reason']!r}, none of {', '.join(STOP_REASONS)}")
             values["best"]["step"] = int(values["best"]["step"])
         return cls(**values)
 
@@ -287,7 +287,7 @@ class Training:
         if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
         self.state.update_debt += c.updates_per_step
-        while self.state.update_debt >= 1.0:
+        while self.state.update_debt >= 1.0 and self._stop is None:  # a signal ends the step's updates
             self.state.update_debt -= 1.0
             idx = self.buffer.sample_indices(c.batch_size, self.rng)
             batch = self.buffer.batch(idx)
@@ -422,7 +422,7 @@ class Training:
         """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
         than that key, from its metrics row."""
         if self.state.final_evaluation is not None:
-            return Evaluation(**self.state.final_evaluation)
+            return Evaluation.from_dict(self.state.final_evaluation)
         row = self.metrics.row_at(self.state.env_steps)
         if row is None or row["mean_return"] == "":
             return None
