@@ -9,13 +9,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
+
+from reacher.files import UnreadableFile, open_regular
+from reacher.limits import (
+    MAX_BUFFER,
+    MAX_EPISODE_S,
+    MAX_EPISODE_STEPS,
+    MAX_HIDDEN_WEIGHTS,
+    MAX_INT,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_WIDTH,
+    config_size_problem,
+)
+from reacher.limits import MAX_CONFIG_BYTES as MAX_FILE_BYTES
 
 
 class ConfigError(ValueError):
@@ -23,19 +36,7 @@ class ConfigError(ValueError):
 
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
-# deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
-# torch's seeding, which also adds episode numbers); networks and the replay buffer are
-# allocated up front, so their sizes are capped by what memory can hold.
-MAX_INT = 2**63 - 1
-MAX_SEED = 2**62  # evaluation adds episode numbers to seeds; room left for them
-MAX_WIDTH = 65_536
-MAX_LAYERS = 64
-MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
-MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
-MAX_THREADS = 1024
-MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
-MAX_EPISODE_S = 600.0  # see Config.validate
-MAX_EPISODE_STEPS = 1_000_000
+# deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
 
 
 def setting(default, help: str):
@@ -209,6 +210,9 @@ class Config:
         if weights > MAX_HIDDEN_WEIGHTS:
             raise ConfigError(f"hidden_sizes {_short(hidden)} make {weights:,} weights between hidden "
                               f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
+        problem = config_size_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -363,11 +367,10 @@ def parse_toml_file(path: Path, where: str) -> dict:
     """A small TOML file's tables, or a ConfigError naming `where`: not a FIFO or device
     that would block or never end, not megabytes, UTF-8, and not nested beyond reason."""
     try:
-        # Non-blocking, so a FIFO is refused below instead of waiting for a writer.
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"{where}: cannot be read (not a regular file)")
+        with open(open_regular(path), "rb") as f:  # a FIFO refused, never waited on
             data = f.read(MAX_FILE_BYTES + 1)
+    except UnreadableFile as err:  # "cannot be read (no such file)", "… (is not a regular file …)"
+        raise ConfigError(f"{where}: cannot be read ({err.problem})") from None
     except OSError as err:
         raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
     if len(data) > MAX_FILE_BYTES:
