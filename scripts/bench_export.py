@@ -114,7 +114,7 @@ def main() -> int:
     for name, config in ARMS.items():
         obs, act_dim = observations(config)
         agent = Agent(obs.shape[1], act_dim, adapt.resolve(config, act_dim))
-        agent.observe(obs)
+        agent.update_normaliser(obs)
         measure(name, actor_graph(agent, onnx).SerializeToString(), agent, obs, args.calls, args.rounds)
     if args.run:
         from reacher.run.policy import load_policy

@@ -184,7 +184,7 @@ def _setup(kind: str, config: Config, obs_dim: int, act_dim: int, agent_class: t
     torch.manual_seed(0)
     agent = agent_class(obs_dim, act_dim, config)
     batches = _batches(config, obs_dim, act_dim)
-    agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+    agent.update_normaliser(np.random.default_rng(0).normal(size=(1000, obs_dim)))
     if kind == "plain":
         norm = copy.deepcopy(agent.norm)
         assert isinstance(norm, RunningNorm)
@@ -217,7 +217,7 @@ def _act_paths(obs_dim: int, act_dim: int) -> dict:
     """One observation through the default actor: torch (no_grad, inference_mode) and
     Agent.act (numpy on views of the same weights); each a function of the observation."""
     agent = Agent(obs_dim, act_dim, adapt.resolve(Config(), act_dim))
-    agent.observe(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+    agent.update_normaliser(np.random.default_rng(0).normal(size=(1000, obs_dim)))
 
     def torch_act(obs):
         return agent.actor(agent.norm(torch.as_tensor(obs, dtype=torch.float32))).numpy()

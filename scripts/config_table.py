@@ -1,7 +1,7 @@
-"""Regenerate the README's configuration reference from reacher.config.Config.
+"""Regenerate the configuration reference, docs/configuration.md, from reacher.config.Config.
 
-    python scripts/config_table.py          # rewrite README.md in place
-    python scripts/config_table.py --check  # exit 1 if README.md is out of date
+    python scripts/config_table.py          # rewrite docs/configuration.md in place
+    python scripts/config_table.py --check  # exit 1 if docs/configuration.md is out of date
 """
 
 import sys
@@ -10,6 +10,7 @@ from pathlib import Path
 from reacher.config import fields
 
 START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def table() -> str:
@@ -20,14 +21,14 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def render(readme: str) -> str:
-    head, rest = readme.split(START, 1)
+def render(page: str) -> str:
+    head, rest = page.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{table()}\n{END}{tail}"
 
 
 def main() -> int:
-    path = Path(__file__).resolve().parent.parent / "README.md"
+    path = PAGE
     text = path.read_text(encoding="utf-8")
     new = render(text)
     if "--check" in sys.argv:

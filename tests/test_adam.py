@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from reacher.config import Config
 from reacher.ddpg.adam import FlatAdam
 from reacher.ddpg.networks import FlatParameters
 
@@ -17,10 +18,10 @@ def _net() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
 
 
-def _flat(net: nn.Module) -> tuple[FlatParameters, FlatAdam]:
+def _flat(net: nn.Module, lr: float = 1e-2) -> tuple[FlatParameters, FlatAdam]:
     """`net`'s parameters laid out flat (with a target copy, as the agent does), and FlatAdam on them."""
     flat = FlatParameters([net], [copy.deepcopy(net)])
-    return flat, FlatAdam(flat.data[0], flat.grad, list(net.parameters()), lr=1e-2)
+    return flat, FlatAdam(flat.data[0], flat.grad, list(net.parameters()), lr=lr)
 
 
 def _loss(net: nn.Module, seed: int) -> torch.Tensor:
@@ -52,6 +53,28 @@ def test_steps_and_state_equal_torch_fused_adam_bitwise():
         for name, value in tensors.items():
             assert torch.equal(state["state"][i][name], value), name
             assert state["state"][i][name].dtype == value.dtype
+
+
+@pytest.mark.parametrize("lr", sorted({Config().actor_lr, Config().critic_lr, 1e-4}))
+def test_every_step_of_a_long_run_equals_torch_adam(lr):
+    """The guard on the kernel call: if a torch release changed what the functional fused Adam
+    computes or how it counts steps, this fails at the first step that differs."""
+    ours, theirs = _net(), _net()
+    _, mine = _flat(ours, lr)
+    reference = torch.optim.Adam(theirs.parameters(), lr=lr, fused=True)
+    for seed in range(200):
+        mine.descend(_loss(ours, seed))
+        _torch_step(theirs, reference, seed)
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(a, b), f"step {seed + 1}"
+    assert mine.state_dict()["state"][0]["step"] == reference.state_dict()["state"][0]["step"] == 200
+    # The default (unfused) torch Adam is the textbook algorithm; the fused kernel rounds differently.
+    plain = _net()
+    textbook = torch.optim.Adam(plain.parameters(), lr=lr)
+    for seed in range(200):
+        _torch_step(plain, textbook, seed)
+    for a, b in zip(ours.parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_step_uses_the_gradient_written_into_the_flat_buffer():

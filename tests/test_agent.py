@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from reacher.config import Config
-from reacher.ddpg.agent import Agent, soft_update
+from reacher.ddpg.agent import Agent
 from reacher.ddpg.networks import Actor, Critic, EnsembleLinear, RunningNorm
 
 OBS, ACT = 6, 2
@@ -28,7 +28,7 @@ def _agent(**changes) -> Agent:
     """A small agent whose normaliser has seen data, so the update must apply it."""
     torch.manual_seed(0)
     agent = Agent(OBS, ACT, Config(**{"hidden_sizes": (32, 32), "threads": 1, **changes}))
-    agent.observe(np.random.default_rng(0).normal(1.0, 2.0, (200, OBS)))
+    agent.update_normaliser(np.random.default_rng(0).normal(1.0, 2.0, (200, OBS)))
     return agent
 
 
@@ -174,18 +174,21 @@ def test_running_norm_starts_as_identity():
 
 # --- soft update -------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("hand", [True, False], ids=["hand", "autograd"])
 @pytest.mark.parametrize("tau", [0.005, 0.3, 1.0])
-def test_soft_update_is_polyak_averaging(tau):
-    torch.manual_seed(0)
-    target, source = Critic(OBS, ACT, (16, 16), 2), Critic(OBS, ACT, (16, 16), 2)
-    before, src = _params(target), _params(source)
-    soft_update(target, source, tau)
-    for new, old, s in zip(target.parameters(), before, src):
-        expected = (1 - tau) * old.double() + tau * s.double()
+def test_targets_move_by_polyak_averaging_after_the_actor_step(tau, hand):
+    agent = _agent(tau=tau, policy_delay=2)
+    modules = (agent.actor, agent.critic)
+    targets = (agent.actor_target, agent.critic_target)
+    update = agent.update if hand else agent.update_autograd
+    before = [p for m in targets for p in _params(m)]
+    update(*_batch(seed=1))  # no actor step yet: the targets stay
+    _assert_same([p for m in targets for p in _params(m)], before)
+    update(*_batch(seed=2))
+    for new, old, online in zip([p for m in targets for p in m.parameters()], before,
+                                [p for m in modules for p in m.parameters()]):
+        expected = (1 - tau) * old.double() + tau * online.detach().double()
         torch.testing.assert_close(new.detach().double(), expected, rtol=0, atol=1e-7)
-    _assert_same(_params(source), src)
-    if tau == 1.0:
-        _assert_same(_params(target), src)
 
 
 # --- the critic step ---------------------------------------------------------------------------------
@@ -356,7 +359,7 @@ def test_act_follows_updates_normaliser_loads_and_copies():
     before = agent.act(obs)
     for n in range(3):
         agent.update(*_batch(seed=n))
-    agent.observe(np.random.default_rng(3).normal(-4.0, 0.5, (50, OBS)))
+    agent.update_normaliser(np.random.default_rng(3).normal(-4.0, 0.5, (50, OBS)))
     after = agent.act(obs)
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, torch_act(agent), rtol=1e-5, atol=1e-6)

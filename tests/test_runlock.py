@@ -1,5 +1,6 @@
 """One writer per run directory: `reacher train` holds a lock that a second run is refused
-by, that is released when the run ends, and that a crashed holder does not leave held."""
+by, that is released when the run ends, and that a crashed holder does not leave held; a
+sweep's claim on its --out is the same lock (reacher.run.lock)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,16 @@ TINY = Config(steps=150, warmup_steps=50, batch_size=16, hidden_sizes=(8, 8), ev
 
 HOLD = """
 import sys, time
-from reacher.run.rundir import run_lock
-with run_lock(sys.argv[1]):
+from reacher.run.lock import DirectoryLock
+with DirectoryLock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     time.sleep(120)
 """
 
 
-def hold_in_subprocess(run_dir) -> subprocess.Popen:
-    """Another process that takes the lock of `run_dir` and keeps it."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True)
+def hold_in_subprocess(run_dir, name: str = LOCK_NAME) -> subprocess.Popen:
+    """Another process that takes the lock file `name` of `run_dir` and keeps it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), name], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -86,6 +87,25 @@ def test_a_lock_left_by_a_killed_run_is_stale_and_taken(tmp_path):
     start = time.monotonic()
     outcome = train(TINY, run_dir, progress=False)
     assert outcome.env_steps == 150 and time.monotonic() - start < 60
+
+
+def test_a_sweep_directory_is_claimed_with_the_same_lock(tmp_path):
+    pytest.importorskip("ray")
+    from reacher.tools.sweep import SWEEP_LOCK, SweepError, run_sweep
+    spec = tmp_path / "spec.toml"
+    spec.write_text("steps = 200\nseeds = [0]\n")
+    out = tmp_path / "out"
+    holder = hold_in_subprocess(out, SWEEP_LOCK)
+    try:
+        with pytest.raises(SweepError, match="sweep directory .*out: another sweep is running in it"):
+            run_sweep(spec, out, resume=True)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # leaves its lock file behind, stale
+        holder.wait()
+    assert (out / SWEEP_LOCK).read_text().split()[0] == str(holder.pid)
+    with pytest.raises(SweepError, match="holds no sweep, nothing to resume"):  # claimed, then checked
+        run_sweep(spec, out, resume=True)
+    assert list(out.iterdir()) == []  # released: the lock file goes
 
 
 @pytest.mark.slow

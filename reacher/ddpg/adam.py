@@ -2,17 +2,19 @@
 
 The agent keeps every parameter of a network as a view into one tensor (see
 reacher.ddpg.networks.FlatParameters), so the whole network's Adam step is one call of torch's
-fused Adam kernel on one tensor, instead of the optimiser walking its parameters and their
-state one by one; `torch.optim.Adam.step()` spends more in that bookkeeping than in the
-arithmetic at this project's network sizes. The arithmetic is the same kernel with the same
-arguments, so parameters and moments are exactly those of `torch.optim.Adam(fused=True)`
-(tests/test_adam.py), and `state_dict` is in its format, so checkpoints written before this
-optimiser existed load into it.
+functional fused Adam (`torch.optim.adam.adam(..., fused=True)`, the public function that
+`torch.optim.Adam.step()` itself calls) on one tensor, instead of the optimiser walking its
+parameters and their state one by one; `torch.optim.Adam.step()` spends more in that
+bookkeeping than in the arithmetic at this project's network sizes. The arithmetic is the same
+kernel with the same arguments, so parameters and moments are exactly those of
+`torch.optim.Adam(fused=True)` (tests/test_adam.py, step for step), and `state_dict` is in its
+format, so checkpoints written before this optimiser existed load into it.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.optim.adam import adam
 
 
 class FlatAdam:
@@ -31,30 +33,22 @@ class FlatAdam:
         self._group = torch.optim.Adam(probe, lr=lr, betas=betas, eps=eps, fused=True).state_dict()["param_groups"][0]
 
     def step(self) -> None:
-        """One Adam step from the gradient in `grad`."""
-        self.steps.add_(1)
+        """One Adam step from the gradient in `grad` (the step count advances inside)."""
         beta1, beta2 = self.betas
-        torch._fused_adam_([self.flat], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
-                           lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
+        adam([self.flat], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], fused=True,
+             lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
+             amsgrad=False, maximize=False)
 
     def descend(self, loss: torch.Tensor) -> None:
         """Backpropagate `loss` to `params` only (other leaves get no gradient) and step."""
         grads = torch.autograd.grad(loss, self.params)
-        torch._foreach_copy_(self._grad_views(), list(grads))
+        torch.cat([g.reshape(-1) for g in grads], out=self.grad)
         self.step()
 
     def rebind(self, flat: torch.Tensor, grad: torch.Tensor, params: list[torch.Tensor]) -> None:
         """Step these tensors from now on (a copied agent's own), keeping the moments."""
         assert flat.shape == self.flat.shape == grad.shape
         self.flat, self.grad, self.params = flat, grad, list(params)
-
-    def _grad_views(self) -> list[torch.Tensor]:
-        out, offset = [], 0
-        for p in self.params:
-            out.append(self.grad[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return out
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         out, offset = [], 0

@@ -29,7 +29,8 @@ from reacher.ddpg.update import HandUpdate
 
 
 class Agent:
-    """Four verbs: `act`, `update`, `state_dict`, `load_state_dict`."""
+    """Four verbs: `act`, `update`, `state_dict`, `load_state_dict` (and `update_normaliser`, fed
+    the observations the agent sees)."""
 
     def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str = "cpu"):
         self.obs_dim, self.act_dim = obs_dim, act_dim
@@ -79,7 +80,7 @@ class Agent:
             x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
             return self.actor(self.norm(x)).cpu().numpy()
 
-    def observe(self, obs: np.ndarray) -> None:
+    def update_normaliser(self, obs: np.ndarray) -> None:
         """Fold observations (n, obs_dim) into the normaliser's running statistics."""
         if isinstance(self.norm, RunningNorm):
             self.norm.update(torch.as_tensor(np.atleast_2d(obs), device=self.device))
@@ -147,11 +148,3 @@ class Agent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.updates = int(state["updates"])
 
-
-@torch.no_grad()
-def soft_update(target, source, tau: float) -> None:
-    """Polyak averaging: θ′ ← (1 − τ)·θ′ + τ·θ, for every parameter at once.
-    `target` and `source` are modules or (faster, in the update) their parameter lists."""
-    if isinstance(target, nn.Module):
-        target, source = list(target.parameters()), list(source.parameters())
-    torch._foreach_lerp_(target, source, tau)

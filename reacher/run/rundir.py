@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import csv
 import errno
-import fcntl
 import hashlib
 import io
 import os
-import socket
 from pathlib import Path
 
 from reacher.config import Config, as_dict, load_toml, saved_base
+from reacher.errors import LockBusy
 from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
+from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import COLUMNS
 from reacher.sim.arm import BUILTIN_ARMS
 
@@ -152,7 +152,7 @@ class RunDir:
     def __init__(self, path: str | Path, config_text: str, restored_from: tuple | None = None,
                  resume_step: int | None = None):
         self.path = Path(path)
-        self.lock = RunLock(self.path)
+        self.lock = run_lock(self.path)
         try:
             refuse_links(self.path)
             self._check_still_ours(restored_from)
@@ -199,73 +199,21 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
 
 # --- the lock ---------------------------------------------------------------------------------
 
-class RunLock:
-    """The lock of one run directory, taken when constructed (created if needed) and
-    held until `release()` or the end of a ``with`` block; raises `RunDirBusy` at once,
-    without waiting, when another process holds it.
-
-    The lock file goes on release, and so does the directory if the lock created it and
-    nothing else was written there. The file records the holder's pid and host, for the
-    message a second writer gets."""
-
-    def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
-        self._created = not self.run_dir.exists()
-        self.path = self.run_dir / LOCK_NAME
-        self._fd: int | None = _acquire(self.path, self.run_dir)
-        # Written in place, not atomically: the lock is on this inode, so it must stay.
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        self.path.unlink(missing_ok=True)  # still holding the lock: see _acquire
-        os.close(self._fd)
-        self._fd = None
-        if self._created:
-            try:
-                self.run_dir.rmdir()  # only if empty
-            except OSError:
-                pass
-
-    def __enter__(self) -> "RunLock":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-run_lock = RunLock  # `with run_lock(run_dir): ...`
-
-
-def _acquire(path: Path, run_dir: Path) -> int:
-    while True:
-        run_dir.mkdir(parents=True, exist_ok=True)  # a releasing run may just have removed it
-        fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise RunDirBusy(f"run directory {run_dir}: is in use by another run ({holder}); "
-                             "wait for it to end or choose another run directory") from None
-        # A holder unlinks the file before it lets go, so a lock won on a file that is no
-        # longer at `path` is worthless: open the current one and try again.
-        try:
-            if os.lstat(path).st_ino == os.fstat(fd).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _holder(fd: int) -> str:
+def run_lock(run_dir: str | Path) -> DirectoryLock:
+    """The lock of one run directory (reacher.run.lock), taken now and held until
+    `release()` or the end of a ``with`` block; raises `RunDirBusy` at once, without
+    waiting, when another process holds it."""
+    run_dir = Path(run_dir)
     try:
-        pid, host = os.pread(fd, 200, 0).decode().split()
-    except (OSError, UnicodeDecodeError, ValueError):
-        return "holder unknown"
-    return f"pid {pid} on {host}"
+        return DirectoryLock(run_dir, LOCK_NAME)
+    except LockBusy as busy:
+        raise RunDirBusy(f"run directory {run_dir}: is in use by another run ({busy.holder}); "
+                         "wait for it to end or choose another run directory") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise RunError(f"{run_dir / LOCK_NAME}: is a symbolic link; a run directory's files are "
+                           "never written through links (remove it)") from None
+        raise
 
 
 # --- the metrics log --------------------------------------------------------------------------

@@ -94,9 +94,11 @@ class TrainingState:
         if "losses" in values:
             values["losses"] = {str(k): [float(x) for x in v] for k, v in values["losses"].items()}
         if values.get("final_evaluation") is not None:
-            Evaluation(**values["final_evaluation"])  # TypeError unless it is one
+            Evaluation.from_dict(values["final_evaluation"])  # TypeError unless it is one
         if values.get("best") is not None:
-            Evaluation(**values["best"]["evaluation"])
+            Evaluation.from_dict(values["best"]["evaluation"])
+        if values.get("stop_reason") not in (None, *STOP_REASONS):  # it is printed: not a format string
+            raise ValueError(f"stop_reason is {values['stop_reason']!r}, none of {', '.join(STOP_REASONS)}")
             values["best"]["step"] = int(values["best"]["step"])
         return cls(**values)
 
@@ -305,7 +307,7 @@ class Training:
     def _end_episode(self, episode_obs: list) -> None:
         self.buffer.end_episode()
         self.noise.reset()
-        self.agent.observe(np.asarray(episode_obs, dtype=np.float32).reshape(len(episode_obs), -1))
+        self.agent.update_normaliser(np.asarray(episode_obs, dtype=np.float32).reshape(len(episode_obs), -1))
         self.state.episodes += 1
 
     def _periodic(self) -> None:
@@ -422,7 +424,7 @@ class Training:
         """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
         than that key, from its metrics row."""
         if self.state.final_evaluation is not None:
-            return Evaluation(**self.state.final_evaluation)
+            return Evaluation.from_dict(self.state.final_evaluation)
         row = self.metrics.row_at(self.state.env_steps)
         if row is None or row["mean_return"] == "":
             return None

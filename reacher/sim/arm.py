@@ -30,6 +30,7 @@ from reacher.sim.armfile import (  # noqa: F401 (ArmFileError, BUILTIN_ARMS, bui
     read_spec,
     resolve_arm_path,
 )
+from reacher.errors import printable
 from reacher.sim.checks import model_problem
 from reacher.sim.scene import complete_scene, show_hidden_geoms, target_radius
 from reacher.sim.workspace import Kinematics, max_reach, world_pos
@@ -154,14 +155,30 @@ def _check_joints_and_actuators(spec: mujoco.MjSpec, path: Path) -> None:
 
 
 def _find_end_effector(spec: mujoco.MjSpec, path: Path, name: str) -> mujoco.mjtObj:
-    if any(s.name == name for s in spec.sites):
-        return mujoco.mjtObj.mjOBJ_SITE
-    if any(b.name == name for b in spec.bodies if b.name != "world"):
-        return mujoco.mjtObj.mjOBJ_BODY
+    site = next((s for s in spec.sites if s.name == name), None)
+    body = site.parent if site is not None else next(
+        (b for b in spec.bodies if b.name == name and b.name != "world"), None)
+    if body is not None:
+        _check_moved_by_the_arm(body, path, name)
+        return mujoco.mjtObj.mjOBJ_SITE if site is not None else mujoco.mjtObj.mjOBJ_BODY
     sites = ", ".join(s.name for s in spec.sites if s.name) or "none"
     bodies = ", ".join(b.name for b in spec.bodies if b.name and b.name != "world") or "none"
-    raise ArmFileError(path, f"has no site or body named '{name}' for the end effector "
-                             f"(sites: {sites}; bodies: {bodies})")
+    raise ArmFileError(path, f"has no site or body named '{printable(name)}' for the end effector "
+                             f"(sites: {printable(sites)}; bodies: {printable(bodies)})")
+
+
+def _check_moved_by_the_arm(body, path: Path, name: str) -> None:
+    """An end effector the arm's joints cannot move (the mocap target, which reacher moves
+    itself, or what is fixed to the world) would be "reached" by learning nothing."""
+    chain = body
+    while chain.name != "world" and not chain.mocap and not chain.joints:
+        chain = chain.parent
+    if chain.mocap:
+        raise ArmFileError(path, f"end effector '{printable(name)}' is on the mocap body '{printable(chain.name)}', "
+                                 "which reacher moves as the target; name a site or body of the arm")
+    if chain.name == "world":
+        raise ArmFileError(path, f"end effector '{printable(name)}' is fixed to the world: no joint moves "
+                                 "it; name a site or body of the arm")
 
 
 # --- completing the model --------------------------------------------------------------

@@ -4,7 +4,8 @@
 simulation state and answers model-level questions by name — where the end effector
 is, its Jacobian, the gravity and Coriolis forces, the mass matrix — so that the
 controllers (`reacher.sim.controllers`) and the task (`reacher.task.reach`) never index MuJoCo's
-arrays themselves. It also notices when the simulation blows up.
+arrays themselves. The readers take an optional index (a slice or an index array, as
+numpy takes it) so that a controller reads just the joints it drives. It also notices when the simulation blows up.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ class Physics:
         self.model = arm.model
         self.data = mujoco.MjData(self.model)
         self.frame_skip = int(frame_skip)
+        # Seconds per control period: every controller's steps and gains are per period.
+        self.control_period_s = self.frame_skip * self.model.opt.timestep
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
         # The end effector is a site or a body; Jacobians are asked of that object.
         self._ee_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, arm.end_effector)
         self._ee_body = (mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, arm.end_effector)
                          if self._ee_site < 0 else -1)
+        # Views of the state that controllers read every period: the bindings build a new
+        # view on every attribute access, which costs as much as the arithmetic on a small arm.
+        self._qpos, self._qvel = self.data.qpos, self.data.qvel
+        self._qfrc_bias, self._ctrl = self.data.qfrc_bias, self.data.ctrl
         self._jacp = np.zeros((3, self.model.nv))
         self._mass = np.zeros((self.model.nv, self.model.nv))
 
@@ -73,28 +80,35 @@ class Physics:
         """The end effector's world position (m), from its sensor."""
         return self.data.sensordata[self.arm.end_effector_adr]
 
-    def end_effector_jacobian(self) -> np.ndarray:
-        """d(end-effector xyz)/d(qvel), (3, nv), at the current state (positions must be
-        fresh, as they are after `advance` or mj_forward)."""
+    def end_effector_jacobian(self, dofs=slice(None)) -> np.ndarray:
+        """d(end-effector xyz)/d(qvel) at the current state, (3, nv), or its columns
+        `dofs` (positions must be fresh, as they are after `advance` or mj_forward)."""
         m, d = self.model, self.data
         if self._ee_site >= 0:
             mujoco.mj_jacSite(m, d, self._jacp, None, self._ee_site)
         else:
             mujoco.mj_jacBody(m, d, self._jacp, None, self._ee_body)
-        return self._jacp
+        return self._jacp[:, dofs]
 
-    def bias_forces(self) -> np.ndarray:
+    def bias_forces(self, dofs=slice(None)) -> np.ndarray:
         """Gravity, Coriolis and centrifugal forces per dof (``qfrc_bias``): what a
         controller adds to hold the arm still (gravity compensation)."""
-        return self.data.qfrc_bias
+        return self._qfrc_bias[dofs]
 
-    def mass_matrix(self) -> np.ndarray:
-        """The joint-space inertia matrix (nv, nv), armature included."""
+    def mass_matrix(self, block=slice(None)) -> np.ndarray:
+        """The joint-space inertia matrix (nv, nv), armature included, or the `block`
+        of it that ``np.ix_(dofs, dofs)`` names."""
         mujoco.mj_fullM(self.model, self.data, self._mass)
-        return self._mass
+        return self._mass[block]
 
-    def joint_positions(self) -> np.ndarray:
-        return self.data.qpos[self.arm.qpos_adr]
+    def joint_positions(self, qpos=None) -> np.ndarray:
+        """Joint positions at the qpos addresses `qpos`, by default the arm's joints'."""
+        return self._qpos[self.arm.qpos_adr if qpos is None else qpos]
 
-    def joint_velocities(self) -> np.ndarray:
-        return self.data.qvel[self.arm.qvel_adr]
+    def joint_velocities(self, dofs=None) -> np.ndarray:
+        """Joint velocities at `dofs`, by default the arm's joints'."""
+        return self._qvel[self.arm.qvel_adr if dofs is None else dofs]
+
+    def set_controls(self, ctrl) -> None:
+        """Write every actuator's control (MuJoCo clamps a limited one to its ctrlrange)."""
+        self._ctrl[:] = ctrl

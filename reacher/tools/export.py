@@ -344,7 +344,7 @@ def _action_description(env, config, actuators: list[dict]) -> dict:
             "note": "one value per actuator, in this order, written to MjData.ctrl by name"})
         return action
     # Another controller's action is a command its control law turns into actuator controls:
-    # a loop outside reacher must run the same law (reacher/sim/controllers.py) to use the policy.
+    # a loop outside reacher must run the same law (reacher/sim/controllers/) to use the policy.
     for entry in actuators:
         entry["mode"] = None
     controller_obj = getattr(env, "controller", None)
@@ -352,6 +352,6 @@ def _action_description(env, config, actuators: list[dict]) -> dict:
         "names": list(controller_obj.action_names()) if hasattr(controller_obj, "action_names") else None,
         "settings": {k: getattr(config, k) for k in ("ee_speed", "joint_rate", "servo_speed")
                      if hasattr(config, k)},
-        "note": f"actions are commands of reacher's '{controller}' controller (reacher/sim/controllers.py), "
+        "note": f"actions are commands of reacher's '{controller}' controller (reacher/sim/controllers/), "
                 "which turns them into actuator controls every control period; they are not controls"})
     return action

@@ -3,8 +3,10 @@
 `inspect_arm` loads the arm exactly as training would (`reacher.sim.arm.load_arm`) and
 reports the joints, actuators, end effector, timing, workspace and gravity it found,
 what it added to the model, and warnings, each with the change to the file that
-fixes it. It also steps the model for a couple of simulated seconds of random
-actions, so that physics that blows up is found before training, not during it. `format_report` writes that for people; `ArmReport.as_dict` for ``--json``.
+fixes it. It also steps the model (`reacher.sim.probes`): a couple of simulated seconds
+of random actions, so that physics that blows up is found before training, not during
+it, and timed servo moves. `format_report` writes that for people; `ArmReport.as_dict`
+for ``--json``.
 """
 
 from __future__ import annotations
@@ -17,26 +19,18 @@ import mujoco
 import numpy as np
 
 from reacher.sim.arm import Arm, ArmFileError, is_position_servo, load_arm
-from reacher.sim.controllers import JointControl
 from reacher.sim.fit import control_for, episode_seconds
-from reacher.sim.physics import Physics
+from reacher.sim.probes import (
+    SERVO_MAX_S,
+    SERVO_MOVES,
+    first_blow_up,
+    p90,
+    servo_move_times,
+    worst_gravity,
+)
 from reacher.sim.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
 
-_GRAVITY_SAMPLES = 256
-# What the two physics checks may spend, in dof-steps: a step of a long chain costs about
-# its dof count squared, so an 80-joint arm is checked over fewer steps, not for minutes.
-_DOF_STEPS = 40_000
-_SERVO_MOVES = 20  # sampled moves timed for the servo settling estimate
-_SERVO_MAX_S = 5.0
-_SETTLE_RADIUS_M = 0.02  # the default success radius
 _WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
-_STABILITY_STARTS = 2  # random poses, followed by _STABILITY_S of random actions in all
-_STABILITY_S = 2.0
-_STABILITY_MAX_STEPS = 20_000  # physics steps in all: cheap even at the shortest timestep
-# MuJoCo's warnings for NaN/inf or huge values; on them it resets the state itself.
-_BLOW_UPS = {int(mujoco.mjtWarning.mjWARN_BADQPOS): "positions",
-             int(mujoco.mjtWarning.mjWARN_BADQVEL): "velocities",
-             int(mujoco.mjtWarning.mjWARN_BADQACC): "accelerations"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ class ArmReport:
     planar: bool
     added: list[str]
     # Servo arms only (else None): the share of sampled moves that end within 2 cm within
-    # _SERVO_MAX_S, commanding the goal pose, and the time by which 90 % do (None if never).
+    # SERVO_MAX_S, commanding the goal pose, and the time by which 90 % do (None if never).
     servo_settled_share: float | None
     servo_settle_s: float | None
     warnings: list[ArmWarning] = field(default_factory=list)
@@ -99,9 +93,9 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     actuators = [_actuator(model, i) for i in range(model.nu)]
     ee_kind = "site" if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, end_effector) >= 0 \
         else "body"
-    times = _servo_move_times(loaded, actuators)
+    times = servo_move_times(loaded)
     share = None if times is None else float(np.isfinite(times).mean())
-    settle = None if times is None else _p90(times)
+    settle = None if times is None else p90(times)
     settle = settle if settle is not None and math.isfinite(settle) else None
     warnings = (_stability_warnings(loaded, timing)
                 + _timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
@@ -189,12 +183,7 @@ def _stability_warnings(arm: Arm, timing: ControlTiming) -> list[ArmWarning]:
     """Whether the physics blows up under random actions (each held for a control period,
     as the env applies them, from random poses): MuJoCo then resets the state, and
     training would run on episodes cut short at every blow-up."""
-    previous = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda message: None)  # the warning below says it once
-    try:
-        seconds, found = _first_blow_up(arm, timing)
-    finally:
-        mujoco.set_mju_user_warning(previous)
+    seconds, found = first_blow_up(arm, timing.frame_skip)
     if seconds is None:
         return []
     return [ArmWarning(
@@ -203,25 +192,6 @@ def _stability_warnings(arm: Arm, timing: ControlTiming) -> list[ArmWarning]:
         "training would see episodes cut short at every blow-up",
         "lower the actuators' gear, gains or ctrlrange, add joint damping or armature, or "
         "shorten the timestep (the implicitfast integrator tolerates stiffer servos than Euler)")]
-
-
-def _first_blow_up(arm: Arm, timing: ControlTiming) -> tuple[float | None, str]:
-    """Simulated seconds into a run until the first blow-up (None if none), and what blew up."""
-    model, data = arm.model, mujoco.MjData(arm.model)
-    rng = np.random.default_rng(0)
-    steps = min(_STABILITY_S / model.opt.timestep, _STABILITY_MAX_STEPS, _DOF_STEPS / model.nv)
-    controls = math.ceil(steps / _STABILITY_STARTS / timing.frame_skip)
-    mid, half = (arm.ctrl_high + arm.ctrl_low) / 2, (arm.ctrl_high - arm.ctrl_low) / 2
-    for _ in range(_STABILITY_STARTS):
-        mujoco.mj_resetData(model, data)
-        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
-        for step in range(1, controls + 1):
-            data.ctrl[:] = mid + half * rng.uniform(-1, 1, model.nu)
-            mujoco.mj_step(model, data, nstep=timing.frame_skip)
-            bad = [what for i, what in _BLOW_UPS.items() if data.warning[i].number]
-            if bad or not (np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all()):
-                return step * timing.control_period_s, " and ".join(bad) or "values"
-    return None, ""
 
 
 def _timing_warnings(timing: ControlTiming) -> list[ArmWarning]:
@@ -273,14 +243,7 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     model = arm.model
     if not np.any(model.opt.gravity):
         return []
-    data = mujoco.MjData(model)
-    rng = np.random.default_rng(0)
-    worst = np.zeros(model.nv)
-    for _ in range(min(_GRAVITY_SAMPLES, max(32, _DOF_STEPS // model.nv))):
-        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
-        data.qvel[:] = 0
-        mujoco.mj_forward(model, data)
-        worst = np.maximum(worst, np.abs(data.qfrc_bias))
+    worst = worst_gravity(arm)
     strength: dict[str, float] = {}
     for a in actuators:
         if a["joint"] is not None:
@@ -300,62 +263,23 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     return out
 
 
-def _servo_move_times(arm: Arm, actuators: list[dict]) -> np.ndarray | None:
-    """For an arm driven by one position servo per joint: how long a move between two
-    random poses takes, commanding the servos straight to the goal pose (the best a
-    policy can do), until the end effector stays within 2 cm of the goal. None for
-    other arms, whose torques have no such obvious best command."""
-    by_joint = {a["joint"]: i for i, a in enumerate(actuators) if a["kind"] == "position"}
-    if len(by_joint) != len(actuators) or set(by_joint) != set(arm.joint_names):
-        return None
-    model, order = arm.model, [by_joint[name] for name in arm.joint_names]
-    control = JointControl(Physics(arm, frame_skip=1))  # actions mapped as the env maps them
-    data = control.physics.data
-    rng = np.random.default_rng(0)
-    n_steps = int(_SERVO_MAX_S / model.opt.timestep)
-    times = []
-    for _ in range(_SERVO_MOVES):
-        goal_q = arm.random_configuration(rng)
-        goal = arm.fingertip_at(data, goal_q)
-        mujoco.mj_resetData(model, data)
-        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
-        ctrl = np.empty(model.nu)
-        ctrl[order] = goal_q
-        control.act(control.action_for(ctrl).tolist())
-        settled = math.inf
-        for step in range(1, n_steps + 1):
-            mujoco.mj_step(model, data)
-            near = np.linalg.norm(data.sensordata[arm.end_effector_adr] - goal) <= _SETTLE_RADIUS_M
-            if near and settled == math.inf:
-                settled = step * model.opt.timestep
-            elif not near:
-                settled = math.inf
-        times.append(settled)
-    return np.array(times)  # seconds; inf for a move that never settles
-
-
-def _p90(times: np.ndarray) -> float:
-    """The time by which at least 90 % of the moves have settled (inf if fewer ever do)."""
-    return float(np.percentile(times, 90, method="inverted_cdf"))
-
-
 def _episode_warnings(timing: ControlTiming, times: np.ndarray | None) -> list[ArmWarning]:
     if times is None:
         return []
     in_time = float((times <= timing.episode_s).mean())
     if in_time >= 0.9:
         return []
-    settle = _p90(times)
+    settle = p90(times)
     needed = (f"90 % take {settle:.2g} s" if math.isfinite(settle) else
-              f"{100 * np.isinf(times).mean():.0f} % do not settle within {_SERVO_MAX_S:g} s "
+              f"{100 * np.isinf(times).mean():.0f} % do not settle within {SERVO_MAX_S:g} s "
               "(contacts, friction or limits stop them)")
     fix = (f"train with --episode-s {math.ceil(settle):g} or more" if math.isfinite(settle) else
-           f"train with --episode-s {math.ceil(_p90(times[np.isfinite(times)])):g} "
+           f"train with --episode-s {math.ceil(p90(times[np.isfinite(times)])):g} "
            "or more; check the arm's contacts and friction loss")
     return [ArmWarning(
         f"an episode lasts {timing.episode_s:g} s, but commanding the servos straight to a "
         f"target's pose brings the end effector within 2 cm in time for only "
-        f"{100 * in_time:.0f} % of {_SERVO_MOVES} sampled moves; {needed}", fix)]
+        f"{100 * in_time:.0f} % of {SERVO_MOVES} sampled moves; {needed}", fix)]
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -381,8 +305,8 @@ def format_report(report: ArmReport) -> str:
         f"  control        every {r.control_period_s:g} s = {r.frame_skip} timestep"
         f"{'s' if r.frame_skip > 1 else ''} ({r.control_hz:.4g} Hz); episode {r.episode_s:g} s = "
         f"{r.episode_steps} steps",
-        *([f"  servo moves    {100 * r.servo_settled_share:.0f} % of {_SERVO_MOVES} sampled moves "
-            f"settle within 2 cm in {_SERVO_MAX_S:g} s, 90 % by "
+        *([f"  servo moves    {100 * r.servo_settled_share:.0f} % of {SERVO_MOVES} sampled moves "
+            f"settle within 2 cm in {SERVO_MAX_S:g} s, 90 % by "
             + (f"{r.servo_settle_s:.2g} s" if r.servo_settle_s is not None else "never")]
           if r.servo_settled_share is not None else []),
         *([f"  controller     {r.control} (auto): {r.control_reason}"] if r.control else []),

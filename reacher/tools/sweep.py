@@ -14,7 +14,6 @@ state is not used for this, so a sweep resumes the same way after any kind of st
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -24,9 +23,10 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import one_line
+from reacher.errors import LockBusy, one_line
 from reacher.files import write_text
 from reacher.run import checkpoint as ckpt
+from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
 from reacher.tools import sweep_report
 from reacher.tools.sweep_report import Record, Summary
@@ -73,7 +73,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
     spec = load_spec(spec_path)
     out = Path(out).expanduser().resolve()
     tune = _import_tune()
-    with _Claim(out) as claim:
+    with _claim(out):
         _check_out(out, resume, spec)
         records = [Record(t, finished_row(t)) for t in spec.trials(out)]
         todo = [r for r in records if not r.finished]
@@ -82,7 +82,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
         summary = Summary(spec, out, records)
         with _StopOnSignals(summary) as stop:
             try:
-                _run(tune, spec_path, spec, todo, summary, claim, stop, address, max_concurrent,
+                _run(tune, spec_path, spec, todo, summary, stop, address, max_concurrent,
                      env_modules, log)
             except _Stopped:
                 for r in todo:
@@ -95,7 +95,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
     return summary
 
 
-def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary, claim: "_Claim",
+def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
          stop: "_StopOnSignals", address, max_concurrent, env_modules, log) -> None:
     import ray
 
@@ -106,7 +106,6 @@ def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary, clai
             _start_ray(address, max_concurrent, len(todo), summary, log)
             stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
             stop.check()
-        claim.keep()
         write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
         write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
         if todo:
@@ -140,52 +139,17 @@ def _recorded_fingerprint(path: Path) -> str | None:
         raise SweepError(f"sweep directory {path.parent}: cannot read {path.name} ({err.strerror})") from None
 
 
-class _Claim:
-    """OUT for this sweep alone, from its first check to its end: an flock on
-    OUT/.sweep.lock, which the kernel drops however the process ends. A directory the
-    claim created goes again unless the sweep started (`keep`)."""
-
-    def __init__(self, out: Path):
-        self.out, self.kept = out, False
-        self.created = not out.exists()
-        self.path = out / SWEEP_LOCK
-        try:
-            self.fd = self._acquire()
-        except OSError as err:
-            raise SweepError(f"sweep directory {out}: cannot be claimed ({err.strerror or err})") from None
-
-    def _acquire(self) -> int:
-        while True:
-            self.out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise SweepError(f"sweep directory {self.out}: another sweep is running in it; wait "
-                                 "for it to end or choose another --out") from None
-            try:  # a claim given up removes its file while holding it: this one must be current
-                if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-
-    def keep(self) -> None:
-        self.kept = True
-
-    def __enter__(self) -> "_Claim":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.kept:
-            self.path.unlink(missing_ok=True)
-            if self.created:
-                try:
-                    self.out.rmdir()  # only if empty
-                except OSError:
-                    pass
-        os.close(self.fd)
+def _claim(out: Path) -> DirectoryLock:
+    """OUT for this sweep alone, from its first check to its end: the lock OUT/.sweep.lock
+    (reacher.run.lock), which the kernel drops however the process ends. A directory the
+    claim created goes again if the sweep wrote nothing there."""
+    try:
+        return DirectoryLock(out, SWEEP_LOCK)
+    except LockBusy:
+        raise SweepError(f"sweep directory {out}: another sweep is running in it; wait "
+                         "for it to end or choose another --out") from None
+    except OSError as err:
+        raise SweepError(f"sweep directory {out}: cannot be claimed ({err.strerror or err})") from None
 
 
 class _Stopped(Exception):

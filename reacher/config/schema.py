@@ -1,21 +1,21 @@
-"""The one typed training configuration; the CLI flags and config.toml are generated from it.
+"""The training configuration's fields: the `Config` dataclass, its bounds and its checks.
 
 Each field's ``help`` is its documentation: it is what ``reacher train --help`` prints
-and what the README's config reference lists.
+and what docs/configuration.md lists.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import tomllib
+from reacher.config.values import ConfigError, coerce, short
 
-from reacher.files import UnreadableFile, open_regular
+# Bounds that keep a mistyped value from ending in an allocation failure or an overflow
+# deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
 from reacher.limits import (
     MAX_BUFFER,
     MAX_EPISODE_S,
@@ -28,15 +28,6 @@ from reacher.limits import (
     MAX_WIDTH,
     config_size_problem,
 )
-from reacher.limits import MAX_CONFIG_BYTES as MAX_FILE_BYTES
-
-
-class ConfigError(ValueError):
-    """A config file or value reacher cannot use; the message names the key."""
-
-
-# Bounds that keep a mistyped value from ending in an allocation failure or an overflow
-# deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
 
 
 def setting(default, help: str):
@@ -133,6 +124,11 @@ class Config:
     threads: int = setting(0, "torch threads (0: all cores)")
 
     def __post_init__(self):
+        # Python callers get what the CLI and config files get: each value converted to its
+        # field's type as they convert it ("false" is false, [32, 32] a tuple), or refused
+        # with the same message; a value of another type never reaches a run.
+        for name, kind in field_types().items():
+            setattr(self, name, coerce(name, getattr(self, name), kind))
         self.validate()
 
     def validate(self) -> None:
@@ -205,10 +201,10 @@ class Config:
         hidden = self.hidden_sizes
         if len(hidden) > MAX_LAYERS or any(h > MAX_WIDTH for h in hidden):
             raise ConfigError(f"hidden_sizes must be at most {MAX_LAYERS} layers of at most {MAX_WIDTH:,} "
-                              f"units, got {_short(hidden)}")
+                              f"units, got {short(hidden)}")
         weights = sum(a * b for a, b in zip(hidden, hidden[1:]))
         if weights > MAX_HIDDEN_WEIGHTS:
-            raise ConfigError(f"hidden_sizes {_short(hidden)} make {weights:,} weights between hidden "
+            raise ConfigError(f"hidden_sizes {short(hidden)} make {weights:,} weights between hidden "
                               f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
         problem = config_size_problem(self)
         if problem:
@@ -236,11 +232,6 @@ def check_randomisation(values: dict) -> None:
         raise ConfigError(f"action_delay_steps must be zero or positive, got {values['action_delay_steps']!r}")
 
 
-def _short(value) -> str:
-    text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value)
-    return text if len(text) <= 60 else text[:60] + "…"
-
-
 def saved_base() -> Config:
     """What a saved, fully resolved config (a run's config.toml, a checkpoint's) is read
     over: a run saved before a field existed ran as that value, which may not be today's
@@ -252,159 +243,16 @@ def fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+FIELDS_BY_NAME = {f.name: f for f in dataclasses.fields(Config)}
+
+
+@functools.cache
+def field_types() -> dict[str, type]:
+    """Each field's name and type (``tuple[int, ...]`` for a list of integers)."""
+    return typing.get_type_hints(Config)
 
 
 def field_type(f: dataclasses.Field) -> type:
-    return typing.get_type_hints(Config)[f.name]
+    return field_types()[f.name]
 
 
-def coerce(name: str, value, kind: type):
-    """Convert a TOML or command-line value to the field's type, or raise ConfigError naming it."""
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind == tuple[int, ...]:
-            items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
-            return tuple(_integer(v) for v in items if v != "")
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if kind is str:
-            if not isinstance(value, str):
-                raise ValueError(value)
-            return value
-    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e400" for an integer
-        pass
-    raise ConfigError(f"{name}: expected {_type_name(kind)}, got {_short(value)}")
-
-
-def _integer(value) -> int:
-    """An int from an int, an integral float or a numeral; refuses 2.5, True, "x"."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(value)
-    return int(value)
-
-
-def _type_name(kind) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        kind, "a list of integers")
-
-
-def from_mapping(values: dict, base: Config | None = None, source: str = "config") -> Config:
-    """A Config from a mapping of field names (TOML tables are flattened)."""
-    return _apply(_coerced(values, source), base, source)
-
-
-def _coerced(values: dict, source: str) -> dict:
-    """The mapping flattened, each key checked against the fields and its value converted."""
-    changes = {}
-    for key, value in _flatten(values).items():
-        if key not in _FIELDS:
-            raise ConfigError(f"{source}: unknown key '{key}'")
-        try:
-            changes[key] = coerce(key, value, field_type(_FIELDS[key]))
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
-    return changes
-
-
-def _apply(changes: dict, base: Config | None, source: str) -> Config:
-    try:
-        return dataclasses.replace(base or Config(), **changes)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
-
-
-def _flatten(values: dict) -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value))
-        else:
-            flat[key] = value
-    return flat
-
-
-def load_toml(path: str | Path, base: Config | None = None) -> Config:
-    return _apply(read_toml(path), base, source=f"config file {path}")
-
-
-def read_toml(path: str | Path) -> dict:
-    """The key/value pairs of a config file, flattened and checked against the fields.
-
-    A config file may come from someone else (a run's config.toml): its env id must not
-    import a module of its own (see `reacher.envids`)."""
-    from reacher.envids import EnvIdError, check_untrusted
-
-    path = Path(path)
-    where = f"config file {path}"
-    values = parse_toml_file(path, where)
-    changes = _coerced(values, source=where)
-    _apply(changes, None, source=where)  # a bad value is named with the file now
-    try:
-        check_untrusted(changes.get("env"), where)
-    except EnvIdError as err:
-        raise ConfigError(str(err)) from None
-    return changes
-
-
-def parse_toml_file(path: Path, where: str) -> dict:
-    """A small TOML file's tables, or a ConfigError naming `where`: not a FIFO or device
-    that would block or never end, not megabytes, UTF-8, and not nested beyond reason."""
-    try:
-        with open(open_regular(path), "rb") as f:  # a FIFO refused, never waited on
-            data = f.read(MAX_FILE_BYTES + 1)
-    except UnreadableFile as err:  # "cannot be read (no such file)", "… (is not a regular file …)"
-        raise ConfigError(f"{where}: cannot be read ({err.problem})") from None
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where}: is larger than {MAX_FILE_BYTES // 1024} KiB; not a config file")
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{where}: is not UTF-8 text (byte {err.start}), so not TOML") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{where}: not valid TOML ({err})") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: not valid TOML (nested too deeply)") from None
-
-
-def to_toml(config: Config) -> str:
-    """The fully resolved config as TOML, one commented line per field."""
-    lines = ["# reacher training configuration (every field, resolved)"]
-    for f in fields():
-        value = getattr(config, f.name)
-        lines.append(f"# {f.metadata['help']}")
-        lines.append(f"{f.name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return json.dumps(str(value))  # JSON string escapes are valid TOML basic-string escapes
-
-
-def as_dict(config: Config) -> dict:
-    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
-            for f in fields()}

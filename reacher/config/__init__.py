@@ -1,0 +1,46 @@
+"""The one typed training configuration; the CLI flags and config.toml are generated from it.
+
+`schema` holds the dataclass (each field's ``help`` is its documentation: what
+``reacher train --help`` prints and docs/configuration.md lists) and its bounds;
+`values` turns a TOML, command-line or Python value into a field's type; `tomlfile`
+reads and writes config files. Everything is imported from here.
+"""
+
+from reacher.config.schema import (
+    FIELDS_BY_NAME,
+    FRACTION_FIELDS,
+    MAX_BUFFER,
+    MAX_EPISODE_S,
+    MAX_EPISODE_STEPS,
+    MAX_HIDDEN_WEIGHTS,
+    MAX_INT,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_WIDTH,
+    RANDOMISATION_FIELDS,
+    Config,
+    check_randomisation,
+    field_type,
+    fields,
+    saved_base,
+    setting,
+)
+from reacher.config.tomlfile import (
+    MAX_FILE_BYTES,
+    as_dict,
+    from_mapping,
+    load_toml,
+    parse_toml_file,
+    read_toml,
+    to_toml,
+)
+from reacher.config.values import ConfigError, coerce, short
+
+__all__ = [
+    "FIELDS_BY_NAME", "FRACTION_FIELDS", "MAX_BUFFER", "MAX_EPISODE_S", "MAX_EPISODE_STEPS",
+    "MAX_FILE_BYTES", "MAX_HIDDEN_WEIGHTS", "MAX_INT", "MAX_LAYERS", "MAX_SEED", "MAX_THREADS",
+    "MAX_WIDTH", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict", "check_randomisation",
+    "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file", "read_toml",
+    "saved_base", "setting", "short", "to_toml",
+]

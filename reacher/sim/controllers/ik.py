@@ -1,0 +1,118 @@
+"""The `ee` law for position servos: damped-least-squares differential IK (mjctrl's ``diffik``).
+
+    dq = Jᵀ(JJᵀ + λI)⁻¹·Δx + (I − J⁺J)·(k₀·(q₀ − q) − push(q))·T,
+
+joint targets q + dq within the joint ranges, q₀ the rest posture, push a joint-limit
+avoidance that is zero mid-range and grows steeply near a limit. The targets go to the
+servos led by gravity and the servos' damping (`Actuation.servo_controls`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reacher.sim.controllers.base import Actuation
+
+IK_DAMPING = 1e-4  # λ of the damped least squares (m²), as mjctrl's diffik
+# 1/s: how fast the nullspace pulls towards the rest posture. Measured on scripted reaches
+# (docs/benchmarks.md): 0, 0.25 and 1 give Panda 88/88/94 %, Gen3 100/96/74 %, xArm7
+# 84/80/80 %; a gentle pull keeps a redundant arm off its limits over long runs.
+POSTURE_RATE = 0.25
+# Joint-limit avoidance in the nullspace: each limited joint is pushed back towards the
+# middle of its range at LIMIT_RATE × half-range × u⁹ rad/s, at most LIMIT_SPEED, u its
+# position in the range scaled to [-1, 1]: nothing in the middle (0.2 % of full strength
+# at u = 0.5), strong in the last tenth. A local IK otherwise walks a joint onto its limit
+# on the way and stalls there where the target needs that joint. The cap keeps the push
+# from shaking the end effector off its course: uncapped, a Panda start at u = −0.99 moved
+# the end effector 3 commanded steps the wrong way (docs/benchmarks.md, Controllers).
+LIMIT_RATE, LIMIT_SPEED = 16.0, 2.0  # 1/s, rad/s
+_NULLSPACE_EPS = 1e-6
+
+
+class ServoIK:
+    """`controls(dx)`: the servo controls that move the end effector by `dx` this period."""
+
+    def __init__(self, drive: Actuation, rest: np.ndarray, period: float):
+        self.drive = drive
+        self._posture_gain = POSTURE_RATE * period
+        # Per joint, for the nullspace pull: rest angle, 2 / range and middle × that (u in
+        # [-1, 1] across the range), the limit push's gain, and whether it has no limits.
+        limited = np.isfinite(drive.q_low) & np.isfinite(drive.q_high)
+        low, high = np.where(limited, drive.q_low, -1.0), np.where(limited, drive.q_high, 1.0)
+        inv_half = np.where(limited, 2 / (high - low), 0.0)
+        self._joints = list(zip(rest.tolist(), inv_half.tolist(),
+                                ((low + high) / 2 * inv_half).tolist(),
+                                np.where(limited, LIMIT_RATE * period * (high - low) / 2, 0.0).tolist(),
+                                (~limited).tolist()))
+        self._limit_step = LIMIT_SPEED * period
+
+    def controls(self, dx: list[float]) -> np.ndarray:
+        drive = self.drive
+        q = drive.positions()
+        return drive.servo_controls(self.targets(drive.jacobian(), dx, q), q, drive.bias_forces())
+
+    def nullspace_pull(self, q: np.ndarray) -> np.ndarray:
+        """The joint motion wanted this period besides the task: towards the rest posture,
+        and away from the joint limits (see LIMIT_RATE). Plain floats: over seven joints
+        this is half the time of the dozen numpy calls it would take (scripts/bench_env.py)."""
+        cap, gain = self._limit_step, self._posture_gain
+        pull = []
+        for x, (rest, inv_half, middle, limit_gain, continuous) in zip(q.tolist(), self._joints):
+            error = rest - x
+            if continuous:  # the short way round to its rest angle
+                error = math.remainder(error, 2 * math.pi)
+            u = x * inv_half - middle
+            u2 = u * u
+            u4 = u2 * u2
+            push = min(cap, max(-cap, limit_gain * u4 * u4 * u))  # u⁹
+            pull.append(gain * error - push)
+        return np.array(pull)
+
+    def targets(self, J: np.ndarray, dx: list[float], q: np.ndarray) -> np.ndarray:
+        """Joint targets q + dq: damped least squares for `dx`, plus the nullspace pull
+        projected into J's nullspace; joints that would pass a limit hand the step over."""
+        # The nullspace with far less damping than the step's: the step's own damping
+        # would leak the posture pull into the end effector's motion (measured: Gen3
+        # 74 % instead of 96 % of scripted reaches). J⁺J's eigenvalues σ²/(σ² + ε) stay
+        # within [0, 1], so the projector stays bounded at singularities.
+        drive = self.drive
+        pull = self.nullspace_pull(q)
+        JJt = (J @ J.T).tolist()
+        y = _solve3(JJt, IK_DAMPING, dx)
+        z = _solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
+        # J⁺dx + (I − J⁺J)·pull = Jᵀ(y − z) + pull, without forming an n×n matrix.
+        target = J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]])
+        target += pull
+        target += q
+        blocked = (target < drive.q_low) | (target > drive.q_high)
+        if not blocked.any():
+            return target
+        # The free joints take the step over from those at a limit. The pull stays in the
+        # whole arm's nullspace: the blocked joints' share of it (back from their limits)
+        # is compensated by the others instead of moving the end effector (measured: the
+        # limit push of a blocked iiwa14 joint, projected with its column dropped, threw
+        # the end effector 13 cm off in one period).
+        free = J * ~blocked
+        y = _solve3((free @ free.T).tolist(), IK_DAMPING, dx)
+        target = free.T @ np.array(y) - J.T @ np.array(z)
+        target += pull
+        target += q
+        return np.clip(target, drive.q_low, drive.q_high, out=target)
+
+
+def _solve3(a: list, damping: float, v) -> list[float]:
+    """(a + damping·I)⁻¹·v for a symmetric positive semi-definite 3×3 `a` (nested lists),
+    by the adjugate in plain floats: at this size numpy's inverse costs ten times the
+    arithmetic (scripts/bench_env.py times the controllers)."""
+    (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
+    a00 += damping
+    a11 += damping
+    a22 += damping
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    x, y, z = v
+    return [(c00 * x + c01 * y + c02 * z) / det, (c01 * x + c11 * y + c12 * z) / det,
+            (c02 * x + c12 * y + c22 * z) / det]
