@@ -22,8 +22,13 @@ MAX_LAYERS = 64
 MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
 MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
 MAX_THREADS = 1024
+# Gradient updates per environment step: replay-ratio studies go to 20 or so (REDQ); beyond
+# this a step takes minutes, and a fractional count of 1e17 no longer changes when 1 is
+# taken from it, so a step would never end.
+MAX_UPDATES_PER_STEP = 1000
 MAX_EPISODE_S = 600.0  # s of simulated time per episode (see Config.validate)
 MAX_EPISODE_STEPS = 1_000_000
+MAX_FRAME_SKIP = 1_000_000  # physics steps per action: MuJoCo counts them in a C int
 # The observation carries the last action_delay_steps actions (reacher.task.randomize), so
 # the delay is an observation size: 1,000 steps is 20 s at 50 Hz, beyond any latency.
 MAX_ACTION_DELAY_STEPS = 1_000

@@ -20,11 +20,13 @@ from reacher.limits import (
     MAX_BUFFER,
     MAX_EPISODE_S,
     MAX_EPISODE_STEPS,
+    MAX_FRAME_SKIP,
     MAX_HIDDEN_WEIGHTS,
     MAX_INT,
     MAX_LAYERS,
     MAX_SEED,
     MAX_THREADS,
+    MAX_UPDATES_PER_STEP,
     MAX_WIDTH,
     config_size_problem,
 )
@@ -155,6 +157,12 @@ class Config:
         if self.episode_s > MAX_EPISODE_S:
             raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
                               f"episode), got {self.episode_s!r}")
+        if self.control_period_s > MAX_EPISODE_S:
+            raise ConfigError(f"control_period_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"action), got {self.control_period_s!r}")
+        if self.frame_skip > MAX_FRAME_SKIP:
+            raise ConfigError(f"frame_skip must be at most {MAX_FRAME_SKIP:,} (physics steps per action), "
+                              f"got {self.frame_skip!r}")
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
@@ -191,6 +199,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
                 raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.updates_per_step > MAX_UPDATES_PER_STEP:
+            raise ConfigError(f"updates_per_step must be at most {MAX_UPDATES_PER_STEP}, got "
+                              f"{self.updates_per_step!r}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if self.batch_size > MAX_BUFFER:

@@ -30,15 +30,13 @@ from reacher.errors import one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
 from reacher.run import settings as adapt
+from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.run.metrics import plot_curve, preload_plotting
 from reacher.run.rundir import (  # noqa: F401
-    NETWORK_FIELDS,
     RunDir,
     RunError,
-    absolute_arm,
-    arm_digest,
     check_resumable,
     default_run_dir,
     file_id,
@@ -289,7 +287,7 @@ class Training:
         if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
         self.state.update_debt += c.updates_per_step
-        while self.state.update_debt >= 1.0:
+        while self.state.update_debt >= 1.0 and self._stop is None:  # a signal ends the step's updates
             self.state.update_debt -= 1.0
             idx = self.buffer.sample_indices(c.batch_size, self.rng)
             batch = self.buffer.batch(idx)

@@ -254,6 +254,7 @@ def reach_description(env, config) -> dict:
     for a ReachEnv: the rows of its observation table, named from the arm's joints."""
     import mujoco
 
+    from reacher.run.arms import arm_digest
     from reacher.sim.arm import is_position_servo, position_servos
 
     arm, model = env.arm, env.model
@@ -312,7 +313,7 @@ def reach_description(env, config) -> dict:
     timing = env.timing
     return {
         "arm": {"name": arm.name, "file": arm_path.name,
-                "sha256": hashlib.sha256(arm_path.read_bytes()).hexdigest(),
+                "sha256": arm_digest(arm_path),
                 "joints": joints},
         "end_effector": {"name": ee, "type": "site" if ee_is_site else "body",
                          "position": f"MjData.site('{ee}').xpos" if ee_is_site else
