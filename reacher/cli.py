@@ -16,6 +16,7 @@ from pathlib import Path
 from reacher import commands
 from reacher import config as cfg
 from reacher.commands import CliError, config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
+from reacher.errors import one_line
 
 EXIT_USAGE = 2
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             _interrupted()  # a Ctrl-C while torch or MuJoCo was importing
         if args.debug or not _is_user_error(err):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err, limit=None)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -85,7 +86,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error:` line (exit 2), like every other error."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"error: {one_line(message, limit=None)} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reacher import api
 from reacher import config as cfg
+from reacher.errors import printable
 
 DEMO_RUN = Path("runs") / "demo-two_link"
 DEMO_VIDEO = Path("videos") / "two_link.mp4"
@@ -21,6 +22,12 @@ DEMO_CURVE = Path("videos") / "two_link_curve.png"
 
 class CliError(Exception):
     """A user-facing error raised by the CLI itself."""
+
+
+def say(text, file=None) -> None:
+    """Print `text` with each line's control characters escaped (`reacher.errors.printable`):
+    what a command prints holds text read from files (a checkpoint's arm, an arm's names)."""
+    print("\n".join(printable(line) for line in str(text).split("\n")), file=file or sys.stdout)
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[cfg.Config, dict]:
@@ -52,14 +59,14 @@ def cmd_train(args) -> int:
     outcome = api.learn(config, args.run_dir, resume=args.resume, progress=not args.quiet, **overrides)
     run_dir = outcome.run_dir
     if outcome.interrupted_by:
-        print(f"stopped by {outcome.interrupted_by} at step {outcome.env_steps:,}: checkpoint saved in "
+        say(f"stopped by {outcome.interrupted_by} at step {outcome.env_steps:,}: checkpoint saved in "
               f"{run_dir}; continue with: reacher train --run-dir {run_dir} --resume", file=sys.stderr)
         return 130 if outcome.interrupted_by == "SIGINT" else 143
     if not args.quiet:
-        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
+        say(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
               f"({outcome.describe_stop(config)}); run saved in {run_dir}")
         if outcome.evaluation is not None:
-            print(_table(outcome.evaluation))
+            say(_table(outcome.evaluation))
     return 0
 
 
@@ -71,12 +78,12 @@ def cmd_evaluate(args) -> int:
     policy = api.load_policy(args.run, device=args.device)
     result = api.evaluate_policy(policy, args.episodes, **_seed(args))
     if args.json:
-        print(json.dumps(result.as_dict()))
+        say(json.dumps(result.as_dict()))
     else:
         meta = policy.checkpoint.metadata
         what = meta.get("env") or meta.get("arm")
-        print(f"{policy.checkpoint.path}  ({what}, {meta.get('env_steps', 0):,} training steps)")
-        print(_table(result))
+        say(f"{policy.checkpoint.path}  ({what}, {meta.get('env_steps', 0):,} training steps)")
+        say(_table(result))
     return 0
 
 
@@ -94,15 +101,15 @@ def _evaluate_randomized(args) -> int:
     policy = api.load_policy(args.run, device=args.device)
     result = robustness.evaluate_randomized(policy, ranges, args.episodes, **_seed(args))
     if args.json:  # the nominal figures stay the top-level keys plain `evaluate` prints
-        print(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
+        say(json.dumps({**result.nominal.as_dict(), "perturbed": result.perturbed.as_dict(),
                           "ranges": ranges.as_dict()}))
         return 0
     meta = policy.checkpoint.metadata
-    print(f"{policy.checkpoint.path}  ({meta.get('env') or meta.get('arm')}, "
+    say(f"{policy.checkpoint.path}  ({meta.get('env') or meta.get('arm')}, "
           f"{meta.get('env_steps', 0):,} training steps)")
-    print(f"nominal model:\n{_table(result.nominal)}")
+    say(f"nominal model:\n{_table(result.nominal)}")
     shown = ", ".join(f"{k} {v:g}" for k, v in ranges.as_dict().items() if v)
-    print(f"perturbed models ({shown}):\n{_table(result.perturbed)}")
+    say(f"perturbed models ({shown}):\n{_table(result.perturbed)}")
     return 0
 
 
@@ -112,7 +119,7 @@ def cmd_render(args) -> int:
     _import_modules(args)
     out = args.out or resolve(args.run).parent / "rollout.mp4"
     info = api.render_policy(args.run, out, args.episodes, camera=args.camera, size=args.size, **_seed(args))
-    print(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
+    say(f"wrote {info.path} ({info.frames} frames, {info.fps:g} fps, {info.episodes} episodes)")
     return 0
 
 
@@ -127,7 +134,7 @@ def cmd_inspect(args) -> int:
     config = cfg.Config().replace(**given) if given else cfg.Config()
     report = inspect_arm(args.arm, args.end_effector, config.control_period_s, config.episode_s,
                          config.frame_skip or None, config.max_episode_steps or None)
-    print(json.dumps(report.as_dict()) if args.json else format_report(report))
+    say(json.dumps(report.as_dict()) if args.json else format_report(report))
     return 0
 
 
@@ -138,7 +145,7 @@ def cmd_sweep(args) -> int:
     summary = run_sweep(args.spec, args.out, resume=args.resume, address=args.address,
                         max_concurrent=args.max_concurrent, env_modules=args.imports)
     if summary.interrupted:
-        print(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
+        say(f"stopped: {sum(r.finished for r in summary.records)} of {len(summary.records)} trials finished; "
               f"continue with: reacher sweep {args.spec} --out {args.out} --resume", file=sys.stderr)
         code = 143 if summary.stopped_by == "SIGTERM" else 130
         if summary.stopped_by:
@@ -149,7 +156,7 @@ def cmd_sweep(args) -> int:
             os._exit(code)
         return code
     if summary.failed:
-        print(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
+        say(f"{len(summary.failed)} of {len(summary.records)} trials failed; their errors are in "
               f"{summary.out / 'results.csv'}", file=sys.stderr)
         return 1
     return 0
@@ -161,7 +168,7 @@ def cmd_export(args) -> int:
 
     out = args.out or resolve(args.run).parent / "policy.onnx"
     done = export_policy(args.run, out, overwrite=args.force)
-    print(f"wrote {done.onnx} and {done.sidecar} (onnxruntime matches the torch policy within "
+    say(f"wrote {done.onnx} and {done.sidecar} (onnxruntime matches the torch policy within "
           f"{done.max_difference:.1g} on {done.checked} observations)")
     return 0
 
@@ -179,26 +186,26 @@ def cmd_demo(args) -> int:
         raise CliError(f"{run} holds a demo of another arm or end effector "
                        f"({saved['config'].get('arm')}, {saved['config'].get('end_effector')}); remove it first")
     if saved is not None and saved.get("finished") and saved.get("config", {}).get("steps") == config.steps:
-        print(f"using the finished demo run in {run}")
+        say(f"using the finished demo run in {run}")
     else:
         resume = saved is not None
         budget = f"{config.steps:,} steps" if config.steps else \
             f"until {100 * config.success_target:g} % of evaluation episodes succeed"
-        print(f"training the {_arm_words(config.arm)} ({budget}) in {run}" + (" (resuming)" if resume else ""))
+        say(f"training the {_arm_words(config.arm)} ({budget}) in {run}" + (" (resuming)" if resume else ""))
         outcome = api.learn(config, run, resume=resume, steps=config.steps)
         if outcome.interrupted_by:
-            print(f"stopped by {outcome.interrupted_by}; run the demo again to continue", file=sys.stderr)
+            say(f"stopped by {outcome.interrupted_by}; run the demo again to continue", file=sys.stderr)
             return 130 if outcome.interrupted_by == "SIGINT" else 143
-        print(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
+        say(f"trained {outcome.env_steps:,} steps in {outcome.wall_time:.1f} s "
               f"({outcome.describe_stop(config)})")
-        print(_table(outcome.evaluation))
+        say(_table(outcome.evaluation))
     policy = api.load_policy(run)
     info = api.render_policy(policy, video, episodes=4, camera="angled")
     api.render_policy(policy, gif, episodes=2, camera="angled", size=(320, 320))
     curve = run / "curve.png"
     if curve.exists():
         shutil.copyfile(curve, curve_png)
-    print(f"wrote {info.path}, {gif} and {curve_png}")
+    say(f"wrote {info.path}, {gif} and {curve_png}")
     return 0
 
 

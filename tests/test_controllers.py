@@ -223,12 +223,14 @@ def test_make_env_reuses_a_loaded_arm_with_its_own_model(servo_arm):
 
 @pytest.mark.slow
 def test_training_loads_the_arm_once(servo_arm, tmp_path, monkeypatch):
+    import reacher.run.training as train_module
     from reacher.run import envs as env_module
     from reacher.run.training import Training
 
     calls = []
     real = env_module.load_arm
-    monkeypatch.setattr(env_module, "load_arm", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for module in (env_module, train_module):  # wherever it is loaded from
+        monkeypatch.setattr(module, "load_arm", lambda *a, **k: calls.append(a) or real(*a, **k))
     training = Training(Config(arm=str(servo_arm), end_effector="tip", threads=1,
                                hidden_sizes=(8, 8)), tmp_path / "run", progress=False)
     try:
@@ -261,9 +263,15 @@ def test_bad_control_settings_name_the_setting(servo_arm, tmp_path):
         ReachEnv(mixed, "tip", control="ee")
 
 
+# The site 'fixed' hangs on a passive joint no actuator drives: the arm moves it only
+# through contact, never through a control.
 UNMOVED = """<mujoco model="unmoved">
   <worldbody>
-    <site name="fixed" pos="0.3 0 0"/>
+    <body name="pendulum" pos="0.3 0 0">
+      <joint name="swing" axis="0 1 0" range="-1 1"/>
+      <geom type="capsule" fromto="0 0 0 0 0 -0.1" size="0.01"/>
+      <site name="fixed" pos="0 0 -0.1"/>
+    </body>
     <body name="link">
       <joint name="hinge" axis="0 0 1" range="-1 1"/>
       <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02"/>

@@ -260,6 +260,16 @@ def test_the_fingerprint_is_what_the_spec_asks_for_not_its_layout(tmp_path):
     assert one.fingerprint() == same.fingerprint() != other.fingerprint()
 
 
+def test_reading_a_spec_does_not_import_torch(tmp_path):
+    """`reacher sweep` reads its spec before it needs Ray or torch; the spec's arm paths
+    are recorded as a run records them (reacher.run.arms), not through the run directory."""
+    spec = write_spec(tmp_path, "steps = 200\nseeds = [0]\n")
+    code = ("import sys; from reacher.tools.sweep_spec import load_spec; load_spec(sys.argv[1]); "
+            "print(sorted(m for m in ('torch', 'reacher.run.rundir') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 def test_sweep_report_does_not_import_sweep():
     import ast
 

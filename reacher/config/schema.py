@@ -7,25 +7,29 @@ and what docs/configuration.md lists.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
 
-from reacher.config.values import ConfigError, short
+from reacher.config.values import ConfigError, coerce, short
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
-# deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
-# torch's seeding, which also adds episode numbers); networks and the replay buffer are
-# allocated up front, so their sizes are capped by what memory can hold.
-MAX_INT = 2**63 - 1
-MAX_SEED = 2**62  # evaluation adds episode numbers to seeds; room left for them
-MAX_WIDTH = 65_536
-MAX_LAYERS = 64
-MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
-MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
-MAX_THREADS = 1024
-MAX_EPISODE_S = 600.0  # see Config.validate
-MAX_EPISODE_STEPS = 1_000_000
+# deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
+from reacher.limits import (
+    MAX_BUFFER,
+    MAX_EPISODE_S,
+    MAX_EPISODE_STEPS,
+    MAX_FRAME_SKIP,
+    MAX_HIDDEN_WEIGHTS,
+    MAX_INT,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_UPDATES_PER_STEP,
+    MAX_WIDTH,
+    config_size_problem,
+)
 
 
 def setting(default, help: str):
@@ -122,6 +126,11 @@ class Config:
     threads: int = setting(0, "torch threads (0: one, the fastest at these network sizes on a shared machine)")
 
     def __post_init__(self):
+        # Python callers get what the CLI and config files get: each value converted to its
+        # field's type as they convert it ("false" is false, [32, 32] a tuple), or refused
+        # with the same message; a value of another type never reaches a run.
+        for name, kind in field_types().items():
+            setattr(self, name, coerce(name, getattr(self, name), kind))
         self.validate()
 
     def validate(self) -> None:
@@ -148,6 +157,12 @@ class Config:
         if self.episode_s > MAX_EPISODE_S:
             raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
                               f"episode), got {self.episode_s!r}")
+        if self.control_period_s > MAX_EPISODE_S:
+            raise ConfigError(f"control_period_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"action), got {self.control_period_s!r}")
+        if self.frame_skip > MAX_FRAME_SKIP:
+            raise ConfigError(f"frame_skip must be at most {MAX_FRAME_SKIP:,} (physics steps per action), "
+                              f"got {self.frame_skip!r}")
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
@@ -184,6 +199,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
                 raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.updates_per_step > MAX_UPDATES_PER_STEP:
+            raise ConfigError(f"updates_per_step must be at most {MAX_UPDATES_PER_STEP}, got "
+                              f"{self.updates_per_step!r}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if self.batch_size > MAX_BUFFER:
@@ -199,6 +217,9 @@ class Config:
         if weights > MAX_HIDDEN_WEIGHTS:
             raise ConfigError(f"hidden_sizes {short(hidden)} make {weights:,} weights between hidden "
                               f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
+        problem = config_size_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -236,7 +257,13 @@ def fields() -> list[dataclasses.Field]:
 FIELDS_BY_NAME = {f.name: f for f in dataclasses.fields(Config)}
 
 
+@functools.cache
+def field_types() -> dict[str, type]:
+    """Each field's name and type (``tuple[int, ...]`` for a list of integers)."""
+    return typing.get_type_hints(Config)
+
+
 def field_type(f: dataclasses.Field) -> type:
-    return typing.get_type_hints(Config)[f.name]
+    return field_types()[f.name]
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import operator
+import os
+from decimal import Decimal
+
 
 class ConfigError(ValueError):
     """A config file or value reacher cannot use; the message names the key."""
@@ -29,29 +33,42 @@ def coerce(name: str, value, kind: type):
             items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
             return tuple(_integer(v) for v in items if v != "")
         if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            return _integer(value)
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError(value)
             return float(value)
         if kind is str:
+            if isinstance(value, os.PathLike):  # Config(arm=Path(...)) in Python
+                value = os.fspath(value)
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
-    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e400" for an integer
+    except (TypeError, ValueError, OverflowError, ArithmeticError):  # decimal's InvalidOperation
         pass
     raise ConfigError(f"{name}: expected {_type_name(kind)}, got {short(value)}")
 
 
 def _integer(value) -> int:
-    """An int from an int, an integral float or a numeral; refuses 2.5, True, "x"."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+    """An int from an int, an integral float or a numeral, exactly: "1e6" is 1000000, but
+    "1e-3", "15e-1", 2.5, True and "x" are refused (ValueError or TypeError), never rounded."""
+    if isinstance(value, bool):
         raise ValueError(value)
-    return int(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if not isinstance(value, str):
+        return operator.index(value)  # int and numpy's integers; TypeError for anything else
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    number = Decimal(value.strip())  # "1e6", "2.0": exact, unlike a float
+    # Beyond a float's range (1e400) is no integer either, as when these went through float
+    if not number.is_finite() or number.adjusted() > 308 or number != number.to_integral_value():
+        raise ValueError(value)
+    return int(number)
 
 
 def _type_name(kind) -> str:

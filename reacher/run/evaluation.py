@@ -27,6 +27,21 @@ class Evaluation:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> Evaluation:
+        """Read back from `as_dict` (a checkpoint's); TypeError or ValueError unless each
+        figure is a number (the rates and distance may be null, episodes a whole number)."""
+        evaluation = cls(**values)
+        for name in ("success_rate", "mean_final_distance", "mean_return", "episodes"):
+            value = getattr(evaluation, name)
+            optional = name in ("success_rate", "mean_final_distance")
+            if (value is None and optional) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                continue
+            raise TypeError(f"{name} is {value!r}, not a number")
+        if not float(evaluation.episodes).is_integer():
+            raise ValueError(f"episodes is {evaluation.episodes!r}, not a whole number")
+        return evaluation
+
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int,
              seed: int = EVAL_SEED, stop: Callable[[], bool] | None = None) -> Evaluation | None:

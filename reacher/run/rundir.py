@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -30,9 +29,9 @@ from reacher.config import Config, as_dict, load_toml, saved_base
 from reacher.errors import LockBusy
 from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
+from reacher.run.arms import absolute_arm
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import COLUMNS
-from reacher.sim.arm import BUILTIN_ARMS
 
 LOCK_NAME = ".lock"
 CONFIG_NAME = "config.toml"
@@ -64,15 +63,6 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{name}-seed{config.seed}"
 
 
-def absolute_arm(config: Config) -> Config:
-    """Record a user's arm file by absolute path, so evaluate, render and --resume find
-    it from any working directory."""
-    path = Path(config.arm).expanduser()
-    if config.env or config.arm in BUILTIN_ARMS or not path.exists():
-        return config
-    return config.replace(arm=str(path.resolve()))
-
-
 def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | None = None) -> Config:
     """Check the run directory and return the config the run uses (saved one on resume)."""
     config = absolute_arm(config)
@@ -101,11 +91,6 @@ def refuse_links(run_dir: Path) -> None:
         if (run_dir / name).is_symlink():
             raise RunError(f"{run_dir / name}: is a symbolic link; a run directory's files are "
                            "never written through links (remove it)")
-
-
-def arm_digest(path: str | Path) -> str:
-    """The SHA-256 of an arm file: what ties a checkpoint to the arm it was trained on."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, act_dim: int,

@@ -227,6 +227,8 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
     reach = env.unwrapped
     if isinstance(reach, ReachEnv):
         info.update(reach_description(reach, config))
+        if policy.trained_arm_sha256:  # the arm trained on, which the file may no longer be
+            info["arm"]["sha256"] = policy.trained_arm_sha256
     else:
         info["observation"] = {"size": obs_dim, "parts": None,
                                "note": "the env's own observation, flattened; see its documentation"}
@@ -254,6 +256,7 @@ def reach_description(env, config) -> dict:
     for a ReachEnv: the rows of its observation table, named from the arm's joints."""
     import mujoco
 
+    from reacher.run.arms import arm_digest
     from reacher.sim.arm import is_position_servo, position_servos
 
     arm, model = env.arm, env.model
@@ -312,7 +315,7 @@ def reach_description(env, config) -> dict:
     timing = env.timing
     return {
         "arm": {"name": arm.name, "file": arm_path.name,
-                "sha256": hashlib.sha256(arm_path.read_bytes()).hexdigest(),
+                "sha256": arm_digest(arm_path),
                 "joints": joints},
         "end_effector": {"name": ee, "type": "site" if ee_is_site else "body",
                          "position": f"MjData.site('{ee}').xpos" if ee_is_site else

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reacher import config as cfg
 from reacher.envids import EnvIdError, check_untrusted
-from reacher.run.rundir import absolute_arm
+from reacher.run.arms import absolute_arm
 
 RUNS = "runs"  # trials' run directories live in OUT/runs/
 
