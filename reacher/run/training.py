@@ -145,7 +145,7 @@ class Training:
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.log = log
-        torch.set_num_threads(adapt.torch_threads(config.threads))
+        torch.set_num_threads(settings.torch_threads(config.threads))
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         # Settings first: every auto field is resolved for the arm before anything is built
