@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reacher.sim.controllers import ControlError
+from reacher.errors import ControlError
 from reacher.task.env import ReachEnv
 
 ROOT = Path(__file__).resolve().parent.parent

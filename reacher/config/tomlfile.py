@@ -12,7 +12,8 @@ from pathlib import Path
 import tomllib
 
 from reacher.config.schema import FIELDS_BY_NAME, Config, field_type, fields
-from reacher.config.values import ConfigError, coerce
+from reacher.config.values import coerce
+from reacher.errors import ConfigError, EnvIdError
 
 MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
 
@@ -61,7 +62,7 @@ def read_toml(path: str | Path) -> dict:
 
     A config file may come from someone else (a run's config.toml): its env id must not
     import a module of its own (see `reacher.envids`)."""
-    from reacher.envids import EnvIdError, check_untrusted
+    from reacher.envids import check_untrusted
 
     path = Path(path)
     where = f"config file {path}"

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, from_mapping, saved_base
-from reacher.envids import EnvIdError, check_untrusted
-from reacher.errors import one_line
+from reacher.config import Config, from_mapping, saved_base
+from reacher.envids import check_untrusted
+from reacher.errors import CheckpointError, ConfigError, EnvIdError, one_line
 from reacher.files import atomic_write
 
 FORMAT = "reacher-checkpoint/1"
@@ -40,13 +40,6 @@ MAX_DIM = 10_000_000  # observation or action values: a 3000x3000 RGB image flat
 COUNTERS = ("env_steps", "episodes", "updates", "next_eval", "next_checkpoint", "success_streak",
             "periodic_evals", "wall_time", "eval_time", "update_debt")
 REAL_COUNTERS = ("wall_time", "eval_time", "update_debt")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"checkpoint {path}: {problem}")
 
 
 @dataclass

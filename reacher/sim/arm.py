@@ -24,22 +24,13 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.errors import one_line, printable
+from reacher.errors import ArmFileError, one_line, printable
 from reacher.sim.checks import model_problem, xml_problem
 from reacher.sim.scene import complete_scene, show_hidden_geoms, target_radius
 
 BUILTIN_ARMS = ("two_link", "three_link")
 TARGET_NAME = "target"
 _WORKSPACE_SAMPLES = 512
-
-
-class ArmFileError(ValueError):
-    """An arm file that reacher cannot use; the message names the file and the problem."""
-
-    def __init__(self, source: str | Path, problem: str):
-        self.source = str(source)
-        self.problem = problem
-        super().__init__(f"arm file {self.source}: {problem}")
 
 
 @dataclass(frozen=True)
