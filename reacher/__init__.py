@@ -17,19 +17,20 @@ from reacher.sim.rendering import select_gl_backend
 select_gl_backend()
 
 import gymnasium as _gym  # noqa: E402
+from gymnasium.envs.registration import WrapperSpec as _WrapperSpec  # noqa: E402
 
 __version__ = "0.1.0"
 
 _ENTRY_POINT = "reacher.task.env:ReachEnv"
-# Registered envs leave the episode limit to Gymnasium's TimeLimit wrapper (as its own
-# MuJoCo envs do), so gym.make(id, max_episode_steps=N) can change it: 50 steps of the
-# default 0.02-s control period are the default 1-s episode.
+# Registered envs end their episodes at the arm's own length (as `reacher train` and a bare
+# ReachEnv do: 1 s, 2 s for servo-driven arms), so no TimeLimit is registered; one that
+# gym.make(id, max_episode_steps=N) adds counts alone (reacher.task.env.DefersToTimeLimit).
+_DEFER = _WrapperSpec("DefersToTimeLimit", "reacher.task.env:DefersToTimeLimit", {})
 for _env_id, _kwargs in (("reacher/TwoLink-v0", {"arm": "two_link"}),
                          ("reacher/ThreeLink-v0", {"arm": "three_link"}),
                          ("reacher/Reach-v0", {})):
     if _env_id not in _gym.registry:
-        _gym.register(id=_env_id, entry_point=_ENTRY_POINT, max_episode_steps=50,
-                      kwargs={**_kwargs, "episode_s": None})
+        _gym.register(id=_env_id, entry_point=_ENTRY_POINT, kwargs=_kwargs, additional_wrappers=(_DEFER,))
 
 # Top-level name -> the module that defines it.
 _API = {"Config": "reacher.config", "learn": "reacher.api", "load_policy": "reacher.api",

@@ -80,7 +80,8 @@ def measure(name: str, model_bytes: bytes, agent: Agent, obs: np.ndarray, calls:
             results[key] += per_call_us(call, batch_of_one, calls // rounds)
     median = {k: statistics.median(v) for k, v in results.items()}
     p90 = {k: statistics.quantiles(v, n=10)[-1] for k, v in results.items()}
-    hidden = "×".join(map(str, agent.config.hidden_sizes))
+    widths = [m.out_features for m in agent.actor.net if hasattr(m, "out_features")][:-1]  # less the action
+    hidden = "×".join(map(str, widths))
     print(f"| {name} | {obs.shape[1]} → {agent.act_dim} | {hidden} | **{median['onnxruntime']:.1f}** ({p90['onnxruntime']:.1f}) | "
           f"{median['reacher numpy']:.1f} ({p90['reacher numpy']:.1f}) | "
           f"{median['torch']:.1f} ({p90['torch']:.1f}) |")
@@ -113,7 +114,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for name, config in ARMS.items():
         obs, act_dim = observations(config)
-        agent = Agent(obs.shape[1], act_dim, adapt.resolve(config, act_dim))
+        agent = Agent(obs.shape[1], act_dim, **adapt.agent_kwargs(adapt.resolve(config, act_dim)))
         agent.update_normaliser(obs)
         measure(name, actor_graph(agent, onnx).SerializeToString(), agent, obs, args.calls, args.rounds)
     if args.run:

@@ -53,7 +53,9 @@ def agent_of(rev: str, into: Path) -> type:
 def steps_per_s(config: Config, agent_class: type, workdir: Path) -> float:
     """Environment steps per second of one short run (after its random warm-up steps)."""
     original = train_module.Agent
-    train_module.Agent = agent_class
+    # Training passes keyword arguments (all Config fields); an older Agent took the Config.
+    train_module.Agent = agent_class if agent_class is original else (
+        lambda obs_dim, act_dim, **kwargs: agent_class(obs_dim, act_dim, Config(**kwargs), kwargs["device"]))
     try:
         run = train_module.Training(config, tempfile.mkdtemp(dir=workdir), progress=False)
     finally:

@@ -121,7 +121,7 @@ def _compiled_update(agent: Agent):
     """`Agent.update`'s maths with its two losses torch.compile'd, forward and backward.
     The fused optimiser step cannot be traced and stays eager; compiling the networks
     one by one instead recompiles per call site until dynamo gives up."""
-    c = agent.config
+    c = agent.hyper
 
     @torch.compile
     def critic_loss(obs, action, reward, next_obs, terminated):
@@ -182,7 +182,9 @@ def _batches(config: Config, obs_dim: int, act_dim: int) -> list:
 def _setup(kind: str, config: Config, obs_dim: int, act_dim: int, agent_class: type = Agent) -> tuple:
     """(update function, batches, seconds its first three updates took)."""
     torch.manual_seed(0)
-    agent = agent_class(obs_dim, act_dim, config)
+    # This checkout's Agent takes keyword arguments; an older revision's took the Config.
+    agent = (Agent(obs_dim, act_dim, **adapt.agent_kwargs(config)) if agent_class is Agent
+             else agent_class(obs_dim, act_dim, config))
     batches = _batches(config, obs_dim, act_dim)
     agent.update_normaliser(np.random.default_rng(0).normal(size=(1000, obs_dim)))
     if kind == "plain":
@@ -216,7 +218,7 @@ def _updates_per_s(update, batches: list, seconds: float) -> float:
 def _act_paths(obs_dim: int, act_dim: int) -> dict:
     """One observation through the default actor: torch (no_grad, inference_mode) and
     Agent.act (numpy on views of the same weights); each a function of the observation."""
-    agent = Agent(obs_dim, act_dim, adapt.resolve(Config(), act_dim))
+    agent = Agent(obs_dim, act_dim, **adapt.agent_kwargs(adapt.resolve(Config(), act_dim)))
     agent.update_normaliser(np.random.default_rng(0).normal(size=(1000, obs_dim)))
 
     def torch_act(obs):

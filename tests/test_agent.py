@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch import nn
 
-from reacher.config import Config
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.networks import Actor, Critic, EnsembleLinear, RunningNorm
 
@@ -27,9 +26,13 @@ OBS, ACT = 6, 2
 def _agent(**changes) -> Agent:
     """A small agent whose normaliser has seen data, so the update must apply it."""
     torch.manual_seed(0)
-    agent = Agent(OBS, ACT, Config(**{"hidden_sizes": (32, 32), "threads": 1, **changes}))
+    agent = Agent(OBS, ACT, **_kwargs(**changes))
     agent.update_normaliser(np.random.default_rng(0).normal(1.0, 2.0, (200, OBS)))
     return agent
+
+
+def _kwargs(**changes) -> dict:
+    return {"hidden_sizes": (32, 32), **changes}
 
 
 def _batch(n: int = 64, seed: int = 0) -> list[torch.Tensor]:
@@ -220,9 +223,9 @@ def test_twin_critic_target_is_the_smaller_member():
     assert 0.1 < first_is_smaller.float().mean() < 0.9  # the min picks each member on some rows
     y, _ = _regression_targets(agent, batch)
     going = batch[4] == 0
-    expected = batch[2] + agent.config.gamma * both.min(dim=0).values
+    expected = batch[2] + agent.hyper.gamma * both.min(dim=0).values
     torch.testing.assert_close(y[0][going], expected[going], rtol=0, atol=1e-5)
-    assert not torch.allclose(y[0][going], (batch[2] + agent.config.gamma * both[0])[going], atol=1e-3)
+    assert not torch.allclose(y[0][going], (batch[2] + agent.hyper.gamma * both[0])[going], atol=1e-3)
 
 
 def test_target_policy_noise_is_clipped_and_smooths_the_target():
@@ -232,8 +235,8 @@ def test_target_policy_noise_is_clipped_and_smooths_the_target():
     noise = (torch.randn(256, ACT) * 0.4).clamp(-0.5, 0.5)
     assert (noise.abs() == 0.5).any()  # the clip is exercised
     going = batch[4] == 0
-    noisy = batch[2] + agent.config.gamma * _target_q(agent, batch[3], noise).min(0).values
-    clean = batch[2] + agent.config.gamma * _target_q(agent, batch[3]).min(0).values
+    noisy = batch[2] + agent.hyper.gamma * _target_q(agent, batch[3], noise).min(0).values
+    clean = batch[2] + agent.hyper.gamma * _target_q(agent, batch[3]).min(0).values
     torch.manual_seed(123)
     y, _ = _regression_targets(agent, batch)
     torch.testing.assert_close(y[0][going], noisy[going], rtol=0, atol=1e-5)
@@ -269,7 +272,7 @@ def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin, pa
     agent = _agent(twin_critics=twin)
     # The same agent, but this update skips the actor step (1 % 2 != 0): the critic step alone.
     critic_only = copy.deepcopy(agent)
-    critic_only.config = agent.config.replace(policy_delay=2)
+    critic_only.hyper = agent.hyper.replace(policy_delay=2)
     actor_before, targets_before = _params(agent.actor), _params(agent.critic_target)
     calls = []
     for p in agent.critic.parameters():
@@ -298,7 +301,7 @@ def test_actor_step_changes_only_the_actor_and_computes_no_critic_grads(twin, pa
     # Then the targets moved toward the new networks.
     for new, old, online in zip(agent.critic_target.parameters(), targets_before,
                                 agent.critic.parameters()):
-        torch.testing.assert_close(new, torch.lerp(old, online.detach(), agent.config.tau))
+        torch.testing.assert_close(new, torch.lerp(old, online.detach(), agent.hyper.tau))
     _assert_same(_params(critic_only.critic_target), targets_before)
 
 
@@ -378,7 +381,7 @@ def test_state_dict_round_trip_continues_identically():
     agent = _agent(twin_critics=True, policy_delay=2)
     for n in range(3):
         agent.update(*_batch(seed=n))
-    restored = Agent(OBS, ACT, agent.config)
+    restored = Agent(OBS, ACT, **_kwargs(twin_critics=True, policy_delay=2))
     restored.load_state_dict(copy.deepcopy(agent.state_dict()))
     assert restored.updates == 3
     for _ in range(2):  # optimiser moments and the delay counter came along
@@ -391,7 +394,7 @@ def test_state_dict_round_trip_continues_identically():
 def test_policy_only_load_leaves_the_critic_alone():
     trained = _agent()
     trained.update(*_batch())
-    fresh = Agent(OBS, ACT, trained.config)
+    fresh = Agent(OBS, ACT, **_kwargs())
     critic = _params(fresh.critic)
     fresh.load_state_dict(trained.state_dict(), policy_only=True)
     _assert_same(_params(fresh.actor), _params(trained.actor))
@@ -520,7 +523,7 @@ def test_layernorm_critic_is_updated_through_autograd_and_saved():
     assert all(p.grad.abs().sum() > 0 for p in norms)  # the norms' gains and biases learn
     assert _all_differ(norms, [p for m in _agent(critic_layernorm=True, twin_critics=True).critic.norms
                                for p in m.parameters()])
-    restored = Agent(OBS, ACT, agent.config)
+    restored = Agent(OBS, ACT, **_kwargs(critic_layernorm=True, twin_critics=True, policy_delay=2))
     restored.load_state_dict(agent.state_dict())
     _assert_same(_params(restored.critic_target), _params(agent.critic_target))
 

@@ -81,6 +81,34 @@ def test_a_run_resolves_its_budget_from_its_arm(tmp_path):
     assert training.config.max_steps == expected != 100_000
 
 
+def test_settings_are_resolved_before_the_envs_and_agent_are_built(tmp_path, monkeypatch):
+    """Nothing is read back from a built env: the envs get the resolved control and
+    episode length, the agent plain keyword arguments, and the action dimensions the
+    settings counted are the env's."""
+    from conftest import FOUR_LINK_XML
+
+    import reacher.run.training as train_module
+
+    path = tmp_path / "four.xml"
+    path.write_text(FOUR_LINK_XML)
+    built = []
+    real_env, real_agent = train_module.make_env, train_module.Agent
+    monkeypatch.setattr(train_module, "make_env", lambda config, **kw: built.append(config) or real_env(config, **kw))
+    monkeypatch.setattr(train_module, "Agent", lambda *a, **kw: built.append(kw) or real_agent(*a, **kw))
+    training = Training(Config(arm=str(path), end_effector="tip", **SMALL), tmp_path / "run", progress=False)
+    try:
+        *envs, agent = built
+        assert len(envs) == 2 and all(c.control == "ee" and c.episode_s == fit.EPISODE_S for c in envs)
+        assert all(c == training.config for c in envs)
+        assert agent == adapt.agent_kwargs(training.config) and agent["hidden_sizes"] == (16, 16)
+        arm = training.env.unwrapped.arm
+        for control in ("ee", "joint"):
+            env = real_env(training.config.replace(control=control), arm=arm)
+            assert env.action_space.shape == (adapt.action_dims(control, arm),)
+    finally:
+        training.files.close()
+
+
 def test_servo_driven_arms_get_longer_episodes(tmp_path):
     from test_collision import ARM
 

@@ -91,9 +91,10 @@ def _refused(path, *words) -> CheckpointError:
 def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
     """load_policy reads the policy the run kept, the best evaluated (reacher.run.gate)."""
     from reacher.ddpg.agent import Agent
+    from reacher.run.settings import agent_kwargs
 
     policy = load_policy(trained.run_dir)
-    kept = Agent(trained.obs_dim, trained.act_dim, trained.config)
+    kept = Agent(trained.obs_dim, trained.act_dim, **agent_kwargs(trained.config))
     kept.load_state_dict(trained._kept_policy, policy_only=True)
     obs = _observations()
     np.testing.assert_array_equal(policy(obs), kept.act(obs))

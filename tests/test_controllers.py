@@ -223,12 +223,14 @@ def test_make_env_reuses_a_loaded_arm_with_its_own_model(servo_arm):
 
 @pytest.mark.slow
 def test_training_loads_the_arm_once(servo_arm, tmp_path, monkeypatch):
+    import reacher.run.training as train_module
     from reacher.run import envs as env_module
     from reacher.run.training import Training
 
     calls = []
     real = env_module.load_arm
-    monkeypatch.setattr(env_module, "load_arm", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for module in (env_module, train_module):  # wherever it is loaded from
+        monkeypatch.setattr(module, "load_arm", lambda *a, **k: calls.append(a) or real(*a, **k))
     training = Training(Config(arm=str(servo_arm), end_effector="tip", threads=1,
                                hidden_sizes=(8, 8)), tmp_path / "run", progress=False)
     try:

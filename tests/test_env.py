@@ -56,10 +56,48 @@ def test_environments_are_registered():
     for env_id in ENV_IDS:
         assert env_id in gym.registry
         assert gym.registry[env_id].entry_point == "reacher.task.env:ReachEnv"
-    # The episode limit is Gymnasium's TimeLimit (50 by default), not the env's own.
-    assert gym.registry["reacher/TwoLink-v0"].kwargs == {"arm": "two_link", "episode_s": None}
-    assert gym.registry["reacher/ThreeLink-v0"].kwargs == {"arm": "three_link", "episode_s": None}
-    assert all(gym.registry[env_id].max_episode_steps == 50 for env_id in ENV_IDS)
+    # The episode limit is the env's own (the arm's, as in training), not a registered TimeLimit.
+    assert gym.registry["reacher/TwoLink-v0"].kwargs == {"arm": "two_link"}
+    assert gym.registry["reacher/ThreeLink-v0"].kwargs == {"arm": "three_link"}
+    assert all(gym.registry[env_id].max_episode_steps is None for env_id in ENV_IDS)
+
+
+def _episode_length(env, seed: int = 0) -> int:
+    env.reset(seed=seed)
+    for step in range(1, 10_000):
+        if env.step(env.action_space.sample())[3]:
+            return step
+    raise AssertionError("no truncation in 10,000 steps")
+
+
+PANDA = {"arm": "examples/arms/panda.xml", "end_effector": "attachment_site"}
+
+
+def test_gym_make_and_a_bare_env_run_the_episodes_training_runs(tmp_path):
+    """Panda is driven by position servos: training gives it 2-s episodes, and so do
+    gym.make and a bare ReachEnv (before, Gymnasium's 50-step TimeLimit made them 1 s)."""
+    from reacher.config import Config
+    from reacher.run import settings
+    from reacher.run.envs import make_env
+    from reacher.sim.arm import load_arm
+
+    config = Config(arm=PANDA["arm"], end_effector=PANDA["end_effector"])
+    trained = settings.for_arm(config, load_arm(config.arm, config.end_effector))
+    assert trained.episode_s == 2.0
+    steps = round(trained.episode_s / trained.control_period_s)
+    assert _episode_length(make_env(trained)) == steps
+    assert _episode_length(gym.make("reacher/Reach-v0", **PANDA)) == steps
+    assert _episode_length(ReachEnv(PANDA["arm"], PANDA["end_effector"])) == steps
+    # Torque-driven two_link keeps 1 s everywhere.
+    assert _episode_length(gym.make("reacher/TwoLink-v0")) == _episode_length(ReachEnv()) == 50
+
+
+@pytest.mark.parametrize("steps", [30, 130])
+def test_gym_make_max_episode_steps_counts_alone_shorter_or_longer(steps):
+    env = gym.make("reacher/Reach-v0", max_episode_steps=steps, **PANDA)
+    assert env.spec.max_episode_steps == steps
+    assert [_episode_length(env, seed) for seed in range(2)] == [steps, steps]
+    assert _episode_length(gym.make(env.spec)) == steps  # the spec makes the same env again
 
 
 @pytest.mark.parametrize("env_id, arm_name", [

@@ -32,6 +32,7 @@ from reacher.envids import check_untrusted, import_user_modules
 from reacher.errors import CheckpointError, EnvIdError
 from reacher.run import checkpoint as ckpt
 from reacher.run.policy import load_policy
+from reacher.run.settings import agent_kwargs
 from reacher.tools.sweep_spec import load_spec
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONUNBUFFERED": "1"}
@@ -59,7 +60,7 @@ def _replay(n: int = 20) -> dict:
 
 
 def make_run(run_dir: Path, config: cfg.Config = CONFIG, **meta) -> Path:
-    agent = Agent(3, 1, config, "cpu")
+    agent = Agent(3, 1, **agent_kwargs(config))
     ckpt.save(run_dir / ckpt.FILENAME, _metadata(config, **meta),
               {"agent": agent.state_dict(), "torch_rng": torch.get_rng_state()}, _replay())
     (run_dir / "config.toml").write_text(cfg.to_toml(config), encoding="utf-8")

@@ -8,8 +8,11 @@ Python), never a traceback or a hang; each case stays under 1 GB and 5 s.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import shutil
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -180,3 +183,51 @@ def test_an_end_effector_fixed_to_the_world_is_refused(tmp_path):
     with pytest.raises(ValueError, match="end effector 'post' is fixed to the world"):
         load_arm(arm, "post")
     load_arm(arm, "fingertip")
+
+
+# --- 5. updates per step: bounded, and a signal ends a step's updates --------------------------
+
+def test_absurd_updates_per_step_are_refused(tmp_path, capsys):
+    code, err = cli_run(["train", "--run-dir", tmp_path / "run", "--updates-per-step", "1e17"], capsys)
+    assert "updates_per_step must be at most 1000, got 1e+17" in one_error_line(code, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_signal_during_a_steps_updates_stops_them_and_saves(tmp_path, monkeypatch):
+    from reacher import api
+    from reacher.ddpg.agent import Agent
+
+    calls = []
+    update = Agent.update
+
+    def interrupting_update(self, *batch):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Training's handler takes it: a first Ctrl-C
+        return update(self, *batch)
+
+    monkeypatch.setattr(Agent, "update", interrupting_update)
+    outcome = api.learn(cfg.Config(env="Pendulum-v1", hidden_sizes=(8, 8), threads=1, steps=400,
+                                   warmup_steps=50, batch_size=16, updates_per_step=1000),
+                        tmp_path / "run", progress=False)
+    assert outcome.interrupted_by == "SIGINT" and len(calls) < 10
+    assert (tmp_path / "run" / ckpt.FILENAME).is_file()
+
+
+# --- 9. inspect --config has train's bounds -----------------------------------------------------
+
+@pytest.mark.parametrize("line, says", [
+    ("frame_skip = 100000000", "frame_skip must be at most 1,000,000"),
+    ("frame_skip = 10000000000", "frame_skip must be at most 1,000,000"),
+    ("control_period_s = 1e9", "control_period_s must be at most 600"),
+    ("frame_skip = 100000", "frame_skip 100000 makes each action 1000 s of simulated time"),
+])
+@pytest.mark.parametrize("command", ["inspect", "train"])
+def test_timing_that_would_hang_a_step_is_refused(tmp_path, capsys, line, says, command):
+    config = tmp_path / "c.toml"
+    config.write_text(line + "\n")
+    args = ["inspect", "two_link"] if command == "inspect" else ["train", "--run-dir", tmp_path / "run"]
+    start = time.monotonic()
+    code, err = cli_run([*args, "--config", config], capsys)
+    assert says in one_error_line(code, err) and time.monotonic() - start < 5
+    assert not (tmp_path / "run").exists()

@@ -12,11 +12,13 @@ from reacher.config.schema import (
     MAX_BUFFER,
     MAX_EPISODE_S,
     MAX_EPISODE_STEPS,
+    MAX_FRAME_SKIP,
     MAX_HIDDEN_WEIGHTS,
     MAX_INT,
     MAX_LAYERS,
     MAX_SEED,
     MAX_THREADS,
+    MAX_UPDATES_PER_STEP,
     MAX_WIDTH,
     RANDOMISATION_FIELDS,
     Config,
@@ -39,8 +41,8 @@ from reacher.config.values import coerce, short
 from reacher.errors import ConfigError  # part of reacher.config's API
 
 __all__ = [
-    "FIELDS_BY_NAME", "FRACTION_FIELDS", "MAX_BUFFER", "MAX_EPISODE_S", "MAX_EPISODE_STEPS",
-    "MAX_FILE_BYTES", "MAX_HIDDEN_WEIGHTS", "MAX_INT", "MAX_LAYERS", "MAX_SEED", "MAX_THREADS",
+    "FIELDS_BY_NAME", "FRACTION_FIELDS", "MAX_BUFFER", "MAX_EPISODE_S", "MAX_EPISODE_STEPS", "MAX_FRAME_SKIP",
+    "MAX_FILE_BYTES", "MAX_HIDDEN_WEIGHTS", "MAX_INT", "MAX_LAYERS", "MAX_SEED", "MAX_THREADS", "MAX_UPDATES_PER_STEP",
     "MAX_WIDTH", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict", "check_randomisation",
     "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file", "read_toml",
     "saved_base", "setting", "short", "to_toml",

@@ -26,8 +26,13 @@ MAX_LAYERS = 64
 MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
 MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
 MAX_THREADS = 1024
+# Gradient updates per environment step: replay-ratio studies go to 20 or so (REDQ); beyond
+# this a step takes minutes, and a fractional count of 1e17 no longer changes when 1 is
+# taken from it, so a step would never end.
+MAX_UPDATES_PER_STEP = 1000
 MAX_EPISODE_S = 600.0  # see Config.validate
 MAX_EPISODE_STEPS = 1_000_000
+MAX_FRAME_SKIP = 1_000_000  # physics steps per action: MuJoCo counts them in a C int
 
 
 def setting(default, help: str):
@@ -155,6 +160,12 @@ class Config:
         if self.episode_s > MAX_EPISODE_S:
             raise ConfigError(f"episode_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
                               f"episode), got {self.episode_s!r}")
+        if self.control_period_s > MAX_EPISODE_S:
+            raise ConfigError(f"control_period_s must be at most {MAX_EPISODE_S:g} (s of simulated time per "
+                              f"action), got {self.control_period_s!r}")
+        if self.frame_skip > MAX_FRAME_SKIP:
+            raise ConfigError(f"frame_skip must be at most {MAX_FRAME_SKIP:,} (physics steps per action), "
+                              f"got {self.frame_skip!r}")
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
@@ -191,6 +202,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT:
                 raise ConfigError(f"{f.name} must be at most 2**63 - 1 (a 64-bit integer), got {value!r}")
+        if self.updates_per_step > MAX_UPDATES_PER_STEP:
+            raise ConfigError(f"updates_per_step must be at most {MAX_UPDATES_PER_STEP}, got "
+                              f"{self.updates_per_step!r}")
         if self.threads > MAX_THREADS:
             raise ConfigError(f"threads must be at most {MAX_THREADS}, got {self.threads!r}")
         if self.batch_size > MAX_BUFFER:

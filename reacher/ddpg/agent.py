@@ -1,7 +1,7 @@
 """The DDPG agent: deterministic actor, critic regression, Polyak-averaged targets.
 
-TD3's three changes are options (`Config.twin_critics`, `policy_delay`,
-`target_noise`); with them off this is textbook DDPG (Lillicrap et al. 2016).
+TD3's three changes are options (``twin_critics``, ``policy_delay``,
+``target_noise``); with them off this is textbook DDPG (Lillicrap et al. 2016).
 
 `update` runs the gradients derived by hand (reacher.ddpg.update); `update_autograd` is the
 same maths through autograd, kept as the reference the hand-derived one is tested against,
@@ -11,12 +11,13 @@ and used for what the hand-derived one does not cover (a layer-normalised critic
 from __future__ import annotations
 
 import copy
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from reacher.config import Config
 from reacher.ddpg.adam import FlatAdam
 from reacher.ddpg.networks import (
     Actor,
@@ -28,27 +29,52 @@ from reacher.ddpg.networks import (
 from reacher.ddpg.update import HandUpdate
 
 
+@dataclass(frozen=True)
+class Hyperparameters:
+    """What `update` reads from an agent, as the constructor took it."""
+
+    gamma: float
+    tau: float
+    policy_delay: int
+    twin_critics: bool
+    target_noise: float
+    target_noise_clip: float
+    critic_layernorm: bool
+
+    def replace(self, **changes) -> "Hyperparameters":
+        return dataclasses.replace(self, **changes)
+
+
 class Agent:
     """Four verbs: `act`, `update`, `state_dict`, `load_state_dict` (and `update_normaliser`, fed
-    the observations the agent sees)."""
+    the observations the agent sees).
 
-    def __init__(self, obs_dim: int, act_dim: int, config: Config, device: str = "cpu"):
+    Its hyperparameters are keyword arguments (`reacher.run.settings.agent_kwargs` turns a
+    training Config into them); the defaults are reacher's own (`reacher.config.Config`),
+    with the wide network of its larger arms."""
+
+    def __init__(self, obs_dim: int, act_dim: int, *, hidden_sizes: tuple[int, ...] = (256, 256),
+                 actor_lr: float = 1e-3, critic_lr: float = 1e-3, gamma: float = 0.95, tau: float = 0.01,
+                 twin_critics: bool = False, policy_delay: int = 1, target_noise: float = 0.0,
+                 target_noise_clip: float = 0.5, critic_layernorm: bool = False,
+                 normalize_obs: bool = True, device: str = "cpu"):
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.config = config
+        self.hyper = Hyperparameters(gamma, tau, policy_delay, twin_critics, target_noise,
+                                     target_noise_clip, critic_layernorm)
         self.device = torch.device(device)
-        hidden = tuple(config.hidden_sizes)
-        self.norm = (RunningNorm(obs_dim) if config.normalize_obs else nn.Identity()).to(self.device)
+        hidden = tuple(hidden_sizes)
+        self.norm = (RunningNorm(obs_dim) if normalize_obs else nn.Identity()).to(self.device)
         self.actor = Actor(obs_dim, act_dim, hidden).to(self.device)
-        self.critic = Critic(obs_dim, act_dim, hidden, 2 if config.twin_critics else 1,
-                             layernorm=config.critic_layernorm).to(self.device)
+        self.critic = Critic(obs_dim, act_dim, hidden, 2 if twin_critics else 1,
+                             layernorm=critic_layernorm).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.flat = FlatParameters([self.actor, self.critic], [self.actor_target, self.critic_target])
         actor_span, critic_span = self.flat.spans
         self.actor_opt = FlatAdam(self.flat.data[0, actor_span], self.flat.grad[actor_span],
-                                  list(self.actor.parameters()), lr=config.actor_lr)
+                                  list(self.actor.parameters()), lr=actor_lr)
         self.critic_opt = FlatAdam(self.flat.data[0, critic_span], self.flat.grad[critic_span],
-                                   list(self.critic.parameters()), lr=config.critic_lr)
+                                   list(self.critic.parameters()), lr=critic_lr)
         self.updates = 0
         self._bind()
 
@@ -56,7 +82,7 @@ class Agent:
         """The parts that hold views of this agent's tensors."""
         # The hand-derived gradients cover linear layers and relu; a layer-normalised
         # critic is updated through autograd.
-        self._hand = None if self.config.critic_layernorm else HandUpdate(self)
+        self._hand = None if self.hyper.critic_layernorm else HandUpdate(self)
         self._numpy_policy = NumpyPolicy(self.actor, self.norm) if self.device.type == "cpu" else None
 
     # Views do not survive a copy (a Parameter copies its data alone): a copy lays its
@@ -92,11 +118,11 @@ class Agent:
             return self.update_autograd(obs, action, reward, next_obs, terminated, discount)
         self.updates += 1
         return self._hand(obs, action, reward, next_obs, terminated, discount,
-                          actor_step=self.updates % self.config.policy_delay == 0)
+                          actor_step=self.updates % self.hyper.policy_delay == 0)
 
     def update_autograd(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
         """`update` through autograd: the reference for the hand-derived gradients."""
-        c = self.config
+        c = self.hyper
         obs, next_obs = self.norm(obs), self.norm(next_obs)
 
         # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)) (γᵐ after m rewards).

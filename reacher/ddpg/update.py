@@ -116,7 +116,7 @@ class HandUpdate:
     number of critics; every TD3 option), reading and writing the agent's flat parameters."""
 
     def __init__(self, agent):
-        self.agent, c = agent, agent.config
+        self.agent, c = agent, agent.hyper
         flat: FlatParameters = agent.flat
         actor_span, critic_span = flat.spans
         online, target = flat.data[0], flat.data[1]

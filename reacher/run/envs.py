@@ -8,24 +8,10 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 
+from reacher.run.settings import env_kwargs
 from reacher.sim.arm import Arm, load_arm
-from reacher.sim.fit import control_for, episode_seconds
 from reacher.task import goal
 from reacher.task.env import ReachEnv
-
-
-def env_settings(config, arm: Arm) -> dict:
-    """ReachEnv's keyword arguments for a training `Config` and its loaded arm: the one
-    place where training's settings become the environment's."""
-    control = config.control if config.control != "auto" else control_for(arm)[0]
-    return dict(
-        control=control, ee_speed=config.ee_speed, joint_rate=config.joint_rate,
-        control_period_s=config.control_period_s,
-        episode_s=config.episode_s or episode_seconds(arm),
-        frame_skip=config.frame_skip or None, max_episode_steps=config.max_episode_steps or None,
-        servo_speed=config.servo_speed, ctrl_cost_weight=config.ctrl_cost_weight,
-        precision_weight=config.precision_weight, precision_scale_m=config.precision_scale_m,
-        success_radius=config.success_radius, goal_observation=config.goal_observation)
 
 
 def make_env(config, render_mode: str | None = None, *, arm: Arm | None = None,
@@ -33,8 +19,9 @@ def make_env(config, render_mode: str | None = None, *, arm: Arm | None = None,
     """The environment a `Config` describes: a ReachEnv for its arm, or its Gymnasium id
     (``config.env``) with actions rescaled to [-1, 1] like ReachEnv's.
 
-    ``arm``, an `Arm` already loaded for this config (e.g. another env's ``.arm``),
-    saves loading the file again; the env gets its own copy of the compiled model."""
+    ``arm``, an `Arm` already loaded for this config (the one `settings.for_arm` read),
+    saves loading the file again; the env gets its own copy of the compiled model. A
+    field still on auto is left to ReachEnv, which chooses as `settings.for_arm` does."""
     if config.env:
         import reacher  # noqa: F401  (registers reacher/* ids)
 
@@ -55,4 +42,4 @@ def make_env(config, render_mode: str | None = None, *, arm: Arm | None = None,
         arm = load_arm(config.arm, config.end_effector)
     else:  # never share a model between envs: MjData and any model tweak stay per env
         arm = dataclasses.replace(arm, model=copy.copy(arm.model))
-    return ReachEnv(arm, render_mode=render_mode, **env_settings(config, arm), **render_kwargs)
+    return ReachEnv(arm, render_mode=render_mode, **env_kwargs(config), **render_kwargs)

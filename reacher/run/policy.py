@@ -15,6 +15,7 @@ from reacher.envids import import_user_modules
 from reacher.errors import CheckpointError, ConfigError, one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run.envs import make_env
+from reacher.run.settings import agent_kwargs
 from reacher.task import randomize
 from reacher.task.goal import flat_size, flatten
 
@@ -51,7 +52,7 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
     try:
         config = from_mapping(meta["config"], saved_base(), source=f"checkpoint {checkpoint.path}")
         config = config.replace(device=device)
-        agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), config, device)
+        agent = Agent(int(meta["obs_dim"]), int(meta["act_dim"]), **agent_kwargs(config))
         # "policy" is the kept (best-evaluated) policy, see reacher.run.gate; older runs have only "agent".
         agent.load_state_dict(checkpoint.model.get("policy", checkpoint.model["agent"]), policy_only=True)
     except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:

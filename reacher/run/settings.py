@@ -1,16 +1,26 @@
 """Settings that adapt to the arm, so a user's own arm learns without tuning.
 
-A Config field left at its "auto" value (0, or an empty ``hidden_sizes``) is resolved
-here from what the environment is: how many action dimensions drive it and, for the
-budgets, how large its workspace is in success radii. The rules were chosen
-by measuring across arms (docs/benchmarks.md, "Any arm"), never for one file. The
-resolved values are what a run records in config.toml, so a resumed or re-evaluated
-run uses exactly them.
+A Config field left at its "auto" value (0, "auto", or an empty ``hidden_sizes``: the
+file format's way to say "not set") is resolved here, once, before any environment or
+agent is built: `for_arm` reads the loaded arm (its controller and episode length, from
+`reacher.sim.fit`; its action dimensions; its workspace), `resolve` applies the rules.
+The rules were chosen by measuring across arms (docs/benchmarks.md, "Any arm"), never
+for one file. The resolved values are what a run records in config.toml, so a resumed
+or re-evaluated run uses exactly them.
+
+The environment and the agent take plain keyword arguments, never a Config:
+`env_kwargs` and `agent_kwargs` are the one place where a Config becomes them, with
+None (the argument's own default) for a field still left unset.
 """
 
 from __future__ import annotations
 
+import math
+
 from reacher.config import Config
+from reacher.sim.arm import Arm
+from reacher.sim.fit import control_for, episode_seconds
+from reacher.task.env import ReachEnv
 
 # Budgets: the cap on a success-gated run and the horizon of the noise decay, per action
 # dimension, for an arm whose workspace spans REFERENCE_REACH success radii (two_link's,
@@ -70,3 +80,60 @@ def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
         changes["noise_decay_steps"] = config.steps or int(
             round(NOISE_DECAY_STEPS_PER_ACTION_DIM * n_actuators * scale, -3))
     return config.replace(**changes) if changes else config
+
+
+def action_dims(control: str, arm: Arm) -> int:
+    """How many values an action of `control` has on this arm: the end effector's three
+    (x, y, z) under ``ee``, one per actuator otherwise (`reacher.sim.controllers`)."""
+    return 3 if control == "ee" else arm.n_actuators
+
+
+def for_arm(config: Config, arm: Arm) -> Config:
+    """The config with every auto field resolved for this loaded arm: its controller
+    and episode length (`reacher.sim.fit`), then widths and budgets for the action
+    dimensions that controller gives and the arm's workspace (`resolve`)."""
+    control = config.control if config.control != "auto" else control_for(arm)[0]
+    episode_s = config.episode_s or episode_seconds(arm)
+    return resolve(config, action_dims(control, arm), episode_s, control=control, reach_m=arm.reach_m)
+
+
+# The Config fields ReachEnv takes under the same names; `env_kwargs` adds the two whose
+# unset spelling differs in the file format (control "auto", episode_s 0).
+ENV_FIELDS = ("ee_speed", "joint_rate", "control_period_s", "frame_skip", "max_episode_steps",
+              "servo_speed", "ctrl_cost_weight", "precision_weight", "precision_scale_m",
+              "success_radius", "goal_observation")
+AGENT_FIELDS = ("hidden_sizes", "actor_lr", "critic_lr", "gamma", "tau", "twin_critics", "policy_delay",
+                "target_noise", "target_noise_clip", "critic_layernorm", "normalize_obs", "device")
+UNSET_IN_FILE = {"frame_skip": 0, "max_episode_steps": 0}  # 0 in config.toml is None here
+
+
+def env_kwargs(config: Config) -> dict:
+    """ReachEnv's keyword arguments for a Config: an auto field is passed as None, which
+    ReachEnv resolves for its arm the way `for_arm` does (the same `reacher.sim.fit`)."""
+    kwargs = {name: getattr(config, name) for name in ENV_FIELDS}
+    for name, unset in UNSET_IN_FILE.items():
+        if kwargs[name] == unset:
+            kwargs[name] = None
+    kwargs["control"] = None if config.control == "auto" else config.control
+    kwargs["episode_s"] = config.episode_s or None
+    return kwargs
+
+
+def agent_kwargs(config: Config) -> dict:
+    """Agent's keyword arguments for a Config (hidden_sizes left out while unset: the
+    Agent's default)."""
+    kwargs = {name: getattr(config, name) for name in AGENT_FIELDS}
+    if not kwargs["hidden_sizes"]:
+        del kwargs["hidden_sizes"]
+    return kwargs
+
+
+def for_env(config: Config, env) -> Config:
+    """The config resolved for a Gymnasium id (``config.env``), which is built first: the
+    id, not the Config, decides its env, so its action dimensions (and for a reacher id
+    its arm, controller and episode length) are read from what it built."""
+    act_dim = int(math.prod(env.action_space.shape))
+    reach = env.unwrapped
+    if not isinstance(reach, ReachEnv):
+        return resolve(config, act_dim)
+    return resolve(config, act_dim, reach.timing.episode_s, control=reach.control, reach_m=reach.arm.reach_m)

@@ -29,7 +29,7 @@ from reacher.ddpg.replay import ReplayBuffer, n_step, relabel
 from reacher.errors import CheckpointError, PhysicsError, one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
-from reacher.run import settings as adapt
+from reacher.run import settings
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
@@ -41,8 +41,8 @@ from reacher.run.rundir import (
     file_id,
     prepare_run,
 )
+from reacher.sim.arm import load_arm
 from reacher.task import randomize
-from reacher.task.env import ReachEnv
 from reacher.task.goal import env_goal_layout, flat_env
 
 
@@ -144,32 +144,36 @@ class Training:
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
+        # Settings first: every auto field is resolved for the arm before anything is built
+        # (a Gymnasium id decides its own env, so it is resolved from the env it builds).
+        arm = None if config.env else load_arm(config.arm, config.end_effector)
+        if arm is not None:
+            config = settings.for_arm(config, arm)
         # The agent reads the flat layout; goal observations are the same values in a Dict.
         # Only the training env is randomised: evaluations measure the nominal model
         # (`reacher evaluate --randomize` measures perturbed ones).
-        env = randomize.wrap(make_env(config), config)
+        env = randomize.wrap(make_env(config, arm=arm), config)
+        if arm is None:
+            config = settings.for_env(config, env)
+            arm = getattr(env.unwrapped, "arm", None)  # a reacher id's
+        self.config = config
         self.env = flat_env(env)
         # ... seen as training sees it: with the action history when it trains under a delay.
-        self.eval_env = flat_env(randomize.as_trained(
-            make_env(config, arm=getattr(self.env.unwrapped, "arm", None)), config))
+        self.eval_env = flat_env(randomize.as_trained(make_env(config, arm=arm), config))
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
-        reach = self.env.unwrapped if isinstance(self.env.unwrapped, ReachEnv) else None
-        self.config = config = adapt.resolve(config, self.act_dim,
-                                             reach.timing.episode_s if reach is not None else None,
-                                             control=reach.control if reach is not None else None,
-                                             reach_m=reach.arm.reach_m if reach is not None else None)
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
-        self.agent = Agent(self.obs_dim, self.act_dim, config, config.device)
+        self.agent = Agent(self.obs_dim, self.act_dim, **settings.agent_kwargs(config))
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
         # Hindsight: reacher's arms relabel through their own reward; any other goal env
         # (a goal Dict and compute_reward) through its compute_reward, in batches.
         self.goal_layout = None if config.hindsight_fraction <= 0 else (
             # (an action history, under a delay, shifts the goal slices: ask the outermost)
-            env.get_wrapper_attr("goal_layout") if reach is not None else env_goal_layout(env))
-        self.arm_sha256 = arm_digest(reach.arm.source) if reach is not None else None
+            env.get_wrapper_attr("goal_layout") if arm is not None else env_goal_layout(env))
+        self.arm_file = arm.source if arm is not None else None
+        self.arm_sha256 = arm_digest(self.arm_file) if arm is not None else None
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self._stop: str | None = None
         self._last_eval: Evaluation | None = None
@@ -282,7 +286,7 @@ class Training:
         if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
         self.state.update_debt += c.updates_per_step
-        while self.state.update_debt >= 1.0:
+        while self.state.update_debt >= 1.0 and self._stop is None:  # a signal ends the step's updates
             self.state.update_debt -= 1.0
             idx = self.buffer.sample_indices(c.batch_size, self.rng)
             batch = self.buffer.batch(idx)
@@ -434,7 +438,7 @@ class Training:
         metadata = {
             "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "env": c.env or None, "arm": None if c.env else c.arm,
-            "arm_file": env.arm.source if isinstance(env, ReachEnv) else None,
+            "arm_file": self.arm_file,
             "end_effector": None if c.env else c.end_effector, "arm_sha256": self.arm_sha256,
             "config": as_dict(c), "updates": self.agent.updates, **self.state.to_dict(),
             "rng": self.rng.bit_generator.state, "env_rng": env.np_random.bit_generator.state,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from reacher.config import MAX_EPISODE_S
+
 CONTROL_PERIOD_S = 0.02  # 50 Hz: fast enough for reaching, slow enough to learn from
 EPISODE_S = 1.0
 
@@ -68,7 +70,8 @@ def control_timing(timestep_s: float, control_period_s: float = CONTROL_PERIOD_S
     for name, value in (("frame_skip", frame_skip), ("max_episode_steps", episode_steps)):
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
-    if frame_skip is None:
+    derived = frame_skip is None
+    if derived:
         ratio = control_period_s / timestep_s
         if ratio < 0.5:
             raise ValueError(f"control_period_s {control_period_s:g} s is shorter than the arm's "
@@ -78,6 +81,10 @@ def control_timing(timestep_s: float, control_period_s: float = CONTROL_PERIOD_S
     else:
         requested = frame_skip * timestep_s  # an explicit frame_skip is exact by definition
     period = frame_skip * timestep_s
+    if period > MAX_EPISODE_S:  # one action longer than the longest episode: every step would hang
+        asked = f"control_period_s {control_period_s:g}" if derived else f"frame_skip {frame_skip}"
+        raise ValueError(f"{asked} makes each action {period:g} s of simulated time (the arm's timestep "
+                         f"is {timestep_s:g} s); at most {MAX_EPISODE_S:g} s, an episode's limit")
     if episode_steps is None:
         episode_steps = max(1, round(episode_s / period))
     return ControlTiming(float(timestep_s), int(frame_skip), int(episode_steps), float(requested))

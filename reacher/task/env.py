@@ -4,6 +4,10 @@
 (`reacher.sim.physics`), the controller that says what an action means
 (`reacher.sim.controllers`), and the task — targets, observation, reward, success
 (`reacher.task.reach`). `reacher.run.envs.make_env` builds one from a training `Config`.
+
+Its arguments are plain values; one left at None is chosen for the arm exactly as
+``reacher train`` chooses it (`reacher.sim.fit`), so a bare ``ReachEnv(arm)``,
+``gym.make("reacher/Reach-v0", arm=...)`` and training run the same episodes.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ import numpy as np
 from reacher.errors import ArmFileError
 from reacher.sim.arm import Arm, load_arm
 from reacher.sim.controllers import EE_SPEED_M_S, JOINT_RATE_RAD_S, make_controller
-from reacher.sim.fit import control_for
+from reacher.sim.fit import control_for, episode_seconds
 from reacher.sim.physics import Physics
 from reacher.sim.rendering import has_display, make_renderer
-from reacher.sim.timing import CONTROL_PERIOD_S, EPISODE_S, control_timing
+from reacher.sim.timing import CONTROL_PERIOD_S, control_timing
 from reacher.task import goal
 from reacher.task.reach import GoalLayout, ReachTask, target_from
 from reacher.task.reward import ReachReward
 
-__all__ = ["GoalLayout", "ReachEnv"]
+__all__ = ["DefersToTimeLimit", "GoalLayout", "ReachEnv"]
 
 
 class ReachEnv(gym.Env):
@@ -46,8 +50,8 @@ class ReachEnv(gym.Env):
     | ``ee``        | 3            | move the end effector by ``ee_speed``·dt (m) along world x, y, z; joint targets by damped-least-squares IK (position servos) or operational-space torques (motors); gravity compensated |
 
     ``joint_delta`` and ``ee`` need an arm driven by position servos or motors on its
-    joints, one per joint (``ee``: not both kinds). ``control="auto"`` picks per arm by
-    `reacher.sim.fit.control_for`.
+    joints, one per joint (``ee``: not both kinds). ``control=None`` (or ``"auto"``) picks
+    per arm by `reacher.sim.fit.control_for`, as ``reacher train`` does.
 
     ## Observation space
     ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order:
@@ -94,16 +98,18 @@ class ReachEnv(gym.Env):
 
     ## Timing
     The policy acts every ``control_period_s`` (0.02 s) of simulated time; an episode
-    lasts ``episode_s`` (1 s here; training's `make_env` gives arms driven by position
-    servos 2 s, see `reacher.run.settings`). The physics steps per action, ``frame_skip``, follow from
+    lasts ``episode_s``, by default the arm's as ``reacher train`` has it
+    (`reacher.sim.fit.episode_seconds`: 1 s, or 2 s for an arm driven by position servos).
+    The physics steps per action, ``frame_skip``, follow from
     the arm file's own timestep (see `reacher.sim.timing`), so a model at MuJoCo's default
     0.002 s and the built-ins at 0.01 s both act at 50 Hz for 1 s. ``dt`` and
     ``metadata["render_fps"]`` are the control period and rate.
 
     ## Episode end
     Never terminates (reaching has no terminal state). Truncates after ``episode_s``
-    (50 steps by default; through ``gym.make`` Gymnasium's TimeLimit counts the steps
-    instead, 50 unless ``gym.make(id, max_episode_steps=N)`` says otherwise), or at once
+    (``max_episode_steps`` steps when given: 50 steps for the built-ins, 100 for a
+    servo-driven arm), or, made by ``gym.make(id, max_episode_steps=N)``, after
+    Gymnasium's TimeLimit of N steps alone (see `DefersToTimeLimit`); or at once
     if the physics blows up (NaN/inf state or
     MuJoCo's instability warning), with ``info["physics_error"]`` saying so; the next
     ``reset`` starts clean.
@@ -115,9 +121,9 @@ class ReachEnv(gym.Env):
 
     ## Arguments
     ``arm``: built-in name or MJCF path; ``end_effector``: site or body name;
-    ``control`` ("joint"; "joint_delta", "ee" or "auto", see the action table),
-    ``ee_speed`` (1.25 m/s) and ``joint_rate`` (1.25 rad/s) for them;
-    ``control_period_s`` (0.02) and ``episode_s`` (1.0; None: no limit of the env's own);
+    ``control`` ("joint"; "joint_delta", "ee", or None/"auto": the arm's, see the action
+    table), ``ee_speed`` (1.25 m/s) and ``joint_rate`` (1.25 rad/s) for them;
+    ``control_period_s`` (0.02) and ``episode_s`` (None: the arm's, see Timing);
     ``frame_skip`` and ``max_episode_steps`` state the same in steps and override them;
     ``ctrl_cost_weight``, ``precision_weight``, ``precision_scale_m``: reward weights;
     ``success_radius`` (0.02 m); ``servo_speed`` (0: a position servo's action is an
@@ -134,11 +140,11 @@ class ReachEnv(gym.Env):
         arm: str | Path | Arm = "two_link",
         end_effector: str = "fingertip",
         *,
-        control: str = "joint",
+        control: str | None = "joint",
         ee_speed: float = EE_SPEED_M_S,
         joint_rate: float = JOINT_RATE_RAD_S,
         control_period_s: float = CONTROL_PERIOD_S,
-        episode_s: float | None = EPISODE_S,
+        episode_s: float | None = None,
         frame_skip: int | None = None,
         max_episode_steps: int | None = None,
         ctrl_cost_weight: float = ReachReward.ctrl_cost_weight,
@@ -161,21 +167,21 @@ class ReachEnv(gym.Env):
         self.model = self.arm.model
         try:
             self.timing = control_timing(self.model.opt.timestep, control_period_s,
-                                         EPISODE_S if episode_s is None else episode_s,
+                                         episode_seconds(self.arm) if episode_s is None else episode_s,
                                          frame_skip, max_episode_steps)
         except ValueError as err:  # the period asked for against this file's timestep
             raise ArmFileError(self.arm.source, str(err)) from None
         if self.timing.note:
             gym.logger.warn(self.timing.note)
         self.frame_skip = self.timing.frame_skip
-        self.max_episode_steps = (self.timing.episode_steps
-                                  if episode_s is not None or max_episode_steps is not None else None)
+        # None once Gymnasium's TimeLimit counts the steps instead (`DefersToTimeLimit`).
+        self.max_episode_steps: int | None = self.timing.episode_steps
         self.dt = self.timing.control_period_s
         self.metadata = {**self.metadata, "render_fps": self.timing.control_hz}
 
         self.physics = Physics(self.arm, self.frame_skip)
         self.data = self.physics.data
-        if control == "auto":
+        if control is None or control == "auto":
             control = control_for(self.arm)[0]
         self.controller = make_controller(control, self.physics, servo_speed=servo_speed,
                                           ee_speed=ee_speed, joint_rate=joint_rate)
@@ -319,3 +325,21 @@ def _check_positive(**values) -> None:
     for name, value in values.items():
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+class DefersToTimeLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """What ``gym.make`` puts around a registered reacher env (the ids register it as an
+    additional wrapper, which Gymnasium applies outside its TimeLimit): when
+    ``gym.make(id, max_episode_steps=N)`` added a TimeLimit, its N steps count alone and
+    the env's own episode length is lifted, so N may be longer than it too; without
+    one the env ends its episodes itself, at the arm's length. A pass-through otherwise."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        inner = env
+        while isinstance(inner, gym.Wrapper):
+            if isinstance(inner, gym.wrappers.TimeLimit):
+                env.unwrapped.max_episode_steps = None
+                break
+            inner = inner.env
