@@ -145,6 +145,7 @@ def test_small_files_describing_huge_models_are_refused_in_memory_and_time(tmp_p
     cases["100 MB comment"] = (comment, "is larger than 16 MiB")
     script = """
 import json, resource, sys, time
+from reacher.errors import ArmFileError
 from reacher.sim.arm import load_arm
 out = {}
 for name, path in json.loads(sys.argv[1]).items():
