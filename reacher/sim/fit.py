@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
+from reacher.errors import ControlError
 from reacher.sim.arm import Arm, position_servos
-from reacher.sim.controllers import EE_SPEED_M_S, ControlError, EndEffectorControl
+from reacher.sim.controllers import EE_SPEED_M_S, EndEffectorControl
 from reacher.sim.physics import Physics
 from reacher.sim.probes import ee_reach_times
 from reacher.sim.timing import CONTROL_PERIOD_S, EPISODE_S
