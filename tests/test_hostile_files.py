@@ -249,3 +249,84 @@ def test_inspect_of_a_fifo_is_one_line(tmp_path, capsys):
     os.mkfifo(tmp_path / "arm.xml")
     line = one_error_line(*cli_run(["inspect", tmp_path / "arm.xml"], capsys))
     assert "arm.xml" in line and "FIFO" in line
+
+
+# --- 6. a run directory is known by its marker ---------------------------------------------------
+
+def _project(tmp_path: Path) -> tuple[Path, dict]:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "config.toml").write_text("# my project's own config\n")
+    (proj / "metrics.csv").write_text("sales,2024\n")
+    (proj / ".draft.tmp").write_text("half a thought")
+    return proj, listing(proj)
+
+
+@pytest.mark.parametrize("keep", ["config.toml", "metrics.csv", ".draft.tmp"])
+def test_another_directory_is_not_taken_for_a_run_dir(tmp_path, monkeypatch, capsys, keep):
+    """--run-dir proj overwrote proj's config.toml and metrics.csv and deleted its .tmp files."""
+    monkeypatch.chdir(tmp_path)
+    proj, _ = _project(tmp_path)
+    for other in {"config.toml", "metrics.csv", ".draft.tmp"} - {keep}:
+        (proj / other).unlink()
+    before = listing(proj)
+    line = one_error_line(*cli_run(["train", "--env", "Pendulum-v1", "--steps", "10", "--run-dir", proj,
+                                    "--quiet"], capsys))
+    assert "not a reacher run directory" in line and keep in line
+    assert listing(proj) == before
+
+
+def test_a_run_dir_is_marked_and_an_old_one_still_resumes(tmp_path, capsys):
+    """A new run marks its directory; one of an earlier version has no marker, and
+    --resume continues it (and marks it)."""
+    run = tmp_path / "run"
+    small = ["--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--eval-every", "30",
+             "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1", "--run-dir", run, "--quiet"]
+    code, err = cli_run(["train", *small, "--steps", "30"], capsys)
+    assert code == 0, err
+    assert (run / ".reacher-run").is_file()
+    (run / ".reacher-run").unlink()  # as earlier versions left a run dir
+    (run / ".checkpoint.ckpt.0123456789abcdef.tmp").write_bytes(b"cut short by kill -9")
+    code, err = cli_run(["train", "--run-dir", run, "--resume", "--steps", "60", "--quiet"], capsys)
+    assert code == 0, err
+    assert (run / ".reacher-run").is_file()
+    assert not (run / ".checkpoint.ckpt.0123456789abcdef.tmp").exists()
+
+
+# --- 8. damaged run-dir entries ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["metrics.csv", ".lock", "config.toml"])
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_run_file_that_is_not_a_file_is_one_line_naming_it(tmp_path, capsys, name, kind):
+    """A FIFO metrics.csv made --resume hang; a directory there gave 'error: [Errno 21] Is a
+    directory: 4', a FIFO .lock 'error: [Errno 22] Invalid argument'."""
+    run = make_run(tmp_path / "run")
+    path = run / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    before = listing(tmp_path)
+    line = one_error_line(*cli_run(["train", "--run-dir", run, "--resume", "--steps", "40", "--quiet"], capsys))
+    assert str(path) in line and "not a regular file" in line
+    assert listing(tmp_path) == before
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A genuine, resumable Pendulum run of 30 steps."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    args = ["train", "--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
+            "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
+            "--run-dir", str(run), "--quiet"]
+    subprocess.run([sys.executable, "-m", "reacher", *args], env=ENV, check=True, timeout=300,
+                   capture_output=True)
+    return run
+
+
+def test_a_metrics_file_that_is_not_text_is_one_line(tmp_path, capsys, trained):
+    import shutil
+    run = Path(shutil.copytree(trained, tmp_path / "run"))
+    (run / "metrics.csv").write_bytes(b"step\n\xff\xfe\x00\n")
+    before = listing(tmp_path)
+    line = one_error_line(*cli_run(["train", "--run-dir", run, "--resume", "--steps", "40", "--quiet"], capsys))
+    assert str(run / "metrics.csv") in line
+    assert listing(tmp_path) == before
