@@ -13,11 +13,11 @@ from test_collision import ARM as SERVO_ARM
 
 import reacher  # noqa: F401  (registers the environments)
 from reacher.config import Config, ConfigError, from_mapping, saved_base
+from reacher.errors import ControlError
 from reacher.run import settings as adapt
 from reacher.run.envs import make_env
 from reacher.sim import fit
 from reacher.sim.arm import load_arm
-from reacher.sim.controllers import ControlError
 from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"

@@ -23,11 +23,11 @@ import pytest
 from test_hostile_inputs import CONFIG, cli_run, listing, make_run, one_error_line, rewrite, _metadata
 
 from reacher import config as cfg
-from reacher.files import CannotWrite, atomic_write, remove_temporaries, replacing_together
+from reacher.errors import ArmFileError, CannotWrite, CheckpointError
+from reacher.files import atomic_write, remove_temporaries, replacing_together
 from reacher.run import checkpoint as ckpt
-from reacher.run.checkpoint import CheckpointError
 from reacher.run.policy import load_policy
-from reacher.sim.arm import ArmFileError, load_arm
+from reacher.sim.arm import load_arm
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
@@ -145,7 +145,8 @@ def test_small_files_describing_huge_models_are_refused_in_memory_and_time(tmp_p
     cases["100 MB comment"] = (comment, "is larger than 16 MiB")
     script = """
 import json, resource, sys, time
-from reacher.sim.arm import ArmFileError, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import load_arm
 out = {}
 for name, path in json.loads(sys.argv[1]).items():
     start = time.monotonic()

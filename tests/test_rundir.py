@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from reacher.config import Config
+from reacher.errors import CheckpointError
 from reacher.run import checkpoint as ckpt
 from reacher.run.metrics import read_metrics
 from reacher.run.training import train
@@ -89,7 +90,7 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path):
-    from reacher.run.rundir import RunError
+    from reacher.errors import RunError
 
     target, run_dir = _outside(tmp_path), tmp_path / "run"
     run_dir.mkdir()
@@ -102,7 +103,7 @@ def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path
 
 @pytest.mark.parametrize("resume", [False, True], ids=["new run", "resume"])
 def test_a_metrics_csv_symlinked_elsewhere_is_refused_and_its_target_untouched(finished, tmp_path, resume):
-    from reacher.run.rundir import RunError
+    from reacher.errors import RunError
 
     target = _outside(tmp_path)
     if resume:
@@ -203,7 +204,7 @@ def test_resume_refuses_a_changed_arm_file_of_the_same_sizes(tmp_path):
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     assert 'model="two_link"' in xml
     arm.write_text(xml.replace('model="two_link"', 'model="another_arm_of_the_same_sizes"'))
-    with pytest.raises(ckpt.CheckpointError, match="arm.*SHA-256"):
+    with pytest.raises(CheckpointError, match="arm.*SHA-256"):
         _train(TINY.replace(steps=300), tmp_path / "run", resume=True, overrides={"steps": 300})
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
 
@@ -212,7 +213,7 @@ def test_resume_refuses_a_changed_arm_file_of_the_same_sizes(tmp_path):
                                     {"end_effector": "link2"}, {"success_radius": 0.05}])
 def test_resume_refuses_another_task(finished, tmp_path, change):
     run_dir = _copy(finished, tmp_path)
-    with pytest.raises((ckpt.CheckpointError, ValueError), match=next(iter(change))):
+    with pytest.raises((CheckpointError, ValueError), match=next(iter(change))):
         _train(TINY.replace(steps=300, **change), run_dir, resume=True, overrides={"steps": 300, **change})
 
 

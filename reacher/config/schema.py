@@ -12,7 +12,8 @@ import math
 import typing
 from dataclasses import dataclass, field
 
-from reacher.config.values import ConfigError, coerce, short
+from reacher.config.values import coerce, short
+from reacher.errors import ConfigError
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
 # deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.

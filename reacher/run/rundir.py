@@ -34,7 +34,7 @@ import stat
 from pathlib import Path
 
 from reacher.config import Config, as_dict, load_toml, saved_base
-from reacher.errors import LockBusy
+from reacher.errors import CheckpointError, LockBusy, RunDirBusy, RunError
 from reacher.files import UnreadableFile, is_temporary, read_regular, remove_temporaries, write_text
 from reacher.limits import MAX_RUN_FILE_BYTES
 from reacher.run import checkpoint as ckpt
@@ -60,14 +60,6 @@ NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layer
 TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
                "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
                "precision_weight", "precision_scale_m", "success_radius")
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used as asked (exists already, nothing to resume)."""
-
-
-class RunDirBusy(ValueError):
-    """Another process holds the run directory's lock."""
 
 
 # --- before a run starts ------------------------------------------------------------------
@@ -143,18 +135,18 @@ def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, a
     meta = checkpoint.metadata
     saved, ours = meta.get("config", {}), as_dict(config)
     if not isinstance(saved, dict):
-        raise ckpt.CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
+        raise CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
     for name in NETWORK_FIELDS + TASK_FIELDS:
         if name in saved and saved[name] != ours[name]:
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
+            raise CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
                                                         f"a resumed run cannot change it (asked for {ours[name]!r})")
     if not config.env:
         saved_sha = meta.get("arm_sha256")
         if saved_sha is not None and saved_sha != arm_sha256:
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
+            raise CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
                                                         "(its file's SHA-256 differs: the file was changed or replaced)")
         if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
+            raise CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
                                                         f"a resumed run cannot change it (asked for {config.arm!r})")
 
 

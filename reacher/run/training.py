@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, as_dict, to_toml
+from reacher.config import Config, as_dict, to_toml
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.noise import make_noise, scheduled_scale
 from reacher.ddpg.replay import ReplayBuffer, n_step, relabel
-from reacher.errors import one_line
+from reacher.errors import CheckpointError, PhysicsError, one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
 from reacher.run import settings
@@ -34,9 +34,8 @@ from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.run.metrics import plot_curve, preload_plotting
-from reacher.run.rundir import (  # noqa: F401
+from reacher.run.rundir import (
     RunDir,
-    RunError,
     check_resumable,
     default_run_dir,
     file_id,
@@ -131,10 +130,6 @@ STOP_REASONS = {
 # same in this many episodes in a row means the arm itself is broken (NaN or huge gear,
 # damping, mass; a timestep too long), and training on it would learn nothing.
 PHYSICS_ERRORS_IN_A_ROW = 10
-
-
-class PhysicsError(ValueError):
-    """The simulation blows up in every episode: the arm file (or env) is at fault."""
 
 
 class Training:
@@ -473,7 +468,7 @@ class Training:
             if kept is not None:
                 kept = {"actor": kept["actor"], "norm": kept["norm"]}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+            raise CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
         self.state = state
         self._kept_policy = kept
 
@@ -537,4 +532,4 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     return outcome
 
 
-__all__ = ["Config", "ConfigError", "Outcome", "PhysicsError", "RunError", "Training", "TrainingState", "train"]
+__all__ = ["Outcome", "Training", "TrainingState", "train"]

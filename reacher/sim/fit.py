@@ -7,8 +7,9 @@ user's own arm gets them too. `ReachEnv` uses them for an argument left unset an
 
 from __future__ import annotations
 
+from reacher.errors import ControlError
 from reacher.sim.arm import Arm, position_servos
-from reacher.sim.controllers import ControlError, EndEffectorControl
+from reacher.sim.controllers import EndEffectorControl
 from reacher.sim.physics import Physics
 from reacher.sim.timing import EPISODE_S
 

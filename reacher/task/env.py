@@ -18,7 +18,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from reacher.sim.arm import Arm, ArmFileError, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import Arm, load_arm
 from reacher.sim.controllers import EE_SPEED_M_S, JOINT_RATE_RAD_S, make_controller
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.sim.physics import Physics

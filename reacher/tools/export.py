@@ -24,15 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from reacher.errors import ExportError
+
 FORMAT = "reacher-policy/1"
 OPSET = 17  # onnxruntime ≥ 1.14 and most embedded runtimes read it
 IR_VERSION = 8  # the IR of opset 17, so older runtimes load the file too
 TOLERANCE = 1e-5  # largest |onnxruntime − torch| accepted, per action value
 INSTALL_HINT = "pip install 'reacher[export]' (or: pip install onnx onnxruntime)"
-
-
-class ExportError(ValueError):
-    """An export that cannot be done; the message names the file or run at fault."""
 
 
 @dataclass
@@ -231,6 +229,8 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
     reach = env.unwrapped
     if isinstance(reach, ReachEnv):
         info.update(reach_description(reach, config))
+        if policy.trained_arm_sha256:  # the arm trained on, which the file may no longer be
+            info["arm"]["sha256"] = policy.trained_arm_sha256
     else:
         info["observation"] = {"size": obs_dim, "parts": None,
                                "note": "the env's own observation, flattened; see its documentation"}

@@ -18,7 +18,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.sim.arm import Arm, ArmFileError, is_position_servo, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import Arm, is_position_servo, load_arm
 from reacher.sim.controllers.base import max_joint_torques
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.sim.probes import (
