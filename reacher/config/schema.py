@@ -45,8 +45,8 @@ class Config:
     env: str = setting("", "a registered Gymnasium id to train on instead of an arm (e.g. Pendulum-v1)")
     control_period_s: float = setting(0.02, "seconds of simulated time between actions (reaching "
                                              "env); physics steps per action follow from the arm's timestep")
-    episode_s: float = setting(0.0, "seconds of simulated time per episode (reaching env; 0: 1 s, or "
-                                     "2 s for arms driven by position servos)")
+    episode_s: float = setting(0.0, "seconds of simulated time per episode (reaching env; 0: the arm's, "
+                                     "see reacher inspect: 1 s, or what its ee controller needs)")
     max_episode_steps: int = setting(0, "steps per episode; overrides episode_s (0: from episode_s)")
     frame_skip: int = setting(0, "physics steps per action; overrides control_period_s "
                                  "(0: from control_period_s)")

@@ -94,7 +94,9 @@ class ReachEnv(gym.Env):
     ## Timing
     The policy acts every ``control_period_s`` (0.02 s) of simulated time; an episode
     lasts ``episode_s``, by default the arm's as ``reacher train`` has it
-    (`reacher.sim.fit.episode_seconds`: 1 s, or 2 s for an arm driven by position servos).
+    (`reacher.sim.fit.episode_seconds`: 1 s for an arm that learns joint torques; for one
+    that reaches through ``ee``, the time its controller takes for 90 % of sampled moves,
+    at least 1 s, or 2 s with position servos).
     The physics steps per action, ``frame_skip``, follow from
     the arm file's own timestep (see `reacher.sim.timing`), so a model at MuJoCo's default
     0.002 s and the built-ins at 0.01 s both act at 50 Hz for 1 s. ``dt`` and
