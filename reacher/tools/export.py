@@ -75,13 +75,17 @@ def export_policy(run: str | Path, out: str | Path, overwrite: bool = False) -> 
     finally:
         env.close()
 
-    from reacher.files import atomic_write, write_text
+    from reacher.files import remove_temporaries, replacing_together
 
-    # Each file is whole or absent; the sidecar names the ONNX file's hash, so a pair torn
-    # by a crash between the two renames is told apart from a matching one.
-    with atomic_write(out) as f:
-        f.write(onnx_bytes)
-    write_text(sidecar, json.dumps(info, indent=1) + "\n")
+    # Both files or neither: each is written to a temporary file, and both are renamed only
+    # once both are complete, so a full disk leaves the older pair as it was (and a retry
+    # finds nothing of this one in its way). The sidecar names the ONNX file's hash, so a
+    # pair torn by a crash between the two renames is still told apart from a matching one.
+    for path in (out, sidecar):
+        remove_temporaries(path.parent, of=path.name)  # what a killed export left
+    with replacing_together(out, sidecar) as (onnx_tmp, sidecar_tmp):
+        onnx_tmp.write(onnx_bytes)
+        sidecar_tmp.write((json.dumps(info, indent=1) + "\n").encode("utf-8"))
     return Exported(out, sidecar, max_difference, len(observations))
 
 
