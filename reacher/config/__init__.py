@@ -27,6 +27,8 @@ from reacher.config.schema import (
     fields,
     saved_base,
     setting,
+    torch_threads,
+    usable_cpus,
 )
 from reacher.config.tomlfile import (
     MAX_FILE_BYTES,
@@ -44,5 +46,5 @@ __all__ = [
     "MAX_FILE_BYTES", "MAX_HIDDEN_WEIGHTS", "MAX_INT", "MAX_LAYERS", "MAX_SEED", "MAX_THREADS", "MAX_UPDATES_PER_STEP",
     "MAX_WIDTH", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict", "check_randomisation",
     "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file", "read_toml",
-    "saved_base", "setting", "short", "to_toml",
+    "saved_base", "setting", "torch_threads", "usable_cpus", "short", "to_toml",
 ]
