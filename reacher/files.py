@@ -237,6 +237,8 @@ def remove_temporaries(directory: str | Path, of: str | None = None) -> list[str
             continue
         if entry.is_dir(follow_symlinks=False) or _held(entry.path):
             continue
+        if prefix and not entry.is_file(follow_symlinks=False):
+            continue  # in someone's output folder, only the files a writer of ours left
         Path(entry.path).unlink(missing_ok=True)  # a symlink goes, never its target
         removed.append(entry.name)
     return removed

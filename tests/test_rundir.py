@@ -147,10 +147,11 @@ def test_a_run_restarted_after_a_kill_before_its_first_checkpoint_starts_metrics
     (run_dir / "metrics.csv").write_text("step,wall_time\n100,1.0\n150,2.0\n")
     (run_dir / ".lock").write_text("12345 elsewhere\n")
     (run_dir / ".checkpoint.ckpt.k2j4h5g6.tmp").write_bytes(b"PK\x03\x04 half")
+    (run_dir / ".reacher-run").write_text("reacher run directory\n")  # written as the run opened it
     _train(TINY, run_dir)
     assert _steps(run_dir) == [100, 150]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.ckpt", "config.toml", "curve.png",
-                                                          "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".reacher-run", "checkpoint.ckpt", "config.toml",
+                                                          "curve.png", "metrics.csv"]
 
 
 def test_resuming_a_finished_run_does_not_evaluate_it_again(finished, tmp_path):
