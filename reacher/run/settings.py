@@ -44,9 +44,6 @@ REFERENCE_REACH = 10.5  # workspace radius / success radius of the reference arm
 # Below half the reference span a run's fixed costs (warm-up, the first evaluations and
 # the confirmation of the success gate) dominate, so the budgets stop shrinking there.
 MIN_BUDGET_SCALE = 0.5
-# Kept for older callers: the budgets per dimension at the reference span.
-MAX_STEPS_PER_ACTUATOR = MAX_STEPS_PER_ACTION_DIM
-NOISE_DECAY_STEPS_PER_ACTUATOR = NOISE_DECAY_STEPS_PER_ACTION_DIM
 # Two hidden layers; wider once there are more joints to coordinate.
 NARROW, WIDE = 128, 256
 WIDE_FROM_ACTUATORS = 3
