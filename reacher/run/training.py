@@ -11,7 +11,6 @@ checkpoint's ``policy``; its ``agent`` stays the last step's for --resume), is
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -141,7 +140,7 @@ class Training:
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.log = log
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+        torch.set_num_threads(settings.torch_threads(config.threads))
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         # Settings first: every auto field is resolved for the arm before anything is built

@@ -26,7 +26,9 @@ from reacher.sim.physics import Physics
 from reacher.sim.rendering import has_display, make_renderer
 from reacher.sim.timing import CONTROL_PERIOD_S, control_timing
 from reacher.task import goal
-from reacher.task.reach import GoalLayout, ReachTask, target_from
+from reacher.task.goal import GoalLayout
+from reacher.task.observation import table
+from reacher.task.reach import ReachTask, target_from
 from reacher.task.reward import ReachReward
 
 __all__ = ["DefersToTimeLimit", "GoalLayout", "ReachEnv"]
@@ -54,18 +56,11 @@ class ReachEnv(gym.Env):
     per arm by `reacher.sim.fit.control_for`, as ``reacher train`` does.
 
     ## Observation space
-    ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order:
+    ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order
+    (`reacher.task.observation`; ``observation_layout`` holds it for this env's arm, each
+    value named):
 
-    | part                        | size           | unit      |
-    |-----------------------------|----------------|-----------|
-    | cos of each hinge angle     | n_hinge        |           |
-    | sin of each hinge angle     | n_hinge        |           |
-    | position of each slide      | n_slide        | m         |
-    | velocity of every joint     | n_joints       | rad/s, m/s|
-    | fingertip velocity (world), ``ee`` control only | 3 | m/s |
-    | fingertip position (world)  | 3              | m         |
-    | target position (world)     | 3              | m         |
-    | fingertip − target          | 3              | m         |
+    {observation_table}
 
     For ``two_link`` that is 2+2+2+3+3+3 = 15 values. ``joint`` and ``joint_delta``
     act from the measured state alone and add nothing; ``ee`` adds the fingertip's
@@ -199,6 +194,7 @@ class ReachEnv(gym.Env):
         self.success_radius = float(success_radius)
         self.task = ReachTask(self.physics, self.reward_fn, self.success_radius,
                               self.controller.observes_end_effector_velocity)
+        self.observation_layout = self.task.layout
         self.goal_layout = self.task.goal_layout
         self._state_size = self.task.state_size
         self.observation_space = (goal.goal_space(self._state_size) if self.goal_observation else
@@ -322,6 +318,10 @@ class ReachEnv(gym.Env):
                 return name
         return -1
 
+
+
+# The observation table is the layout's own (one description; see reacher.task.observation).
+ReachEnv.__doc__ = ReachEnv.__doc__.replace("{observation_table}", table().replace("\n", "\n    "))
 
 def _check_positive(**values) -> None:
     for name, value in values.items():
