@@ -15,8 +15,9 @@ from pathlib import Path
 
 from reacher import commands
 from reacher import config as cfg
-from reacher.commands import CliError, config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
-from reacher.errors import one_line
+from reacher.commands import config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
+from reacher.errors import CliError, RenderError, one_line
+from reacher.limits import MAX_SEED
 
 EXIT_USAGE = 2
 
@@ -75,8 +76,6 @@ def _caused_by_interrupt(err: BaseException) -> bool:
 
 
 def _is_user_error(err: Exception) -> bool:
-    from reacher.sim.rendering import RenderError
-
     return isinstance(err, (ValueError, OSError, CliError, RenderError))
 
 
@@ -233,7 +232,7 @@ def _episode_seed(text: str) -> int:
         value = cfg.coerce("--seed", text, int)
     except cfg.ConfigError:
         value = None
-    if value is None or not 0 <= value < cfg.MAX_SEED:
+    if value is None or not 0 <= value < MAX_SEED:
         raise argparse.ArgumentTypeError(f"--seed must be an integer from 0 to 2**62 - 1, got {text!r}")
     return value
 

@@ -388,26 +388,13 @@ def test_settings_that_make_the_networks_diverge_are_refused_by_name(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
-def test_threads_0_means_the_cpus_this_process_may_use(monkeypatch):
+def test_the_usable_cpus_follow_the_affinity_not_the_machine(monkeypatch):
+    """What a local sweep's Ray is given, and what a trial's threads are checked against."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    assert cfg.usable_cpus() == 1 and cfg.torch_threads(0) == 1 and cfg.torch_threads(3) == 3
+    assert cfg.usable_cpus() == 1
     done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
-                           "from reacher.config import torch_threads; print(torch_threads(0))"],
+                           "from reacher.config import usable_cpus; print(usable_cpus())"],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.stdout.strip() == "1", done.stderr
 
-
-def test_training_sets_torch_threads_from_the_usable_cpus(tmp_path, monkeypatch):
-    from reacher import api
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        api.learn(cfg.Config(env="Pendulum-v1", hidden_sizes=(8, 8), steps=10, warmup_steps=10,
-                             eval_every=10, eval_episodes=1, final_eval_episodes=1), tmp_path / "run",
-                  progress=False)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)

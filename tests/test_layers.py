@@ -65,3 +65,21 @@ def test_no_import_runs_back_up():
 def test_module_says_what_it_is(path):
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and doc.strip(), f"{path.name} has no docstring saying what it is"
+
+
+def test_errors_have_one_home():
+    """Every error class reacher raises (a subclass of a ValueError, OSError, ... or of
+    another error) lives in reacher/errors.py, so any layer can raise or catch it. An
+    exception that is a module's own control flow (a plain Exception subclass: a signal's
+    stop, a private refusal) stays where it is used."""
+    elsewhere = []
+    for path, module in _modules():
+        if module == "reacher.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+            if node.name.endswith("Error") or any(b.endswith("Error") for b in bases):
+                elsewhere.append(f"{module}.{node.name}")
+    assert not elsewhere, elsewhere

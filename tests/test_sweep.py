@@ -20,10 +20,11 @@ from sweep_helpers import end_session, needs_ray, write_spec
 
 from reacher import cli
 from reacher.config import ConfigError
+from reacher.errors import RunDirBusy, SweepError
 from reacher.run import checkpoint as ckpt
 from reacher.run.metrics import read_metrics
-from reacher.run.rundir import RunDirBusy, run_lock
-from reacher.tools.sweep import INSTALL_HINT, SweepError, finished_row, run_sweep
+from reacher.run.rundir import run_lock
+from reacher.tools.sweep import INSTALL_HINT, finished_row, run_sweep
 from reacher.tools.sweep_spec import load_spec
 
 COLUMNS = ["seed", "success_rate", "mean_final_distance", "mean_return", "wall_time", "steps",
@@ -226,8 +227,11 @@ def test_resume_after_kill_runs_only_what_is_unfinished(tmp_path, local_ray):
     kept_steps = int(ckpt.load(long.run_dir).metadata["env_steps"])
     assert kept_steps < 1000, "the long trial finished before the kill: make it longer"
     kept_rows = [r for r in read_metrics(long.run_dir / "metrics.csv") if r["step"] <= kept_steps]
+    half = out / ".results.csv.0123456789abcdef.tmp"  # what a kill during a report write leaves
+    half.write_text("step,succ")
 
     summary = run_sweep(spec, out, resume=True)
+    assert not half.exists()
 
     assert [r.finished for r in summary.records] == [True, True] and not summary.interrupted
     assert {p: p.read_bytes() for p in short.run_dir.iterdir() if p.is_file()} == done_before  # not redone

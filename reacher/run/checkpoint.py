@@ -27,10 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, from_mapping, saved_base
-from reacher.envids import EnvIdError, check_untrusted
-from reacher.errors import one_line
-from reacher.files import UnreadableFile, atomic_write, open_regular
+from reacher.config import Config, from_mapping, saved_base
+from reacher.envids import check_untrusted
+from reacher.errors import (
+    CheckpointError,
+    ConfigError,
+    EnvIdError,
+    UnreadableFile,
+    one_line,
+)
+from reacher.files import atomic_write, open_regular
 
 FORMAT = "reacher-checkpoint/1"
 FILENAME = "checkpoint.ckpt"
@@ -40,13 +46,6 @@ MAX_DIM = 10_000_000  # observation or action values: a 3000x3000 RGB image flat
 COUNTERS = ("env_steps", "episodes", "updates", "next_eval", "next_checkpoint", "success_streak",
             "periodic_evals", "wall_time", "eval_time", "update_debt")
 REAL_COUNTERS = ("wall_time", "eval_time", "update_debt")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"checkpoint {path}: {problem}")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from reacher.config import MAX_SEED
+from reacher.limits import MAX_SEED
 
 EVAL_SEED = 1_000_000  # evaluation episodes never share seeds with training episodes
 # Training's periodic evaluations decide when a run stops (the success gate), so they

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, as_dict, to_toml, torch_threads
+from reacher.config import Config, as_dict, to_toml
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.noise import make_noise, scheduled_scale
 from reacher.ddpg.replay import ReplayBuffer, n_step, relabel
-from reacher.errors import one_line
+from reacher.errors import CheckpointError, PhysicsError, one_line
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate
 from reacher.run import settings
@@ -33,9 +33,8 @@ from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 from reacher.run.metrics import plot_curve, preload_plotting
-from reacher.run.rundir import (  # noqa: F401
+from reacher.run.rundir import (
     RunDir,
-    RunError,
     check_resumable,
     default_run_dir,
     file_id,
@@ -132,10 +131,6 @@ STOP_REASONS = {
 PHYSICS_ERRORS_IN_A_ROW = 10
 
 
-class PhysicsError(ValueError):
-    """The simulation blows up in every episode: the arm file (or env) is at fault."""
-
-
 class Training:
     """One training run; `run()` drives it to `config.steps` environment steps."""
 
@@ -145,7 +140,7 @@ class Training:
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.log = log
-        torch.set_num_threads(torch_threads(config.threads))
+        torch.set_num_threads(settings.torch_threads(config.threads))
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         # Settings first: every auto field is resolved for the arm before anything is built
@@ -472,7 +467,7 @@ class Training:
             if kept is not None:
                 kept = {"actor": kept["actor"], "norm": kept["norm"]}
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+            raise CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
         self.state = state
         self._kept_policy = kept
 
@@ -536,4 +531,4 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     return outcome
 
 
-__all__ = ["Config", "ConfigError", "Outcome", "PhysicsError", "RunError", "Training", "TrainingState", "train"]
+__all__ = ["Outcome", "Training", "TrainingState", "train"]

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import LockBusy, one_line
-from reacher.files import write_text
+from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
+from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
@@ -37,10 +37,6 @@ SPEC_HASH = "spec.sha256"  # what the spec asks for, so --resume continues the s
 SWEEP_LOCK = ".sweep.lock"  # one sweep per directory at a time
 
 
-class SweepError(ValueError):
-    """A sweep that cannot run as asked; one line for the user."""
-
-
 def finished_row(trial: Trial) -> dict | None:
     """The final metrics row of a trial whose run is complete, else None."""
     metrics = trial.run_dir / "metrics.csv"
@@ -50,7 +46,7 @@ def finished_row(trial: Trial) -> dict | None:
         meta = ckpt.load(trial.run_dir).metadata
         steps = int(meta["env_steps"])
         rows = read_metrics(metrics)
-    except (ckpt.CheckpointError, KeyError, ValueError, OSError):
+    except (CheckpointError, KeyError, ValueError, OSError):
         return None
     # Training marks its last checkpoint finished once the final evaluation is written
     # (whether it stopped on success, at its cap or after exactly `steps`). A resume runs
@@ -109,6 +105,7 @@ def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
             _check_trials_fit(spec_path, todo, _largest_node_cpus(), "the largest node of the Ray cluster")
             stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
             stop.check()
+        remove_temporaries(summary.out)  # a killed sweep's half-written files (under its lock)
         write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
         write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
         if todo:
@@ -372,4 +369,4 @@ def _progress(total: int):
     return Progress()
 
 
-__all__ = ["INSTALL_HINT", "Record", "Summary", "SweepError", "finished_row", "run_sweep"]
+__all__ = ["INSTALL_HINT", "Record", "Summary", "finished_row", "run_sweep"]

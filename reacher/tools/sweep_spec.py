@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.envids import EnvIdError, check_untrusted
+from reacher.envids import check_untrusted
+from reacher.errors import EnvIdError, SpecError
+from reacher.limits import MAX_SEED
 from reacher.run.arms import absolute_arm
 
 RUNS = "runs"  # trials' run directories live in OUT/runs/
-
-
-class SpecError(cfg.ConfigError):
-    """A sweep spec reacher cannot use; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ def _seeds(seeds, default: int, where: str) -> list[int]:
     if (not isinstance(seeds, list) or not seeds
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
         raise SpecError(f"{where}: seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    too_large = [s for s in seeds if s >= cfg.MAX_SEED]
+    too_large = [s for s in seeds if s >= MAX_SEED]
     if too_large:
         raise SpecError(f"{where}: seeds must be below 2**62 (numpy and torch seed with 64-bit integers), "
                         f"got {too_large[0]}")

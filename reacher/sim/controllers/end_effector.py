@@ -13,8 +13,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from reacher.errors import ControlError
 from reacher.sim.arm import Arm
-from reacher.sim.controllers.base import Actuation, ControlError, Controller
+from reacher.sim.controllers.base import Actuation, Controller
 from reacher.sim.controllers.ik import ServoIK
 from reacher.sim.controllers.osc import OperationalSpace
 from reacher.sim.physics import Physics
@@ -41,8 +42,8 @@ class EndEffectorControl(Controller):
             raise ControlError(f"control 'ee': no actuated joint of {arm.name} moves its end "
                                f"effector '{arm.end_effector}'; use --control joint")
         self.rest = rest_posture(model, arm, drive.qpos)
-        law = ServoIK(drive, self.rest, self.period) if self.servo else \
-            OperationalSpace(drive, self.rest, self.period)
+        law = ServoIK(drive, self.rest, self.period, self.max_step) if self.servo else \
+            OperationalSpace(drive, self.rest, self.period, self.max_step)
         self._controls = law.controls
 
     def action_names(self) -> tuple[str, ...]:
