@@ -37,6 +37,7 @@ from reacher.limits import (
     MAX_INCLUDES,
     MAX_MESH_VERTICES,
     MAX_MODEL_ELEMENTS,
+    MAX_RENDER_SIDE,
     MAX_TEXTURE_PIXELS,
     MAX_XML_DEPTH,
 )
@@ -267,6 +268,15 @@ class _Walk:
                 raise ArmFileError(self.arm, f"{_named(element)} (builtin=\"{element.get('builtin')}\" params=\""
                                              f"{element.get('params')}\") would have about {vertices:,} vertices, "
                                              f"more than the {MAX_MESH_VERTICES:,} reacher loads")
+        elif tag in ("quality", "global"):  # <visual>: buffers the renderer allocates
+            for attribute in ("shadowsize", "offwidth", "offheight"):
+                try:
+                    side = int(float(element.get(attribute) or 0))
+                except (ValueError, OverflowError):
+                    continue
+                if side > MAX_RENDER_SIDE:
+                    raise ArmFileError(self.arm, f"<{tag} {attribute}=\"{element.get(attribute)}\">: more than the "
+                                                 f"{MAX_RENDER_SIDE:,} pixels a side reacher renders")
         elif tag == "size" and element.get("memory"):
             memory = _bytes(element.get("memory"))
             if memory is not None and memory > MAX_ARENA_BYTES:
