@@ -95,7 +95,7 @@ def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
 
     policy = load_policy(trained.run_dir)
     kept = Agent(trained.obs_dim, trained.act_dim, **agent_kwargs(trained.config))
-    kept.load_state_dict(trained._kept_policy, policy_only=True)
+    kept.load_state_dict(trained.gate.kept_policy, policy_only=True)
     obs = _observations()
     np.testing.assert_array_equal(policy(obs), kept.act(obs))
     for o in obs[:3]:
