@@ -263,9 +263,15 @@ def test_bad_control_settings_name_the_setting(servo_arm, tmp_path):
         ReachEnv(mixed, "tip", control="ee")
 
 
+# The site 'fixed' hangs on a passive joint no actuator drives: the arm moves it only
+# through contact, never through a control.
 UNMOVED = """<mujoco model="unmoved">
   <worldbody>
-    <site name="fixed" pos="0.3 0 0"/>
+    <body name="pendulum" pos="0.3 0 0">
+      <joint name="swing" axis="0 1 0" range="-1 1"/>
+      <geom type="capsule" fromto="0 0 0 0 0 -0.1" size="0.01"/>
+      <site name="fixed" pos="0 0 -0.1"/>
+    </body>
     <body name="link">
       <joint name="hinge" axis="0 0 1" range="-1 1"/>
       <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02"/>

@@ -280,12 +280,12 @@ def test_example_refuses_another_arm_file(exported):
 
 @needs_onnx
 def test_readme_loop_runs_without_reacher(exported, tmp_path):
-    """The README's plain-MuJoCo loop, as printed, beside the files it names."""
+    """The export guide's plain-MuJoCo loop, as printed, beside the files it names."""
     import re
     import shutil
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## Exporting a policy", 1)[1]
-    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    guide = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", guide, re.S).group(1)
     shutil.copy(exported, tmp_path / "reach.onnx")
     shutil.copy(exported.with_suffix(".json"), tmp_path / "reach.json")
     shutil.copy(ROOT / "assets" / "two_link.xml", tmp_path)

@@ -7,9 +7,11 @@ Python), never a traceback or a hang; each case stays under 1 GB and 5 s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import subprocess
 import shutil
 import sys
 import time
@@ -231,3 +233,47 @@ def test_timing_that_would_hang_a_step_is_refused(tmp_path, capsys, line, says, 
     code, err = cli_run([*args, "--config", config], capsys)
     assert says in one_error_line(code, err) and time.monotonic() - start < 5
     assert not (tmp_path / "run").exists()
+
+
+# --- 4. a policy knows the arm it was trained on ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def edited_arm_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A two_link run whose arm file had its gear doubled after training."""
+    root = tmp_path_factory.mktemp("edited")
+    arm = root / "arm.xml"
+    shutil.copyfile(builtin_path("two_link"), arm)
+    run = root / "run"
+    assert cli.main(["train", "--arm", str(arm), "--run-dir", str(run), "--steps", "100",
+                     "--eval-every", "100", *TINY[4:]]) == 0
+    text = arm.read_text()
+    assert text.count('gear="10"') >= 1
+    arm.write_text(text.replace('gear="10"', 'gear="20"'))
+    return run, arm
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--episodes", "1"], ["render", "--episodes", "1"]])
+def test_evaluate_and_render_warn_when_the_arm_file_changed(edited_arm_run, tmp_path, capsys, command):
+    run, arm = edited_arm_run
+    extra = ["--out", str(tmp_path / "v.gif"), "--size", "64x64"] if command[0] == "render" else []
+    capsys.readouterr()
+    assert cli.main([command[0], str(run), *command[1:], *extra]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: arm file {arm} has changed since the policy was trained on it" in err
+    assert err.count("warning: arm file") == 1
+
+
+def test_the_export_sidecar_names_the_arm_trained_on_and_the_example_refuses_the_edited_file(
+        edited_arm_run, tmp_path, capsys):
+    run, arm = edited_arm_run
+    out = tmp_path / "p.onnx"
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--out", str(out)]) == 0
+    assert "has changed since the policy was trained" in capsys.readouterr().err
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    trained = ckpt.load(run).metadata["arm_sha256"]
+    assert sidecar["arm"]["sha256"] == trained != hashlib.sha256(arm.read_bytes()).hexdigest()
+    example = Path(__file__).resolve().parent.parent / "examples" / "onnx_reach.py"
+    done = subprocess.run([sys.executable, str(example), str(out), str(arm), "1"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "is not the arm file the policy was trained on" in done.stderr

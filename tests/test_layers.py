@@ -8,7 +8,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reacher"
 # The root's shared vocabulary sits below everything; its entry points above everything.
-BASE = {"config", "errors", "files", "envids"}
+BASE = {"config", "errors", "files", "envids", "limits"}
 TOP = {"__init__", "__main__", "api", "cli"}
 # folder -> the folders it may import from (besides its own and BASE)
 BELOW = {

@@ -15,23 +15,21 @@ from dataclasses import dataclass, field
 from reacher.config.values import ConfigError, coerce, short
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
-# deep inside numpy or torch: every integer must fit their int64 (seeds: numpy's and
-# torch's seeding, which also adds episode numbers); networks and the replay buffer are
-# allocated up front, so their sizes are capped by what memory can hold.
-MAX_INT = 2**63 - 1
-MAX_SEED = 2**62  # evaluation adds episode numbers to seeds; room left for them
-MAX_WIDTH = 65_536
-MAX_LAYERS = 64
-MAX_HIDDEN_WEIGHTS = 2**28  # between hidden layers: 1 GiB of float32 per network, ×12 for a run
-MAX_BUFFER = 100_000_000  # transitions: a two-link arm's 100M take 14 GB
-MAX_THREADS = 1024
-# Gradient updates per environment step: replay-ratio studies go to 20 or so (REDQ); beyond
-# this a step takes minutes, and a fractional count of 1e17 no longer changes when 1 is
-# taken from it, so a step would never end.
-MAX_UPDATES_PER_STEP = 1000
-MAX_EPISODE_S = 600.0  # see Config.validate
-MAX_EPISODE_STEPS = 1_000_000
-MAX_FRAME_SKIP = 1_000_000  # physics steps per action: MuJoCo counts them in a C int
+# deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
+from reacher.limits import (
+    MAX_BUFFER,
+    MAX_EPISODE_S,
+    MAX_EPISODE_STEPS,
+    MAX_FRAME_SKIP,
+    MAX_HIDDEN_WEIGHTS,
+    MAX_INT,
+    MAX_LAYERS,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_UPDATES_PER_STEP,
+    MAX_WIDTH,
+    config_size_problem,
+)
 
 
 def setting(default, help: str):
@@ -219,6 +217,9 @@ class Config:
         if weights > MAX_HIDDEN_WEIGHTS:
             raise ConfigError(f"hidden_sizes {short(hidden)} make {weights:,} weights between hidden "
                               f"layers, more than the {MAX_HIDDEN_WEIGHTS:,} (1 GiB per network) memory allows")
+        problem = config_size_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

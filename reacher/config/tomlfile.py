@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import stat
 from pathlib import Path
 
 import tomllib
 
 from reacher.config.schema import FIELDS_BY_NAME, Config, field_type, fields
 from reacher.config.values import ConfigError, coerce
-
-MAX_FILE_BYTES = 2**20  # a config file is a few kB; a larger one is not one
+from reacher.files import UnreadableFile, open_regular
+from reacher.limits import MAX_CONFIG_BYTES as MAX_FILE_BYTES
 
 
 def from_mapping(values: dict, base: Config | None = None, source: str = "config") -> Config:
@@ -79,11 +77,10 @@ def parse_toml_file(path: Path, where: str) -> dict:
     """A small TOML file's tables, or a ConfigError naming `where`: not a FIFO or device
     that would block or never end, not megabytes, UTF-8, and not nested beyond reason."""
     try:
-        # Non-blocking, so a FIFO is refused below instead of waiting for a writer.
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"{where}: cannot be read (not a regular file)")
+        with open(open_regular(path), "rb") as f:  # a FIFO refused, never waited on
             data = f.read(MAX_FILE_BYTES + 1)
+    except UnreadableFile as err:  # "cannot be read (no such file)", "… (is not a regular file …)"
+        raise ConfigError(f"{where}: cannot be read ({err.problem})") from None
     except OSError as err:
         raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
     if len(data) > MAX_FILE_BYTES:

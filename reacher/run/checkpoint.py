@@ -31,7 +31,7 @@ import torch
 from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.envids import EnvIdError, check_untrusted
 from reacher.errors import one_line
-from reacher.files import atomic_write
+from reacher.files import UnreadableFile, atomic_write, open_regular
 from reacher.run.snapshot import COUNTERS, REAL_COUNTERS
 
 FORMAT = "reacher-checkpoint/1"
@@ -96,7 +96,7 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
     each member against the bytes the declared sizes can need, then the arrays inside."""
     path = resolve(run)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open(open_regular(path), "rb") as raw, zipfile.ZipFile(raw) as archive:
             infos = {info.filename: info for info in archive.infolist()}
             missing = [m for m in ("metadata.json", "model.pt") if m not in infos]
             if missing:
@@ -104,6 +104,7 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
             metadata, config = _read_metadata(path, archive, infos["metadata.json"])
             model_limit, replay_limit = _member_limits(path, metadata, config)
             _check_memory(path, "networks", model_limit)
+            _check_weights_present(path, config, metadata, infos["model.pt"])
             model_bytes = _read_member(path, archive, infos["model.pt"], model_limit)
             replay_bytes = None
             if with_replay and "replay.npz" in infos:
@@ -112,6 +113,8 @@ def load(run: str | Path, with_replay: bool = False, map_location: str = "cpu") 
     except zipfile.BadZipFile:  # also a CRC mismatch found by read()
         raise CheckpointError(path, "is not a reacher checkpoint, or is truncated or corrupted "
                                     "(not a readable zip archive)") from None
+    except UnreadableFile as err:  # replaced by a FIFO or a device since it was resolved
+        raise CheckpointError(path, err.problem) from None
     except (zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as err:
         raise CheckpointError(path, f"cannot be read ({one_line(err)})") from None
     model = _load_model(path, model_bytes, model_limit, map_location)
@@ -180,6 +183,23 @@ def _member_limits(path: Path, metadata: dict, config: Config) -> tuple[int, int
     transitions = min(config.buffer_size, int(metadata.get("env_steps") or config.buffer_size))
     replay = 2 * transitions * (4 * (2 * obs + act + 2) + 8) + 100_000  # 2x: room for a new array
     return model, replay
+
+
+_SMALL_NETWORKS = 16 * 2**20  # bytes: built without harm, then refused as not restorable
+
+
+def _check_weights_present(path: Path, config: Config, metadata: dict, info: zipfile.ZipInfo) -> None:
+    """The actor alone, in float32, is what the declared sizes make at the least: a
+    model.pt smaller than that cannot hold the networks the agent would be built with,
+    so the sizes are refused before those networks are allocated (a 364 KB checkpoint
+    declaring hidden_sizes = [65536, 4096] would otherwise build 10 GB of them first)."""
+    if not config.hidden_sizes:  # auto widths: chosen small, and only once the env is known
+        return
+    needed = 4 * _weights([metadata["obs_dim"], *config.hidden_sizes, metadata["act_dim"]])
+    if needed > _SMALL_NETWORKS and info.file_size < needed:
+        sizes = ", ".join(map(str, config.hidden_sizes))
+        raise CheckpointError(path, f"metadata.json: config.hidden_sizes [{sizes}] makes an actor of "
+                                    f"{needed:,} bytes, but model.pt holds {info.file_size:,}; refused")
 
 
 def _check_memory(path: Path, what: str, limit: int) -> None:

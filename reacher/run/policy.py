@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -12,8 +13,9 @@ import numpy as np
 from reacher.config import Config, ConfigError, from_mapping, saved_base
 from reacher.ddpg.agent import Agent
 from reacher.envids import import_user_modules
-from reacher.errors import one_line
+from reacher.errors import one_line, printable
 from reacher.run import checkpoint as ckpt
+from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.settings import agent_kwargs
 from reacher.task import randomize
@@ -25,6 +27,7 @@ class TrainedPolicy:
     config: Config
     agent: Agent
     checkpoint: ckpt.Checkpoint
+    _arm_checked: bool = field(default=False, repr=False, compare=False)
 
     def __call__(self, obs: np.ndarray | dict) -> np.ndarray:
         """The deterministic action for an observation, flat or goal Dict, or a batch of
@@ -38,7 +41,32 @@ class TrainedPolicy:
                                    self.config)
         ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
                          int(np.prod(env.action_space.shape)), "its env now")
+        if not self._arm_checked:
+            self._arm_checked = True
+            self._warn_if_arm_changed(env)
         return env
+
+    @property
+    def trained_arm_sha256(self) -> str | None:
+        """The SHA-256 of the arm file as it was trained on (None: a Gymnasium env, or a
+        checkpoint older than the hash)."""
+        value = self.checkpoint.metadata.get("arm_sha256")
+        return value if isinstance(value, str) else None
+
+    def _warn_if_arm_changed(self, env: gym.Env) -> None:
+        """Evaluate, render and export run the arm file as it is now: say so when that is not
+        the file trained on (an edited gear or mass), since the figures then describe another arm."""
+        source, trained = getattr(getattr(env.unwrapped, "arm", None), "source", None), self.trained_arm_sha256
+        if source is None or trained is None:
+            return
+        try:
+            now = arm_digest(source)
+        except OSError:
+            return
+        if now != trained:
+            print(f"warning: arm file {printable(source)} has changed since the policy was trained on it "
+                  f"(SHA-256 {now[:12]}… now, {printable(trained[:12])}… then); what follows uses the file "
+                  f"as it is now", file=sys.stderr)
 
 
 def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str] = ()) -> TrainedPolicy:

@@ -16,30 +16,27 @@ from __future__ import annotations
 
 import math
 import warnings
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from reacher.errors import one_line, printable
-from reacher.sim.checks import model_problem, xml_problem
+from reacher.sim.armfile import (  # noqa: F401 (ArmFileError, BUILTIN_ARMS, builtin_path: the arm's API)
+    BUILTIN_ARMS,
+    ArmFileError,
+    builtin_path,
+    compile_spec,
+    read_spec,
+    resolve_arm_path,
+)
+from reacher.errors import printable
+from reacher.sim.checks import model_problem
 from reacher.sim.scene import complete_scene, show_hidden_geoms, target_radius
+from reacher.sim.workspace import Kinematics, max_reach, world_pos
 
-BUILTIN_ARMS = ("two_link", "three_link")
 TARGET_NAME = "target"
 _WORKSPACE_SAMPLES = 512
-
-
-class ArmFileError(ValueError):
-    """An arm file that reacher cannot use; the message names the file and the problem."""
-
-    def __init__(self, source: str | Path, problem: str):
-        self.source = str(source)
-        self.problem = problem
-        super().__init__(f"arm file {self.source}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -94,31 +91,10 @@ class Arm:
         return data.sensordata[self.end_effector_adr].copy()
 
 
-def builtin_path(name: str) -> Path:
-    """Path of a built-in arm file, from a checkout or from an installed wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "assets" / f"{name}.xml"
-    if checkout.is_file():
-        return checkout
-    return Path(str(resources.files("reacher.assets").joinpath(f"{name}.xml")))
-
-
-def resolve_arm_path(arm: str | Path) -> Path:
-    """A built-in name or a file path → the MJCF file to read."""
-    if isinstance(arm, str) and arm in BUILTIN_ARMS:
-        return builtin_path(arm)
-    path = Path(arm).expanduser()
-    if not path.exists():
-        hint = "" if path.suffix else f" (built-in arms: {', '.join(BUILTIN_ARMS)})"
-        raise ArmFileError(path, f"no such file{hint}")
-    if path.is_dir():
-        raise ArmFileError(path, "is a directory, not an MJCF file")
-    return path
-
-
 def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> Arm:
     """Load, check and complete an arm; raises `ArmFileError` on anything unusable."""
     path = resolve_arm_path(arm)
-    spec = _read_spec(path)
+    spec = read_spec(path)
     _check_joints_and_actuators(spec, path)
     ee_type = _find_end_effector(spec, path, end_effector)
     _name_joints(spec)
@@ -133,7 +109,7 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     # from negative armature): held back until the model passes, so a refusal is one line.
     with warnings.catch_warnings(record=True) as compile_warnings:
         warnings.simplefilter("always")
-        model = _compile(spec, path)
+        model = compile_spec(spec, path)
     problem = model_problem(model)
     if problem:
         raise ArmFileError(path, problem)
@@ -141,16 +117,16 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     joint_names = tuple(j.name for j in spec.joints)
     low, high = _sampling_ranges(model, joint_names, path)
-    kinematics = _Kinematics(model, joint_names, sensors["end_effector"], end_effector, ee_type)
+    kinematics = Kinematics(model, joint_names, sensors["end_effector"], end_effector, ee_type)
     rng = np.random.default_rng(0)
     configs = rng.uniform(low, high, size=(_WORKSPACE_SAMPLES, len(joint_names)))
     fingertips = np.array([kinematics.position(q) for q in configs])
-    base = _world_pos(model, model.joint(joint_names[0]).bodyid[0])
-    reach = _max_reach(kinematics, configs, fingertips, base, low, high)
+    base = world_pos(model, model.joint(joint_names[0]).bodyid[0])
+    reach = max_reach(kinematics, configs, fingertips, base, low, high)
     scene_added = complete_scene(spec, model, fingertips, base, reach,
                                  None if had_target else target_body, _unique_name)
     if scene_added or not had_target:
-        model = _compile(spec, path)
+        model = compile_spec(spec, path)
     if show_hidden_geoms(model):
         scene_added.append("shows the arm's geoms in hidden groups (nothing else of it is visible)")
     added = [f"{len(spec.sensors) - n_sensors} sensors (joint positions and velocities, "
@@ -162,62 +138,7 @@ def load_arm(arm: str | Path = "two_link", end_effector: str = "fingertip") -> A
     return replace(arm, added=tuple(added + scene_added))
 
 
-# --- reading and checking ---------------------------------------------------------------
-
-def _read_spec(path: Path) -> mujoco.MjSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ArmFileError(path, "is not a text file (expected MJCF XML)") from None
-    except OSError as err:
-        raise ArmFileError(path, f"cannot be read ({err.strerror})") from None
-    if not text.strip():
-        raise ArmFileError(path, "is empty")
-    if not text.lstrip().startswith("<"):
-        raise ArmFileError(path, "is not XML (expected an MJCF <mujoco> document)")
-    root = _parse_xml(text, path)
-    if root.tag != "mujoco":
-        raise ArmFileError(path, f"has root element <{root.tag}>, expected <mujoco>")
-    problem = xml_problem(root)
-    if problem:
-        raise ArmFileError(path, problem)
-    try:
-        return mujoco.MjSpec.from_file(str(path))
-    except ValueError as err:
-        raise ArmFileError(path, f"is not valid MJCF ({one_line(err)})") from None
-
-
-# MuJoCo's XML reader stops at about 500 nested elements: a deeper file is refused as
-# soon as the depth is seen, not after parsing and checking all of it first.
-_MAX_XML_DEPTH = 500
-
-
-def _parse_xml(text: str, path: Path) -> ElementTree.Element:
-    """The document's root, read incrementally so that nesting beyond what MuJoCo reads
-    is refused as soon as it is seen."""
-    parser = ElementTree.XMLPullParser(events=("start", "end"))
-    root, depth = None, 0
-    try:
-        for start in range(0, len(text), 1 << 16):
-            parser.feed(text[start:start + (1 << 16)])
-            for event, element in parser.read_events():
-                root = element if root is None else root
-                depth += 1 if event == "start" else -1
-                if depth > _MAX_XML_DEPTH:
-                    raise ArmFileError(path, f"nests elements more than {_MAX_XML_DEPTH} deep, "
-                                             "beyond what MuJoCo reads")
-        parser.close()
-    except ElementTree.ParseError as err:
-        raise ArmFileError(path, f"is malformed XML ({err})") from None
-    return root
-
-
-def _compile(spec: mujoco.MjSpec, path: Path) -> mujoco.MjModel:
-    try:
-        return spec.compile()
-    except ValueError as err:
-        raise ArmFileError(path, f"does not compile ({one_line(err)})") from None
-
+# --- what an arm needs -----------------------------------------------------------------
 
 def _check_joints_and_actuators(spec: mujoco.MjSpec, path: Path) -> None:
     joints = list(spec.joints)
@@ -349,93 +270,6 @@ def _sampling_ranges(model, joint_names, path) -> tuple[np.ndarray, np.ndarray]:
         low.append(lo)
         high.append(hi)
     return np.array(low), np.array(high)
-
-
-def _world_pos(model: mujoco.MjModel, body_id: int) -> np.ndarray:
-    data = mujoco.MjData(model)
-    mujoco.mj_kinematics(model, data)
-    return data.xpos[body_id].copy()
-
-
-class _Kinematics:
-    """Fingertip position, and its distance from a point with that distance's gradient,
-    for joint positions q, on a scratch MjData."""
-
-    def __init__(self, model, joint_names, ee_sensor: str, end_effector: str, ee_type):
-        self.model, self.data = model, mujoco.MjData(model)
-        self.qadr = np.array([model.joint(n).qposadr[0] for n in joint_names])
-        self.dofadr = np.array([model.joint(n).dofadr[0] for n in joint_names])
-        self.sadr = model.sensor(ee_sensor).adr[0]
-        ee_id = mujoco.mj_name2id(model, ee_type, end_effector)
-        self.body = model.site_bodyid[ee_id] if ee_type == mujoco.mjtObj.mjOBJ_SITE else ee_id
-        self.jacp = np.zeros((3, model.nv))
-
-    def position(self, q: np.ndarray) -> np.ndarray:
-        self.data.qpos[self.qadr] = q
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_sensorPos(self.model, self.data)
-        return self.data.sensordata[self.sadr:self.sadr + 3].copy()
-
-    def distance(self, q: np.ndarray, point: np.ndarray) -> tuple[float, np.ndarray]:
-        """‖fingertip − point‖ and its gradient with respect to q (hinge and slide joints
-        have one qpos and one dof each, so the position Jacobian's columns are it). The
-        Jacobian is taken at the point the sensor reads (a body's sensor reads its centre
-        of mass, not its frame's origin)."""
-        tip = self.position(q)
-        offset = tip - point
-        mujoco.mj_comPos(self.model, self.data)
-        mujoco.mj_jac(self.model, self.data, self.jacp, None, tip, self.body)
-        r = float(np.linalg.norm(offset))
-        grad = self.jacp[:, self.dofadr].T @ offset / r if r > 0 else np.zeros(len(q))
-        return r, grad
-
-
-def _max_reach(kinematics: _Kinematics, configs, points, base, low, high,
-               starts: int = 8) -> float:
-    """Furthest fingertip distance from the base: the best samples, each refined by
-    projected gradient ascent within the joint limits (sampling alone falls a few mm
-    short). The gradient comes from MuJoCo's Jacobian, so one refinement costs a few
-    hundred kinematics passes whatever the number of joints (coordinate ascent, which
-    this replaced, needed tens of thousands on a 40-joint chain)."""
-    distance = np.linalg.norm(points - base, axis=1)
-    best = float(distance.max())
-    for i in np.argsort(distance)[-starts:]:
-        best = max(best, _ascend(kinematics, configs[i], base, low, high))
-    return best
-
-
-_ASCENT_STEPS = 1000
-_ASCENT_TOL = 1e-10  # a step moving no joint further than this (rad or m) has converged
-
-
-def _ascend(kinematics: _Kinematics, q: np.ndarray, base, low, high) -> float:
-    """Local maximum of the distance from `base`, from q. Barzilai–Borwein steps (the
-    step length is learnt from the last two gradients, which copes with a long chain's
-    badly scaled directions) along the gradient less what pushes against a limit; a
-    step that does not increase the distance is retried four times shorter."""
-    q = np.clip(q, low, high)
-    r, grad = kinematics.distance(q, base)
-    grad = _free(grad, q, low, high)
-    alpha = 0.1 / max(float(np.abs(grad).max()), 1e-12)
-    for _ in range(_ASCENT_STEPS):
-        trial = np.clip(q + alpha * grad, low, high)
-        moved = trial - q
-        if np.abs(moved).max() < _ASCENT_TOL:
-            break
-        r_trial, g_trial = kinematics.distance(trial, base)
-        if not r_trial > r:
-            alpha /= 4
-            continue
-        g_trial = _free(g_trial, trial, low, high)
-        curvature = -float(moved @ (g_trial - grad))
-        alpha = float(moved @ moved) / curvature if curvature > 0 else 2 * alpha
-        q, r, grad = trial, r_trial, g_trial
-    return r
-
-
-def _free(grad: np.ndarray, q: np.ndarray, low, high) -> np.ndarray:
-    """The gradient without its components that push a joint at a limit past it."""
-    return np.where(((q <= low) & (grad < 0)) | ((q >= high) & (grad > 0)), 0.0, grad)
 
 
 def is_position_servo(model: mujoco.MjModel) -> np.ndarray:

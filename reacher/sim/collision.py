@@ -20,6 +20,7 @@ import numpy as np
 PENETRATION_M = 1e-3  # deeper than this is a collision; grazing contact is not
 ALWAYS_TOUCHING = 0.95  # a pair in contact in this share of random configurations is by design
 MAX_DRAWS = 100  # redraws before accepting a configuration in collision
+LEARNING_SAMPLES = 200  # random configurations the by-design pairs are learnt from
 
 
 class CollisionCheck:
@@ -39,6 +40,14 @@ class CollisionCheck:
             for pair in self._pairs(data, q):
                 counts[pair] = counts.get(pair, 0) + 1
         self.ignored = frozenset(p for p, n in counts.items() if n >= ALWAYS_TOUCHING * len(samples))
+
+    @classmethod
+    def for_arm(cls, model: mujoco.MjModel, arm) -> CollisionCheck:
+        """The check every user of an arm shares (the env's starts and targets, `reacher
+        inspect`'s probes): by-design pairs learnt from the same seeded samples."""
+        samples = np.random.default_rng(0).uniform(arm.joint_low, arm.joint_high,
+                                                   (LEARNING_SAMPLES, arm.n_joints))
+        return cls(model, arm.qpos_adr, samples)
 
     def hits(self, data: mujoco.MjData, q: np.ndarray) -> bool:
         if not self.can_collide:

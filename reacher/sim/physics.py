@@ -41,6 +41,11 @@ class Physics:
         # view on every attribute access, which costs as much as the arithmetic on a small arm.
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._qfrc_bias, self._ctrl = self.data.qfrc_bias, self.data.ctrl
+        # Bodies with MuJoCo's `gravcomp` have (part of) their weight carried by the
+        # simulator itself (qfrc_gravcomp, as a passive force or through the actuators
+        # with `actuatorgravcomp`): a controller that added all of gravity again would
+        # compensate it twice and push the arm up.
+        self._gravcomp = self.data.qfrc_gravcomp if self.model.body_gravcomp.any() else None
         self._jacp = np.zeros((3, self.model.nv))
         self._mass = np.zeros((self.model.nv, self.model.nv))
 
@@ -91,9 +96,12 @@ class Physics:
         return self._jacp[:, dofs]
 
     def bias_forces(self, dofs=slice(None)) -> np.ndarray:
-        """Gravity, Coriolis and centrifugal forces per dof (``qfrc_bias``): what a
-        controller adds to hold the arm still (gravity compensation)."""
-        return self._qfrc_bias[dofs]
+        """Gravity, Coriolis and centrifugal forces per dof (``qfrc_bias``) less the
+        gravity MuJoCo compensates itself (bodies' `gravcomp`): what a controller adds to
+        hold the arm still (gravity compensation)."""
+        if self._gravcomp is None:
+            return self._qfrc_bias[dofs]
+        return self._qfrc_bias[dofs] - self._gravcomp[dofs]
 
     def mass_matrix(self, block=slice(None)) -> np.ndarray:
         """The joint-space inertia matrix (nv, nv), armature included, or the `block`
@@ -108,6 +116,10 @@ class Physics:
     def joint_velocities(self, dofs=None) -> np.ndarray:
         """Joint velocities at `dofs`, by default the arm's joints'."""
         return self._qvel[self.arm.qvel_adr if dofs is None else dofs]
+
+    def time(self) -> float:
+        """Simulated seconds since the last reset."""
+        return self.data.time
 
     def set_controls(self, ctrl) -> None:
         """Write every actuator's control (MuJoCo clamps a limited one to its ctrlrange)."""

@@ -7,12 +7,15 @@ physics steps so that a long chain is probed over fewer steps, not for minutes.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import mujoco
 import numpy as np
 
 from reacher.sim.arm import Arm, position_servos
+from reacher.sim.collision import CollisionCheck
 from reacher.sim.controllers import JointControl
 from reacher.sim.physics import Physics
 
@@ -64,8 +67,9 @@ def _first_blow_up(arm: Arm, frame_skip: int) -> tuple[float | None, str]:
 
 
 def worst_gravity(arm: Arm) -> np.ndarray:
-    """Per dof, the most torque (or force) gravity needs held: MuJoCo's bias force at zero
-    velocity, at the worst of a few hundred configurations drawn as targets are."""
+    """Per dof, the most torque (or force) the actuators must add to hold gravity: MuJoCo's
+    bias force at zero velocity less what it compensates itself (bodies' `gravcomp`), at
+    the worst of a few hundred configurations drawn as targets are."""
     model = arm.model
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
@@ -74,32 +78,42 @@ def worst_gravity(arm: Arm) -> np.ndarray:
         data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
         data.qvel[:] = 0
         mujoco.mj_forward(model, data)
-        worst = np.maximum(worst, np.abs(data.qfrc_bias))
+        worst = np.maximum(worst, np.abs(data.qfrc_bias - data.qfrc_gravcomp))
     return worst
 
 
-def servo_move_times(arm: Arm) -> np.ndarray | None:
+def servo_move_times(arm: Arm, gravity: bool = True, force_limits: bool = True) -> np.ndarray | None:
     """For an arm driven by one position servo per joint: how long a move between two
-    random poses takes, commanding the servos straight to the goal pose (the best a
-    policy can do), until the end effector stays within 2 cm of the goal; seconds, inf
-    for a move that never settles within SERVO_MAX_S. None for other arms, whose torques
-    have no such obvious best command."""
-    model = arm.model
+    random collision-free poses takes (the env's starts and targets, `CollisionCheck`),
+    commanding the servos straight to the goal pose (the best a policy can do), until
+    the end effector stays within 2 cm of the goal; seconds, inf for a move that never
+    settles within SERVO_MAX_S. With ``gravity`` or ``force_limits`` False the same moves
+    without gravity or without the actuators' and joints' force limits, which tells
+    what stops a move that never settles. None for other arms, whose torques have no such
+    obvious best command."""
+    model = copy.copy(arm.model)
+    if not gravity:
+        model.opt.gravity[:] = 0
+    if not force_limits:
+        model.actuator_forcelimited[:] = 0
+        model.jnt_actfrclimited[:] = 0
     servos = position_servos(model)
     joint_of = {model.joint(int(model.actuator_trnid[a, 0])).name: int(a) for a in servos}
     if len(servos) != model.nu or len(joint_of) != model.nu or set(joint_of) != set(arm.joint_names):
         return None
     order = [joint_of[name] for name in arm.joint_names]
-    control = JointControl(Physics(arm, frame_skip=1))  # actions mapped as the env maps them
-    data = control.physics.data
+    control = JointControl(Physics(dataclasses.replace(arm, model=model), frame_skip=1))
+    data = control.physics.data  # actions mapped as the env maps them
+    collision = CollisionCheck.for_arm(model, arm)
     rng = np.random.default_rng(0)
     n_steps = int(SERVO_MAX_S / model.opt.timestep)
     times = []
     for _ in range(SERVO_MOVES):
-        goal_q = arm.random_configuration(rng)
+        goal_q = collision.free_configuration(data, lambda: arm.random_configuration(rng))
         goal = arm.fingertip_at(data, goal_q)
+        start = collision.free_configuration(data, lambda: arm.random_configuration(rng))
         mujoco.mj_resetData(model, data)
-        data.qpos[arm.qpos_adr] = arm.random_configuration(rng)
+        data.qpos[arm.qpos_adr] = start
         ctrl = np.empty(model.nu)
         ctrl[order] = goal_q
         control.act(control.action_for(ctrl).tolist())

@@ -16,7 +16,6 @@ from reacher.sim.collision import CollisionCheck
 from reacher.sim.physics import Physics
 from reacher.task.reward import ReachReward
 
-_COLLISION_SAMPLES = 200  # random configurations that reveal by-design contact pairs
 GOAL_PARTS = 9  # fingertip, target and their difference, xyz each, end the observation
 
 
@@ -62,9 +61,7 @@ class ReachTask:
         self.goal_layout = GoalLayout(achieved=slice(n - 9, n - 6), desired=slice(n - 6, n - 3),
                                       delta=slice(n - 3, n), reward=reward,
                                       success_radius_m=self.success_radius_m)
-        samples = np.random.default_rng(0).uniform(arm.joint_low, arm.joint_high,
-                                                   (_COLLISION_SAMPLES, arm.n_joints))
-        self.collision = CollisionCheck(physics.model, arm.qpos_adr, samples)
+        self.collision = CollisionCheck.for_arm(physics.model, arm)
         self.target = np.zeros(3)
 
     def start(self, rng: np.random.Generator, target: np.ndarray | None = None) -> None:

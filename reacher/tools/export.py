@@ -227,6 +227,8 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
     reach = env.unwrapped
     if isinstance(reach, ReachEnv):
         info.update(reach_description(reach, config))
+        if policy.trained_arm_sha256:  # the arm trained on, which the file may no longer be
+            info["arm"]["sha256"] = policy.trained_arm_sha256
     else:
         info["observation"] = {"size": obs_dim, "parts": None,
                                "note": "the env's own observation, flattened; see its documentation"}

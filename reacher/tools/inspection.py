@@ -19,6 +19,7 @@ import mujoco
 import numpy as np
 
 from reacher.sim.arm import Arm, ArmFileError, is_position_servo, load_arm
+from reacher.sim.controllers.base import max_joint_torques
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.sim.probes import (
     SERVO_MAX_S,
@@ -100,7 +101,7 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     warnings = (_stability_warnings(loaded, timing)
                 + _timing_warnings(timing) + _joint_warnings(loaded, joints, actuators)
                 + _actuator_warnings(loaded, actuators) + _gravity_warnings(loaded, actuators)
-                + _episode_warnings(timing, times))
+                + _episode_warnings(loaded, timing, times))
     return ArmReport(
         source=loaded.source, model_name=_model_name(model), end_effector=end_effector,
         end_effector_kind=ee_kind, joints=joints, actuators=actuators,
@@ -163,18 +164,11 @@ def _actuator(model: mujoco.MjModel, i: int) -> dict:
         "ctrlrange": model.actuator_ctrlrange[i].tolist() if model.actuator_ctrllimited[i] else None,
         "forcerange": (model.actuator_forcerange[i].tolist()
                        if model.actuator_forcelimited[i] else None),
+        # MuJoCo also limits force on the joint: all its actuators' together.
+        "joint_forcerange": (model.jnt_actfrcrange[model.actuator_trnid[i, 0]].tolist()
+                             if target is not None
+                             and model.jnt_actfrclimited[model.actuator_trnid[i, 0]] else None),
     }
-
-
-def _max_joint_torque(act: dict) -> float:
-    """The most torque (or force) the actuator can exert on its joint; inf if unbounded."""
-    limit = math.inf
-    if act["forcerange"] is not None:
-        limit = max(abs(v) for v in act["forcerange"])
-    if act["kind"] == "motor":
-        ctrl = max(abs(v) for v in act["ctrlrange"] or (1.0,))  # reacher's [-1, 1] default
-        limit = min(limit, ctrl)
-    return abs(act["gear"]) * limit
 
 
 # --- warnings -------------------------------------------------------------------------------
@@ -244,13 +238,16 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
     if not np.any(model.opt.gravity):
         return []
     worst = worst_gravity(arm)
+    torques = max_joint_torques(model, arm.ctrl_low, arm.ctrl_high)
     strength: dict[str, float] = {}
-    for a in actuators:
+    for a, most in zip(actuators, torques.tolist()):
         if a["joint"] is not None:
-            strength[a["joint"]] = strength.get(a["joint"], 0.0) + _max_joint_torque(a)
+            strength[a["joint"]] = strength.get(a["joint"], 0.0) + most
     out = []
     for name, most in strength.items():
         j = model.joint(name)
+        if model.jnt_actfrclimited[j.id]:  # the joint's actuatorfrcrange bounds its actuators together
+            most = min(most, float(np.abs(model.jnt_actfrcrange[j.id]).max()))
         needed = float(worst[j.dofadr[0]])
         if needed > _WEAK_SHARE * most:
             unit = "N·m" if j.type[0] == mujoco.mjtJoint.mjJNT_HINGE else "N"
@@ -258,28 +255,52 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
                 f"joint '{name}': its actuators give at most {most:.3g} {unit}, but gravity "
                 f"pulls with up to {needed:.3g} {unit} in some poses: the arm sags there and "
                 "cannot reach targets that need them",
-                "raise the actuator's gear, ctrlrange or forcerange (or kp for a servo), or "
+                "raise the actuator's gear, ctrlrange or forcerange (or kp for a servo), the "
+                "joint's actuatorfrcrange if it has one, or "
                 "make the links lighter"))
     return out
 
 
-def _episode_warnings(timing: ControlTiming, times: np.ndarray | None) -> list[ArmWarning]:
+def _episode_warnings(arm: Arm, timing: ControlTiming, times: np.ndarray | None) -> list[ArmWarning]:
+    """An episode too short for the servos to make a typical move, with the real cause:
+    moves that settle but late want a longer episode; moves that never settle want the
+    cause fixed (a longer episode would not help), told apart by timing the same moves
+    without gravity (those that settle then are gravity sag), then without force limits
+    (too weak), else contacts, friction or joint limits."""
     if times is None:
         return []
     in_time = float((times <= timing.episode_s).mean())
     if in_time >= 0.9:
         return []
+    problem = (f"an episode lasts {timing.episode_s:g} s, but commanding the servos straight to a "
+               f"target's pose brings the end effector within 2 cm in time for only "
+               f"{100 * in_time:.0f} % of {SERVO_MOVES} sampled moves; ")
     settle = p90(times)
-    needed = (f"90 % take {settle:.2g} s" if math.isfinite(settle) else
-              f"{100 * np.isinf(times).mean():.0f} % do not settle within {SERVO_MAX_S:g} s "
-              "(contacts, friction or limits stop them)")
-    fix = (f"train with --episode-s {math.ceil(settle):g} or more" if math.isfinite(settle) else
-           f"train with --episode-s {math.ceil(p90(times[np.isfinite(times)])):g} "
-           "or more; check the arm's contacts and friction loss")
+    if math.isfinite(settle):
+        return [ArmWarning(problem + f"90 % take {settle:.2g} s",
+                           f"train with --episode-s {math.ceil(settle):g} or more")]
+    never = ~np.isfinite(times)
+    weightless = servo_move_times(arm, gravity=False) if np.any(arm.model.opt.gravity) else times
+    sag = float(np.isfinite(weightless[never]).mean())
+    problem += f"{100 * never.mean():.0f} % do not settle within {SERVO_MAX_S:g} s"
+    if sag >= 0.5:
+        return [ArmWarning(
+            problem + f" (gravity: {100 * sag:.0f} % of those settle with gravity off, so the "
+            "servos sag short of the pose; a longer episode does not help)",
+            "raise the servos' kp (and forcerange, if they are at it), or let MuJoCo carry "
+            "the links' weight with gravcomp=\"1\" on their bodies")]
+    unlimited = servo_move_times(arm, force_limits=False)
+    if float(np.isfinite(unlimited[never]).mean()) >= 0.5:
+        return [ArmWarning(
+            problem + " (force limits: most of those settle without the servos' forcerange "
+            "or the joints' actuatorfrcrange, so the servos are too weak to make the move "
+            "in time, not just slow to settle)",
+            "raise the servos' forcerange (or the joints' actuatorfrcrange), or lower their "
+            "damping or armature")]
     return [ArmWarning(
-        f"an episode lasts {timing.episode_s:g} s, but commanding the servos straight to a "
-        f"target's pose brings the end effector within 2 cm in time for only "
-        f"{100 * in_time:.0f} % of {SERVO_MOVES} sampled moves; {needed}", fix)]
+        problem + " (neither gravity nor force limits: they do not settle without either; "
+        "contacts, friction loss or joint limits stop them)",
+        "check the arm's contacts (links that meet) and its joints' frictionloss")]
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -333,5 +354,8 @@ def _describe_actuator(a: dict) -> str:
     ctrl = (f"ctrl [{a['ctrlrange'][0]:.4g}, {a['ctrlrange'][1]:.4g}]" if a["ctrlrange"]
             else "ctrl unlimited (reacher uses [-1, 1])")
     force = (f"force [{a['forcerange'][0]:.4g}, {a['forcerange'][1]:.4g}]" if a["forcerange"]
-             else "force unlimited")
+             else "force unlimited" if not a.get("joint_forcerange") else "")
+    if a.get("joint_forcerange"):
+        lo, hi = a["joint_forcerange"]
+        force += (", " if force else "") + f"joint force [{lo:.4g}, {hi:.4g}] (actuatorfrcrange)"
     return f"{kind} {on}; {ctrl}; {force}"

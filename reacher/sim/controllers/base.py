@@ -130,6 +130,28 @@ class Actuation:
         return np.clip(ctrl, self.ctrl_low, self.ctrl_high)
 
 
+def max_joint_torques(model: mujoco.MjModel, ctrl_low: np.ndarray, ctrl_high: np.ndarray) -> np.ndarray:
+    """Per actuator, the most torque (or force) it can put on its joint, wherever MuJoCo
+    takes the limit from: the actuator's `forcerange` (times its gear), a motor's
+    ctrlrange (`ctrl_low`/`ctrl_high`, reacher's [-1, 1] where the file has none) times
+    its gain, and the joint's own `actuatorfrcrange`, which bounds all of that joint's
+    actuators together. inf where nothing bounds it."""
+    gear = np.abs(model.actuator_gear[:, 0])
+    limit = np.full(model.nu, np.inf)
+    forced = model.actuator_forcelimited.astype(bool)
+    limit[forced] = np.abs(model.actuator_forcerange[forced]).max(axis=1)
+    motor = ((model.actuator_gaintype == mujoco.mjtGain.mjGAIN_FIXED)
+             & (model.actuator_biastype == mujoco.mjtBias.mjBIAS_NONE))
+    ctrl = np.maximum(np.abs(ctrl_low), np.abs(ctrl_high)) * np.abs(model.actuator_gainprm[:, 0])
+    limit = np.where(motor, np.minimum(limit, ctrl), limit) * gear
+    on_joint = model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT
+    for a in np.flatnonzero(on_joint):
+        j = model.actuator_trnid[a, 0]
+        if model.jnt_actfrclimited[j]:
+            limit[a] = min(limit[a], float(np.abs(model.jnt_actfrcrange[j]).max()))
+    return limit
+
+
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """`index` as a slice if it is a contiguous run, else as it is."""
     if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
