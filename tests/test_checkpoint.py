@@ -115,6 +115,20 @@ def test_loaded_policy_makes_its_env(trained):
     assert isinstance(env.unwrapped, ReachEnv) and env.unwrapped.arm.name == "two_link"
 
 
+def test_the_checkpoint_format_is_listed_in_one_place(trained):
+    """reacher.run.snapshot says what a training checkpoint holds: every TrainingState field
+    is in its metadata, and the counters the loader checks are among them."""
+    from dataclasses import fields
+
+    from reacher.run import snapshot
+
+    meta = ckpt.load(trained.run_dir).metadata
+    state = {f.name for f in fields(snapshot.TrainingState)}
+    assert state <= set(meta)
+    assert set(snapshot.COUNTERS) <= state | {"updates"} and ckpt.COUNTERS is snapshot.COUNTERS
+    assert snapshot.TrainingState.from_dict(meta) == trained.state
+
+
 def test_checkpoint_holds_everything_resume_needs(trained):
     checkpoint = ckpt.load(trained.run_dir, with_replay=True)
     meta = checkpoint.metadata

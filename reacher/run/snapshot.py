@@ -61,6 +61,13 @@ class TrainingState:
     OPTIONAL = ("eval_time", "success_streak", "periodic_evals", "losses", "physics_errors", "finished",
                 "stop_reason", "final_evaluation", "confirmed", "best")
 
+    def stopped(self, reason: str | None) -> None:
+        """Mark the run finished for `reason` (a STOP_REASONS key), or not finished (None:
+        a periodic checkpoint or a signal's, which a resumed run continues from)."""
+        self.finished, self.stop_reason = reason is not None, reason
+        if reason is None:
+            self.final_evaluation = None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -134,6 +141,19 @@ def restore(checkpoint, *, agent, buffer, rng: np.random.Generator, env_rng: np.
     if kept is not None:
         kept = {"actor": kept["actor"], "norm": kept["norm"]}
     return state, kept
+
+
+def final_evaluation(state: TrainingState, metrics, episodes: int) -> Evaluation | None:
+    """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
+    than that key, from its row in `metrics` (the run's `MetricsLog`)."""
+    if state.final_evaluation is not None:
+        return Evaluation.from_dict(state.final_evaluation)
+    row = metrics.row_at(state.env_steps)
+    if row is None or row["mean_return"] == "":
+        return None
+    number = lambda text: float(text) if text != "" else None  # noqa: E731
+    return Evaluation(number(row["success_rate"]), number(row["mean_final_distance"]),
+                      float(row["mean_return"]), episodes)
 
 
 def library_versions() -> dict:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -37,10 +38,17 @@ from reacher.run.envs import make_env
 from reacher.run.evaluation import Evaluation
 from reacher.run.metrics import plot_curve, preload_plotting
 from reacher.run.progress import Progress
-from reacher.run.rundir import RunDir, RunError, check_resumable, default_run_dir, file_id, prepare_run
+from reacher.run.rundir import (
+    RunDir,
+    RunError,
+    check_resumable,
+    default_run_dir,
+    file_id,
+    prepare_run,
+)
 from reacher.run.signals import StopOnSignals
 from reacher.run.snapshot import STOP_REASONS, TrainingState
-from reacher.sim.arm import load_arm
+from reacher.sim.arm import Arm, load_arm
 from reacher.task import randomize
 from reacher.task.goal import env_goal_layout, flat_env
 
@@ -82,22 +90,10 @@ class Training:
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        # Settings first: every auto field is resolved for the arm before anything is built
-        # (a Gymnasium id decides its own env, so it is resolved from the env it builds).
-        arm = None if config.env else load_arm(config.arm, config.end_effector)
-        if arm is not None:
-            config = settings.for_arm(config, arm)
-        # The agent reads the flat layout; goal observations are the same values in a Dict.
-        # Only the training env is randomised: evaluations measure the nominal model
-        # (`reacher evaluate --randomize` measures perturbed ones).
-        env = randomize.wrap(make_env(config, arm=arm), config)
-        if arm is None:
-            config = settings.for_env(config, env)
-            arm = getattr(env.unwrapped, "arm", None)  # a reacher id's
+        config, arm, env, eval_env = settings_and_envs(config)
         self.config = config
-        self.env = flat_env(env)
-        # ... seen as training sees it: with the action history when it trains under a delay.
-        self.eval_env = flat_env(randomize.as_trained(make_env(config, arm=arm), config))
+        # The agent reads the flat layout; goal observations are the same values in a Dict.
+        self.env, self.eval_env = flat_env(env), flat_env(eval_env)
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(self.env.action_space.shape))
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
@@ -110,11 +106,10 @@ class Training:
         self.goal_layout = None if config.hindsight_fraction <= 0 else (
             # (an action history, under a delay, shifts the goal slices: ask the outermost)
             env.get_wrapper_attr("goal_layout") if arm is not None else env_goal_layout(env))
-        self.arm_file = arm.source if arm is not None else None
-        self.arm_sha256 = arm_digest(self.arm_file) if arm is not None else None
+        self.arm_file, self.arm_sha256 = (arm.source, arm_digest(arm.source)) if arm is not None else (None, None)
         self.state = TrainingState(next_eval=config.eval_every, next_checkpoint=config.checkpoint_every)
         self.signals = StopOnSignals()
-        self.gate = gate.Gate(config, self.agent, self.eval_env, stopped=lambda: self._stopped_by is not None)
+        self.gate = gate.Gate(config, self.agent, self.eval_env, stopped=lambda: self.signals.stopped_by is not None)
         self._physics_errors_in_a_row = 0
         restored_from = file_id(self.run_dir / ckpt.FILENAME) if resume else None
         if resume:
@@ -124,10 +119,6 @@ class Training:
         self.open_run_dir = RunDir(self.run_dir, to_toml(config), restored_from,
                                    resume_step=self.state.env_steps if resume else None)
         self.metrics = self.open_run_dir.metrics
-
-    @property
-    def _stopped_by(self) -> str | None:
-        return self.signals.stopped_by
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -140,12 +131,13 @@ class Training:
             with self.signals:
                 if state.finished and not self._training_left():
                     # A resumed run that has nothing left to do: its final evaluation is on record.
-                    return self._outcome(self._saved_final_evaluation(), state.stop_reason or "")
+                    saved = snapshot.final_evaluation(state, self.metrics, c.final_eval_episodes)
+                    return self._outcome(saved, state.stop_reason or "")
                 if warning := gate.unconfirmable(c):
                     self.progress.line(warning)
                 self._periodic()  # an evaluation a signal cut short is done again, at the same step
                 obs, episode_obs = None, []
-                while self._training_left() and self._stopped_by is None:
+                while self._training_left() and self.signals.stopped_by is None:
                     if obs is None:
                         # Reset only when a step follows, so a checkpoint taken between episodes
                         # holds the env RNG before the next reset. A resumed run's env RNG comes
@@ -164,14 +156,16 @@ class Training:
                         self.progress.bar(state.env_steps, self.budget, now - start, fixed=bool(c.steps))
                 state.wall_time = time.perf_counter() - start
                 reason = "steps" if c.steps else "success" if self._succeeded() else "max_steps"
-                evaluation = self._final_evaluation() if self._stopped_by is None else None
+                # The kept policy, on episodes nothing was selected on (reacher.run.gate).
+                evaluation = self.gate.final() if self.signals.stopped_by is None else None
                 if evaluation is None:  # stopped by a signal, in training or in the final evaluation
                     self._save()
-                    self._finish_files()
+                    plot_run(self.run_dir, c)
                     return self._outcome(None, "signal")
+                self._log(evaluation, state.eval_time)
                 state.final_evaluation = evaluation.as_dict()
                 self._save(stop_reason=reason)
-                self._finish_files()
+                plot_run(self.run_dir, c)
                 return self._outcome(evaluation, reason)
         finally:
             self.env.close()
@@ -180,7 +174,7 @@ class Training:
 
     def _outcome(self, evaluation: Evaluation | None, reason: str) -> Outcome:
         return Outcome(evaluation, self.state.env_steps, self.state.wall_time,
-                       self._stopped_by if reason == "signal" else None, reason,
+                       self.signals.stopped_by if reason == "signal" else None, reason,
                        physics_errors=self.state.physics_errors)
 
     def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
@@ -196,7 +190,9 @@ class Training:
         if "physics_error" in info:
             # MuJoCo has reset the state itself: next_obs is that reset state, not where the
             # action led, so the transition would teach a jump that never happens. Not stored.
-            self._physics_error(info["physics_error"])
+            self._physics_errors_in_a_row += 1
+            physics_error(self.config, self.state, self._physics_errors_in_a_row, info["physics_error"],
+                          self.progress)
             return next_obs, True
         self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
         episode_obs.append(next_obs)
@@ -205,21 +201,12 @@ class Training:
             self._physics_errors_in_a_row = 0
         return next_obs, done
 
-    def _physics_error(self, message: str) -> None:
-        self.state.physics_errors += 1
-        self._physics_errors_in_a_row += 1
-        if self._physics_errors_in_a_row >= PHYSICS_ERRORS_IN_A_ROW:
-            raise PhysicsError(broken_physics(self.config, self._physics_errors_in_a_row,
-                                              self.state.env_steps, message))
-        if self.state.physics_errors == 1:  # one line, not one per blow-up; the count is in the checkpoint
-            self.progress.line(physics_warning(self.config, self.state.env_steps, message))
-
     def _learn(self) -> None:
         c = self.config
         if self.state.env_steps < c.warmup_steps or len(self.buffer) < c.batch_size:
             return
         self.state.update_debt += c.updates_per_step
-        while self.state.update_debt >= 1.0 and self._stopped_by is None:  # a signal ends the step's updates
+        while self.state.update_debt >= 1.0 and self.signals.stopped_by is None:  # a signal ends the step's updates
             self.state.update_debt -= 1.0
             batch = batches.sample(self.buffer, c.batch_size, self.rng, goal_layout=self.goal_layout,
                                    hindsight_fraction=c.hindsight_fraction, n=c.n_step, gamma=c.gamma)
@@ -268,12 +255,6 @@ class Training:
             self.progress.line(gate.describe_confirmation(confirmations, self.state.confirmed))
         return True
 
-    def _final_evaluation(self) -> Evaluation | None:
-        result = self.gate.final()
-        if result is not None:
-            self._log(result, self.state.eval_time)
-        return result
-
     def _log(self, result: Evaluation, eval_time: float) -> None:
         """A metrics row (see `metrics_row`), and its line."""
         row = metrics_row(self.state, result, eval_time)
@@ -281,22 +262,8 @@ class Training:
         self.metrics.write(row)
         self.progress.evaluation(result, self.state.env_steps, self.state.wall_time, self.state.physics_errors)
 
-    def _saved_final_evaluation(self) -> Evaluation | None:
-        """A finished run's final evaluation: from its checkpoint, or for a checkpoint older
-        than that key, from its metrics row."""
-        if self.state.final_evaluation is not None:
-            return Evaluation.from_dict(self.state.final_evaluation)
-        row = self.metrics.row_at(self.state.env_steps)
-        if row is None or row["mean_return"] == "":
-            return None
-        number = lambda text: float(text) if text != "" else None  # noqa: E731
-        return Evaluation(number(row["success_rate"]), number(row["mean_final_distance"]),
-                          float(row["mean_return"]), self.config.final_eval_episodes)
-
     def _save(self, stop_reason: str | None = None) -> None:
-        self.state.finished, self.state.stop_reason = stop_reason is not None, stop_reason
-        if stop_reason is None:
-            self.state.final_evaluation = None
+        self.state.stopped(stop_reason)
         metadata, model = snapshot.contents(
             self.config, obs_dim=self.obs_dim, act_dim=self.act_dim, arm_file=self.arm_file,
             arm_sha256=self.arm_sha256, state=self.state, agent=self.agent, rng=self.rng,
@@ -314,9 +281,27 @@ class Training:
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
 
-    def _finish_files(self) -> None:
-        plot_curve(self.run_dir / "metrics.csv", self.run_dir / "curve.png",
-                   title=self.config.env or Path(self.config.arm).stem)
+
+
+def settings_and_envs(config: Config) -> tuple[Config, Arm | None, gym.Env, gym.Env]:
+    """The resolved config, the arm, the training env and the evaluation env, in that
+    order: every auto field is resolved for the arm before anything is built (a Gymnasium
+    id decides its own env, so it is resolved from the env it builds). Only the training
+    env is randomised: evaluations measure the nominal model (`reacher evaluate
+    --randomize` measures perturbed ones), seen as training sees it: with the action
+    history when it trains under a delay."""
+    arm = None if config.env else load_arm(config.arm, config.end_effector)
+    if arm is not None:
+        config = settings.for_arm(config, arm)
+    env = randomize.wrap(make_env(config, arm=arm), config)
+    if arm is None:
+        config = settings.for_env(config, env)
+        arm = getattr(env.unwrapped, "arm", None)  # a reacher id's
+    return config, arm, env, randomize.as_trained(make_env(config, arm=arm), config)
+
+
+def plot_run(run_dir: Path, config: Config) -> None:
+    plot_curve(run_dir / "metrics.csv", run_dir / "curve.png", title=config.env or Path(config.arm).stem)
 
 
 def metrics_row(state: TrainingState, result: Evaluation, eval_time: float) -> dict:
@@ -332,19 +317,18 @@ def metrics_row(state: TrainingState, result: Evaluation, eval_time: float) -> d
     return row
 
 
-def _what(config: Config) -> str:
-    return f"env {config.env}" if config.env else f"arm {config.arm}"
-
-
-def broken_physics(config: Config, in_a_row: int, step: int, message: str) -> str:
-    hint = "" if config.env else f"; check its gear, damping, masses and timestep (reacher inspect {config.arm})"
-    return (f"{_what(config)}: the simulation blew up in {in_a_row} episodes in a row, training "
-            f"stopped at step {step:,} ({message}){hint}")
-
-
-def physics_warning(config: Config, step: int, message: str) -> str:
-    return (f"warning: {_what(config)}: the simulation blew up at step {step:,} ({message}); such "
-            "steps are not learned from and are counted as physics_errors in the checkpoint")
+def physics_error(config: Config, state: TrainingState, in_a_row: int, message: str, progress: Progress) -> None:
+    """Count a step at which the simulation blew up: one warning line for the first, and
+    `PhysicsError` once episodes blow up PHYSICS_ERRORS_IN_A_ROW times in a row."""
+    state.physics_errors += 1
+    what = f"env {config.env}" if config.env else f"arm {config.arm}"
+    if in_a_row >= PHYSICS_ERRORS_IN_A_ROW:
+        hint = "" if config.env else f"; check its gear, damping, masses and timestep (reacher inspect {config.arm})"
+        raise PhysicsError(f"{what}: the simulation blew up in {in_a_row} episodes in a row, training "
+                           f"stopped at step {state.env_steps:,} ({message}){hint}")
+    if state.physics_errors == 1:  # one line, not one per blow-up; the count is in the checkpoint
+        progress.line(f"warning: {what}: the simulation blew up at step {state.env_steps:,} ({message}); "
+                      "such steps are not learned from and are counted as physics_errors in the checkpoint")
 
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False,

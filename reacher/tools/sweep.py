@@ -27,7 +27,7 @@ from reacher.files import write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
-from reacher.run.signals import Stopped, StopOnSignals
+from reacher.run.signals import StopOnSignals, Stopped
 from reacher.tools import sweep_report
 from reacher.tools.sweep_report import Record, Summary
 from reacher.tools.sweep_spec import Spec, Trial, load_spec
