@@ -15,8 +15,8 @@ from pathlib import Path
 
 from reacher import commands
 from reacher import config as cfg
-from reacher.commands import CliError, config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
-from reacher.errors import one_line
+from reacher.commands import config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
+from reacher.errors import CliError, RenderError, one_line
 
 EXIT_USAGE = 2
 
@@ -75,8 +75,6 @@ def _caused_by_interrupt(err: BaseException) -> bool:
 
 
 def _is_user_error(err: Exception) -> bool:
-    from reacher.sim.rendering import RenderError
-
     return isinstance(err, (ValueError, OSError, CliError, RenderError))
 
 

@@ -12,16 +12,12 @@ from pathlib import Path
 
 from reacher import api
 from reacher import config as cfg
-from reacher.errors import printable
+from reacher.errors import CheckpointError, CliError, printable
 
 DEMO_RUN = Path("runs") / "demo-two_link"
 DEMO_VIDEO = Path("videos") / "two_link.mp4"
 DEMO_GIF = Path("videos") / "two_link.gif"  # what the README shows inline
 DEMO_CURVE = Path("videos") / "two_link_curve.png"
-
-
-class CliError(Exception):
-    """A user-facing error raised by the CLI itself."""
 
 
 def say(text, file=None) -> None:
@@ -243,7 +239,7 @@ def _demo_state(run_dir: Path) -> dict | None:
         return None
     try:
         return ckpt.load(run_dir).metadata
-    except ckpt.CheckpointError:
+    except CheckpointError:
         return None
 
 

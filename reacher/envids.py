@@ -18,11 +18,7 @@ from typing import Iterable
 import gymnasium as gym
 from gymnasium.envs.registration import find_highest_version, parse_env_id
 
-from reacher.errors import one_line
-
-
-class EnvIdError(ValueError):
-    """An env id reacher will not make; the message names where it came from."""
+from reacher.errors import EnvIdError, one_line
 
 
 def module_of(env_id: str) -> str | None:

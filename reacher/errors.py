@@ -1,5 +1,9 @@
-"""Turning a library's exception, or any text read from a file, into part of reacher's
-one-line error messages and output."""
+"""reacher's errors, and turning a library's exception, or any text read from a file, into
+part of reacher's one-line error messages and output.
+
+Every error reacher raises for a bad input is one of the classes here, whichever layer
+raises it, so any module can catch it without importing the layer above; the CLI prints
+its message as one ``error: …`` line (messages name the thing at fault)."""
 
 import re
 
@@ -23,6 +27,16 @@ def one_line(err: BaseException, limit: int | None = 300) -> str:
     return text if limit is None or len(text) <= limit else text[:limit] + "…"
 
 
+# --- the shared base: settings, env ids, files -----------------------------------------------
+
+class ConfigError(ValueError):
+    """A config file or value reacher cannot use; the message names the key."""
+
+
+class EnvIdError(ValueError):
+    """An env id reacher will not make; the message names where it came from."""
+
+
 class LockBusy(Exception):
     """Another process holds the lock file at `path` (see reacher.run.lock); `holder` says
     which, as the file records it ("pid 123 on host", or "holder unknown")."""
@@ -30,3 +44,83 @@ class LockBusy(Exception):
     def __init__(self, path, holder: str):
         super().__init__(f"{path}: held by {holder}")
         self.path, self.holder = path, holder
+
+
+class UnreadableFile(ValueError):
+    """A file reacher refuses to read: missing, not a regular file, too large, a link
+    where none is allowed, or unreadable. ``problem`` is the reason without the path."""
+
+    def __init__(self, path, problem: str, missing: bool = False):
+        self.path, self.problem, self.missing = str(path), problem, missing
+        super().__init__(f"{path}: {problem}")
+
+
+class CannotWrite(OSError):
+    """A file that could not be written (a full disk, no permission): its message is
+    ``cannot write FILE: REASON``. Nothing of it was left behind."""
+
+    def __init__(self, path, err: OSError):
+        super().__init__(err.errno, err.strerror or str(err))
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+
+# --- the simulation ---------------------------------------------------------------------------
+
+class ArmFileError(ValueError):
+    """An arm file that reacher cannot use; the message names the file and the problem."""
+
+    def __init__(self, source, problem: str):
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"arm file {self.source}: {problem}")
+
+
+class ControlError(ValueError):
+    """A control setting that cannot work for this arm; the message names the setting."""
+
+
+class RenderError(RuntimeError):
+    """No working OpenGL backend for offscreen rendering."""
+
+
+# --- a run --------------------------------------------------------------------------------------
+
+class PhysicsError(ValueError):
+    """The simulation blows up in every episode: the arm file (or env) is at fault."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"checkpoint {path}: {problem}")
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used as asked (exists already, nothing to resume)."""
+
+
+class RunDirBusy(ValueError):
+    """Another process holds the run directory's lock."""
+
+
+# --- the tools and the CLI ------------------------------------------------------------------------
+
+class ExportError(ValueError):
+    """An export that cannot be done; the message names the file or run at fault."""
+
+
+class SpecError(ConfigError):
+    """A sweep spec reacher cannot use; the message names the file and the key."""
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked; one line for the user."""
+
+
+class CliError(Exception):
+    """A user-facing error raised by the CLI itself."""

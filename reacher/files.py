@@ -33,30 +33,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Iterator, NamedTuple
 
+from reacher.errors import CannotWrite, UnreadableFile
+
 TMP_SUFFIX = ".tmp"
 _NAME_MAX = 255  # bytes in one path component (ext4, xfs, btrfs, tmpfs)
 _RANDOM_HEX = 16
-
-
-class UnreadableFile(ValueError):
-    """A file reacher refuses to read: missing, not a regular file, too large, a link
-    where none is allowed, or unreadable. ``problem`` is the reason without the path."""
-
-    def __init__(self, path: str | Path, problem: str, missing: bool = False):
-        self.path, self.problem, self.missing = str(path), problem, missing
-        super().__init__(f"{path}: {problem}")
-
-
-class CannotWrite(OSError):
-    """A file that could not be written (a full disk, no permission): its message is
-    ``cannot write FILE: REASON``. Nothing of it was left behind."""
-
-    def __init__(self, path: str | Path, err: OSError):
-        super().__init__(err.errno, err.strerror or str(err))
-        self.filename = str(path)
-
-    def __str__(self) -> str:
-        return f"cannot write {self.filename}: {self.strerror}"
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -256,6 +237,8 @@ def remove_temporaries(directory: str | Path, of: str | None = None) -> list[str
             continue
         if entry.is_dir(follow_symlinks=False) or _held(entry.path):
             continue
+        if prefix and not entry.is_file(follow_symlinks=False):
+            continue  # in someone's output folder, only the files a writer of ours left
         Path(entry.path).unlink(missing_ok=True)  # a symlink goes, never its target
         removed.append(entry.name)
     return removed

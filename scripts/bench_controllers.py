@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reacher.errors import ControlError
 from reacher.sim.arm import load_arm
-from reacher.sim.controllers import ControlError
 from reacher.sim.fit import episode_seconds
 from reacher.task.env import ReachEnv
 

@@ -1,112 +1,128 @@
-"""Training steps/s with this checkout's update beside main's, in one run.
+"""Steps/s of `reacher train` with this checkout beside another git revision's, in one run.
 
-A short `Training` run (collection, replay sampling, hindsight relabelling and one update
-per step, exactly as `reacher train` does) is timed for each arm, torch thread count and
-agent, in interleaved rounds, and the medians reported; the speed-up is the median over
-rounds of each round's own ratio. "main" is the agent of another git revision (default
-`main`): its reacher/ddpg/agent.py, adam.py and networks.py are read with `git show` into a
-temporary package, and the run is this checkout's in every other respect.
+Each timed run is the whole `reacher train` command, in a subprocess, on one arm at one
+torch thread count: the defaults (warm-up, hindsight, one update per step), steps-limited
+with `--steps`, with no periodic evaluation or checkpoint inside the timed steps and a
+one-episode final evaluation. Its figure is the one `reacher train` itself writes, the
+last metrics row's `steps_per_s` (environment steps over training time), beside the
+command's own wall time. The other revision (default `main`) is checked out into a
+temporary `git worktree` and run with its own code; runs alternate between the two trees,
+in interleaved rounds, and the medians are reported; the speed-up is the median over
+rounds of each round's own ratio. `threads 0` is each revision's own default.
 
-A third row, "collect only", runs the same loop without updates (updates_per_step 0): the
-time a step spends outside the update. It bounds what overlapping collection with learning
-(on another core) could gain: a step can get no faster than the longer of the two.
+`--busy` starts one `nice -n 19` busy loop beside every run (the machine shared with any
+other process, as it is beside a second run or a browser); `--collect` adds a row of this
+checkout with no updates (`--updates-per-step 0`): the time a step spends outside the update.
 
-    python scripts/bench_steps.py [--quick] [--rounds 3] [--steps 600] [--threads 1 2] [--rev main]
+    python scripts/bench_steps.py [--rev main] [--arms two_link three_link panda] [--threads 1 0]
+                                  [--rounds 2] [--steps 3000] [--busy] [--collect]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import csv
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-
-from reacher.run import training as train_module
-from reacher.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"two_link": ("two_link", "fingertip"),
-        "panda (7 DOF)": (str(ROOT / "examples/arms/panda.xml"), "attachment_site")}
-_FILES = ("agent.py", "adam.py", "networks.py")
+        "three_link": ("three_link", "fingertip"),
+        "panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site")}  # 7 DOF through `ee`
 
 
-def agent_of(rev: str, into: Path) -> type:
-    """The `Agent` class of git revision `rev`, importable beside this checkout's reacher."""
-    package = into / "reacher_at_rev"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in _FILES:
-        source = subprocess.run(["git", "show", f"{rev}:reacher/{name}"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
-        for module in _FILES:
-            source = source.replace(f"from reacher.{module[:-3]} ", f"from reacher_at_rev.{module[:-3]} ")
-        (package / name).write_text(source)
-    sys.path.insert(0, str(into))
-    return importlib.import_module("reacher_at_rev.agent").Agent
-
-
-def steps_per_s(config: Config, agent_class: type, workdir: Path) -> float:
-    """Environment steps per second of one short run (after its random warm-up steps)."""
-    original = train_module.Agent
-    # Training passes keyword arguments (all Config fields); an older Agent took the Config.
-    train_module.Agent = agent_class if agent_class is original else (
-        lambda obs_dim, act_dim, **kwargs: agent_class(obs_dim, act_dim, Config(**kwargs), kwargs["device"]))
+@contextmanager
+def worktree(rev: str):
+    """A temporary checkout of `rev` (its own code, this repository's history)."""
+    path = Path(tempfile.mkdtemp(prefix="bench_steps_rev_")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(path), rev], cwd=ROOT, check=True)
     try:
-        run = train_module.Training(config, tempfile.mkdtemp(dir=workdir), progress=False)
+        yield path
     finally:
-        train_module.Agent = original
-    start = time.perf_counter()
-    run.run()
-    return config.steps / (time.perf_counter() - start)
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
+
+
+@contextmanager
+def busy_loop(on: bool):
+    """One lowest-priority process spinning on a core while the block runs."""
+    if not on:
+        yield
+        return
+    spinner = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def train_steps_per_s(tree: Path, arm: str, threads: int, steps: int, seed: int, extra: list[str]) -> tuple[float, float]:
+    """(steps/s that `reacher train` reports, the command's wall seconds) of one run from `tree`."""
+    path, effector = ARMS[arm]
+    with tempfile.TemporaryDirectory(prefix="bench_steps_run_") as run_dir:
+        command = [sys.executable, "-m", "reacher", "train", "--arm", path, "--end-effector", effector,
+                   "--seed", str(seed), "--threads", str(threads), "--steps", str(steps),
+                   "--eval-every", str(steps), "--checkpoint-every", str(steps), "--final-eval-episodes", "1",
+                   "--run-dir", run_dir, "--quiet", *extra]
+        env = {**os.environ, "PYTHONPATH": str(tree), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+        start = time.perf_counter()
+        subprocess.run(command, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        with open(Path(run_dir) / "metrics.csv", newline="") as f:
+            last = list(csv.DictReader(f))[-1]
+    return float(last["steps_per_s"]), wall
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 round of 300 steps")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
-    parser.add_argument("--steps", type=int, default=600, help="environment steps per timed run, all learning")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
-    parser.add_argument("--rev", default="main", help="git revision whose agent is the baseline")
+    parser.add_argument("--rev", default="main", help="git revision to compare with (default main)")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0],
+                        help="torch thread counts (0: each revision's default)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (medians are reported)")
+    parser.add_argument("--steps", type=int, default=3000, help="environment steps per run (default warm-up included)")
+    parser.add_argument("--busy", action="store_true", help="a nice -n 19 busy loop beside every run")
+    parser.add_argument("--collect", action="store_true", help="also this checkout with no updates")
     args = parser.parse_args(argv)
-    rounds, steps = (1, 300) if args.quick else (args.rounds, args.steps)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench_steps_"))
-    agents = {args.rev: agent_of(args.rev, workdir), "this checkout": train_module.Agent}
-    load_before = os.getloadavg()[0]
-    results: dict[tuple, list[float]] = {}
-    for r in range(rounds):
-        for arm, (path, effector) in ARMS.items():
-            for threads in args.threads:
-                # The warm-up (random actions, no updates) is as long as one batch, and the
-                # loop does nothing else: no evaluation or checkpoint inside the timed steps.
-                config = Config(arm=path, end_effector=effector, seed=r, threads=threads, warmup_steps=256,
-                                steps=256 + steps, eval_every=10 ** 9, checkpoint_every=10 ** 9,
-                                final_eval_episodes=1)
-                order = list(agents.items()) if r % 2 == 0 else list(agents.items())[::-1]
-                for name, agent_class in order:
-                    results.setdefault((arm, threads, name), []).append(steps_per_s(config, agent_class, workdir))
-                collect = config.replace(updates_per_step=0.0)
-                results.setdefault((arm, threads, "collect only"), []).append(
-                    steps_per_s(collect, train_module.Agent, workdir))
+    load_before = os.getloadavg()
+    results: dict[tuple, list[tuple[float, float]]] = {}
+    with worktree(args.rev) as base, busy_loop(args.busy):
+        trees = {args.rev: base, "this": ROOT}
+        for r in range(args.rounds):
+            for arm in args.arms:
+                for threads in args.threads:
+                    order = list(trees.items()) if r % 2 == 0 else list(trees.items())[::-1]
+                    for name, tree in order:
+                        results.setdefault((arm, threads, name), []).append(
+                            train_steps_per_s(tree, arm, threads, args.steps, r, []))
+                    if args.collect:
+                        results.setdefault((arm, threads, "collect"), []).append(
+                            train_steps_per_s(ROOT, arm, threads, args.steps, r, ["--updates-per-step", "0"]))
 
-    print(f"{rounds} rounds of {steps} learning steps per run; load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")
-    print(f"\n  {'arm':<14} {'thr':>3} {args.rev:>9} {'this':>9} {'speed-up':>8} {'collect only':>12} "
-          f"{'update share':>12}")
-    for arm in ARMS:
+    print(f"{args.rounds} rounds of `reacher train --steps {args.steps}` per arm, thread count and tree"
+          f"{'; a nice -n 19 busy loop beside each run' if args.busy else ''}")
+    print(f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after; {len(os.sched_getaffinity(0))} cores usable")
+    header = (f"\n  {'arm':<11} {'thr':>3} {args.rev + ' steps/s':>13} {'this steps/s':>13} {'speed-up':>8} "
+              f"{args.rev + ' wall s':>11} {'this wall s':>11}")
+    print(header + (f" {'collect steps/s':>15}" if args.collect else ""))
+    for arm in args.arms:
         for threads in args.threads:
-            base, ours = results[arm, threads, args.rev], results[arm, threads, "this checkout"]
-            collect = statistics.median(results[arm, threads, "collect only"])
-            gain = statistics.median(a / b for a, b in zip(ours, base))
-            # Seconds per step in the update = all − outside it; overlap could hide the shorter.
-            share = 1 - statistics.median(ours) / collect
-            print(f"  {arm:<14} {threads:>3} {statistics.median(base):9.1f} {statistics.median(ours):9.1f} "
-                  f"{gain:7.2f}× {collect:12.1f} {100 * share:11.0f}%")
+            base, ours = results[arm, threads, args.rev], results[arm, threads, "this"]
+            gain = statistics.median(a[0] / b[0] for a, b in zip(ours, base))
+            line = (f"  {arm:<11} {threads:>3} {statistics.median(b[0] for b in base):13.1f} "
+                    f"{statistics.median(a[0] for a in ours):13.1f} {gain:7.2f}× "
+                    f"{statistics.median(b[1] for b in base):11.1f} {statistics.median(a[1] for a in ours):11.1f}")
+            if args.collect:
+                line += f" {statistics.median(c[0] for c in results[arm, threads, 'collect']):15.1f}"
+            print(line)
 
 
 if __name__ == "__main__":

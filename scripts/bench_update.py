@@ -9,10 +9,11 @@ Three networks, each at 1 and 2 torch threads:
   2x256 DDPG   hidden (256, 256), batch 256
   2x256 TD3    the same with twin critics, policy_delay 2, target_noise 0.2
 
-The observation and action sizes are those of Config()'s env (two_link: 15 and 2).
+The observation and action sizes are those of `--arm`'s env (two_link: 15 and 2; panda, the
+7-DOF example arm through `ee`: 33 and 3), and "default" its network as training resolves it.
 "reacher" is `Agent.update` (gradients derived by hand, reacher/ddpg/update.py); "main" is
 the `Agent.update` of another git revision (default `main`, whose update ran through
-autograd), read with `git show` (see scripts/bench_steps.py); "plain" is the same maths
+autograd), read with `git show` (`agent_of`); "plain" is the same maths
 written the textbook way (Fujimoto's TD3.py): nn.Linear
 MLPs, one network per critic, torch.optim.Adam with its defaults, zero_grad /
 backward / step, Polyak averaging parameter by parameter, the critic left trainable
@@ -22,7 +23,9 @@ The arithmetic bound: square float32 matmuls (256, 512, 1024) give the peak GFLO
 thread count, and the update's matmul FLOPs are counted layer by layer (biases, activations,
 Adam and Polyak averaging are elementwise and left out). A linear layer (in → out) on a
 batch B costs 2·B·in·out per forward, the same again for its weight gradient, and the same
-again for its input gradient, which is skipped where the input is data:
+again for its input gradient, which is skipped where the input is data (`update_matmuls`
+lists them; "shapes" times exactly those matmuls as plain torch.mm calls, the ceiling for an
+update of these shapes, beside the square-matmul peak):
 
   target        actor′ forward + critic′ forward (every member), no backward
   critic step   critic forward + weight grads + input grads (not the first layer's)
@@ -41,14 +44,19 @@ The machine is shared and noisy, so every variant is measured in interleaved rou
 the medians reported; the speed-up is the median over rounds of each round's own ratio.
 
     python scripts/bench_update.py [--quick] [--seconds 0.6] [--rounds 5] [--threads 1 2] [--compile] [--rev main]
+                                   [--arm two_link|panda]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
+import inspect
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +66,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench_steps import agent_of
 from reacher.run import settings as adapt
 from reacher.ddpg.agent import Agent
 from reacher.config import Config
@@ -67,6 +74,26 @@ from reacher.ddpg.networks import RunningNorm
 
 _MATMUL_SIZES = (256, 512, 1024)
 _N_BATCHES = 8  # pre-drawn batches, cycled, so sampling costs nothing
+ROOT = Path(__file__).resolve().parent.parent
+ARMS = {"two_link": ("two_link", "fingertip"),
+        "panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site")}  # 7 DOF through `ee`
+_AGENT_FILES = ("agent.py", "adam.py", "networks.py", "update.py")
+
+
+def agent_of(rev: str, into: Path) -> type:
+    """The `Agent` class of git revision `rev` (its reacher/ddpg/agent.py and the modules it
+    imports, read with `git show` into a temporary package), importable beside this checkout."""
+    package = into / "reacher_at_rev"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in _AGENT_FILES:
+        source = subprocess.run(["git", "show", f"{rev}:reacher/ddpg/{name}"], cwd=ROOT, check=True, capture_output=True,
+                                text=True).stdout
+        for module in _AGENT_FILES:
+            source = source.replace(f"from reacher.ddpg.{module[:-3]} ", f"from reacher_at_rev.{module[:-3]} ")
+        (package / name).write_text(source)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("reacher_at_rev.agent").Agent
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -150,25 +177,46 @@ def _compiled_update(agent: Agent):
     return update
 
 
-def _mlp_flops(batch: int, sizes: list[int]) -> int:
-    """Forward matmul FLOPs of an MLP with these layer widths."""
-    return sum(2 * batch * i * o for i, o in zip(sizes, sizes[1:]))
+def update_matmuls(obs_dim: int, act_dim: int, config: Config) -> list[tuple[int, int, int, float]]:
+    """The matmuls of one update as (m, k, n, times per update): (m×k)·(k×n) each, the actor
+    step's counted 1/policy_delay times. Input gradients skip the first layer where its input
+    is data (obs, or obs ‖ action)."""
+    b, hidden = config.batch_size, list(config.hidden_sizes)
+    actor = list(zip([obs_dim, *hidden], [*hidden, act_dim]))
+    critic = list(zip([obs_dim + act_dim, *hidden], [*hidden, 1]))
+    members, every = (2 if config.twin_critics else 1), 1 / config.policy_delay
+    forward = lambda layers, times: [(b, i, o, times) for i, o in layers]  # noqa: E731
+    weight_grads = lambda layers, times: [(i, b, o, times) for i, o in layers]  # noqa: E731
+    input_grads = lambda layers, times: [(b, o, i, times) for i, o in layers]  # noqa: E731
+    return (forward(actor, 1) + forward(critic, members)                      # the target
+            + forward(critic, members) + weight_grads(critic, members)        # the critic step
+            + input_grads(critic[1:], members)
+            + forward(actor, every) + weight_grads(actor, every)              # the actor step
+            + input_grads(actor[1:], every)
+            + forward(critic, every) + input_grads(critic[1:], every)         # Q1, back to the action
+            + [(b, hidden[0], act_dim, every)])
 
 
 def update_flops(obs_dim: int, act_dim: int, config: Config) -> float:
     """Matmul FLOPs of one update, averaged over policy_delay updates."""
-    b, hidden = config.batch_size, list(config.hidden_sizes)
-    actor = [obs_dim, *hidden, act_dim]
-    critic = [obs_dim + act_dim, *hidden, 1]
-    members = 2 if config.twin_critics else 1
-    fwd_a, fwd_c = _mlp_flops(b, actor), _mlp_flops(b, critic)
-    # Input gradients skip the first layer where its input is data (obs, or obs ‖ action).
-    in_grad_a, in_grad_c = _mlp_flops(b, actor[1:]), _mlp_flops(b, critic[1:])
-    target = fwd_a + members * fwd_c
-    critic_step = members * (fwd_c + fwd_c + in_grad_c)
-    actor_step = (fwd_a + fwd_a + in_grad_a      # the actor: forward, weight and input grads
-                  + fwd_c + fwd_c)               # Q1: forward, input grads down to the action
-    return target + critic_step + actor_step / config.policy_delay
+    return sum(2 * m * k * n * times for m, k, n, times in update_matmuls(obs_dim, act_dim, config))
+
+
+def _shapes_gflops(matmuls: list[tuple[int, int, int, float]], seconds: float) -> float:
+    """GFLOP/s of the update's own matmul shapes, each once, a plain torch.mm on contiguous
+    operands into a kept output, back to back: what this CPU and torch reach on these shapes."""
+    ops = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n, _ in matmuls]
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in ops)
+    for a, b, out in ops:
+        torch.mm(a, b, out=out)
+    n, start = 0, time.perf_counter()
+    while True:
+        for a, b, out in ops:
+            torch.mm(a, b, out=out)
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return flops * n / elapsed / 1e9
 
 
 def _batches(config: Config, obs_dim: int, act_dim: int) -> list:
@@ -182,11 +230,15 @@ def _batches(config: Config, obs_dim: int, act_dim: int) -> list:
 def _setup(kind: str, config: Config, obs_dim: int, act_dim: int, agent_class: type = Agent) -> tuple:
     """(update function, batches, seconds its first three updates took)."""
     torch.manual_seed(0)
-    # This checkout's Agent takes keyword arguments; an older revision's took the Config.
-    agent = (Agent(obs_dim, act_dim, **adapt.agent_kwargs(config)) if agent_class is Agent
-             else agent_class(obs_dim, act_dim, config))
+    # Agent takes keyword arguments; a revision older than that took the Config (and called
+    # update_normaliser observe).
+    if "config" in inspect.signature(agent_class).parameters:
+        agent = agent_class(obs_dim, act_dim, config)
+    else:
+        agent = agent_class(obs_dim, act_dim, **adapt.agent_kwargs(config))
     batches = _batches(config, obs_dim, act_dim)
-    agent.update_normaliser(np.random.default_rng(0).normal(size=(1000, obs_dim)))
+    getattr(agent, "update_normaliser", getattr(agent, "observe", None))(
+        np.random.default_rng(0).normal(size=(1000, obs_dim)))
     if kind == "plain":
         norm = copy.deepcopy(agent.norm)
         assert isinstance(norm, RunningNorm)
@@ -265,15 +317,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
     parser.add_argument("--compile", action="store_true", help="also Agent.update with torch.compile'd networks (slow to start)")
     parser.add_argument("--rev", default="main", help="git revision whose Agent.update is the 'main' column")
+    parser.add_argument("--arm", default="two_link", choices=list(ARMS),
+                        help="whose observation and action sizes (and default network) to measure")
     args = parser.parse_args(argv)
     seconds, rounds = (0.25, 3) if args.quick else (args.seconds, args.rounds)
     if args.compile:  # a cold cache, as a fresh machine's first training run has
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_update_inductor_")
 
-    env = make_env(Config())
+    arm, effector = ARMS[args.arm]
+    env = make_env(Config(arm=arm, end_effector=effector))
     obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
     env.close()
-    base = adapt.resolve(Config(), act_dim)  # the sizes training picks for this arm
+    base = adapt.resolve(Config(arm=arm, end_effector=effector), act_dim)  # the sizes training picks
     wide = base.replace(hidden_sizes=(256, 256), batch_size=256)
     configs = {
         f"default {'x'.join(map(str, base.hidden_sizes))}/{base.batch_size}": base,
@@ -288,9 +343,10 @@ def main(argv: list[str] | None = None) -> None:
                                    main_agent if kind == "main" else Agent)
               for name, config in configs.items() for kind in kinds}
 
-    print(f"obs {obs_dim}, act {act_dim} ({base.arm}); {rounds} rounds of {seconds:g} s per "
+    print(f"obs {obs_dim}, act {act_dim} ({args.arm}); {rounds} rounds of {seconds:g} s per "
           f"measurement; torch {torch.__version__}")
     peak: dict[tuple[int, int], list[float]] = {}
+    shapes_peak: dict[tuple[str, int], list[float]] = {}
     speed: dict[tuple[str, str, int], list[float]] = {}
     acts, act_us = _act_paths(obs_dim, act_dim), {}
     obs = np.random.default_rng(1).normal(size=obs_dim)
@@ -302,12 +358,16 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(threads)
             for size in _MATMUL_SIZES:
                 peak.setdefault((threads, size), []).append(_matmul_gflops(size, seconds))
+            for name, config in configs.items():
+                shapes_peak.setdefault((name, threads), []).append(
+                    _shapes_gflops(update_matmuls(obs_dim, act_dim, config), seconds))
             for key in setups if r % 2 == 0 else list(setups)[::-1]:  # neither goes first always
                 update, batches, _ = setups[key]
                 speed.setdefault((*key, threads), []).append(_updates_per_s(update, batches, seconds))
 
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
           f"({os.cpu_count()} cores): other work shares the cores, more at 2 threads")
+    print(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}")
     print("\nacting on one observation, default actor, 1 thread (median µs):")
     print("  " + "   ".join(f"{name}: {statistics.median(v):5.1f}" for name, v in act_us.items()))
     print("\nfloat32 matmul, GFLOP/s (median):")
@@ -318,9 +378,10 @@ def main(argv: list[str] | None = None) -> None:
         sizes = "  ".join(f"{size}²: {g:6.1f}" for size, g in by_size.items())
         print(f"  threads {threads}:  {sizes}   peak {peak_of[threads]:6.1f}")
 
-    print("\nupdates/s (median; GFLOP/s and % of peak from the counted matmul FLOPs):")
+    print("\nupdates/s (median; GFLOP/s and % of peak from the counted matmul FLOPs; 'shapes' is torch.mm")
+    print("on the update's own matmul shapes, back to back, and %shp the update's share of it):")
     header = (f"  {'network / batch':<20} {'thr':>3} {'MFLOP':>7} {'reacher':>8} {'GFLOP/s':>8} "
-              f"{'%peak':>6} {'plain':>7} {'%peak':>6} {'speed-up':>8} {args.rev:>7} {'vs ' + args.rev:>8}")
+              f"{'%peak':>6} {'shapes':>7} {'%shp':>5} {'plain':>7} {'%peak':>6} {'speed-up':>8} {args.rev:>7} {'vs ' + args.rev:>8}")
     if args.compile:
         header += f" {'compiled':>8} {'start s':>7}"
     print(header)
@@ -331,10 +392,12 @@ def main(argv: list[str] | None = None) -> None:
             ours, plain = speed[name, "reacher", threads], speed[name, "plain", threads]
             before = speed[name, "main", threads]
             ups, base_ups = statistics.median(ours), statistics.median(plain)
+            shapes = statistics.median(shapes_peak[name, threads])
             gain = statistics.median(a / b for a, b in zip(ours, plain))
             gain_main = statistics.median(a / b for a, b in zip(ours, before))
             line = (f"  {name:<20} {threads:>3} {flops / 1e6:7.1f} {ups:8.0f} {flops * ups / 1e9:8.1f} "
-                    f"{100 * flops * ups / 1e9 / peak_of[threads]:5.1f}% {base_ups:7.0f} "
+                    f"{100 * flops * ups / 1e9 / peak_of[threads]:5.1f}% {shapes:7.1f} "
+                    f"{100 * flops * ups / 1e9 / shapes:4.0f}% {base_ups:7.0f} "
                     f"{100 * flops * base_ups / 1e9 / peak_of[threads]:5.1f}% {gain:7.2f}× "
                     f"{statistics.median(before):7.0f} {gain_main:7.2f}×")
             if args.compile:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import ARM_CASES, write_arm
 
-from reacher.sim.arm import BUILTIN_ARMS, ArmFileError, builtin_path, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import BUILTIN_ARMS, builtin_path, load_arm
 
 BUILTIN_JOINTS = {"two_link": ("shoulder", "elbow"), "three_link": ("shoulder", "elbow", "wrist")}
 

@@ -46,8 +46,8 @@ def test_fixed_steps_ignore_success(tmp_path):
 def test_auto_fields_scale_with_actuators(actuators, width):
     resolved = adapt.resolve(Config(), actuators)
     assert resolved.hidden_sizes == (width, width)
-    assert resolved.max_steps == adapt.MAX_STEPS_PER_ACTUATOR * actuators
-    assert resolved.noise_decay_steps == adapt.NOISE_DECAY_STEPS_PER_ACTUATOR * actuators
+    assert resolved.max_steps == adapt.MAX_STEPS_PER_ACTION_DIM * actuators
+    assert resolved.noise_decay_steps == adapt.NOISE_DECAY_STEPS_PER_ACTION_DIM * actuators
     # What the user set is kept; a fixed budget is also the noise horizon.
     kept = adapt.resolve(Config(hidden_sizes=(32,), max_steps=7, steps=900), actuators)
     assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from reacher.config import Config
+from reacher.errors import CheckpointError
 from reacher.run import checkpoint as ckpt
-from reacher.run.checkpoint import CheckpointError
 from reacher.run.policy import load_policy
 from reacher.run.training import Training
 from reacher.task.env import ReachEnv

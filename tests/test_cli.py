@@ -461,7 +461,7 @@ def test_debug_after_the_command(tmp_path, monkeypatch):
     # In this process: --debug lets the error through (the process above shows that a
     # raised error is the traceback on stderr), wherever the flag stands.
     from reacher import cli
-    from reacher.run.checkpoint import CheckpointError
+    from reacher.errors import CheckpointError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="nope"):

@@ -13,11 +13,11 @@ from test_collision import ARM as SERVO_ARM
 
 import reacher  # noqa: F401  (registers the environments)
 from reacher.config import Config, ConfigError, from_mapping, saved_base
+from reacher.errors import ControlError
 from reacher.run import settings as adapt
 from reacher.run.envs import make_env
 from reacher.sim import fit
 from reacher.sim.arm import load_arm
-from reacher.sim.controllers import ControlError
 from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
@@ -68,10 +68,12 @@ MIN_SHARE = {"panda": 0.9, "gen3": 0.9, "tiny_arm": 0.9, "four_link": 0.9, "iiwa
              "servo_arm": 0.65, "ur5e": 0.55}
 
 
-def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES) -> float:
+def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES,
+                 episode_s: float | None = 2.0) -> float:
     """Share of episodes a policy moving the end effector straight at the target ends
-    within 2 cm: action = (target − ee) / the most one action moves, clipped."""
-    env = ReachEnv(arm, end_effector, control="ee", episode_s=2.0)
+    within 2 cm: action = (target − ee) / the most one action moves, clipped; episodes of
+    `episode_s` (None: the arm's default, reacher.sim.fit)."""
+    env = ReachEnv(arm, end_effector, control="ee", episode_s=episode_s)
     step = env.controller.max_step
     reached = 0
     for seed in range(episodes):

@@ -444,7 +444,7 @@ def test_success_radius(success_radius, success):
     assert info["distance"] == pytest.approx(0.01) and info["is_success"] is success
     _, _, _, _, info = env.step(np.zeros(2, np.float32))
     assert info["distance"] == pytest.approx(0.01) and info["is_success"] is success
-    assert env.unwrapped.goal_layout.success_radius_m == success_radius
+    assert env.unwrapped.success_radius == success_radius
     env.close()
 
 

@@ -19,7 +19,8 @@ from conftest import write_arm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reacher.sim.arm import ArmFileError, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import load_arm
 from reacher.tools.inspection import format_report, inspect_arm
 
 # A slow load on a busy machine takes a second; ten is a hang.

@@ -23,11 +23,11 @@ import pytest
 from test_hostile_inputs import CONFIG, cli_run, listing, make_run, one_error_line, rewrite, _metadata
 
 from reacher import config as cfg
-from reacher.files import CannotWrite, atomic_write, remove_temporaries, replacing_together
+from reacher.errors import ArmFileError, CannotWrite, CheckpointError
+from reacher.files import atomic_write, remove_temporaries, replacing_together
 from reacher.run import checkpoint as ckpt
-from reacher.run.checkpoint import CheckpointError
 from reacher.run.policy import load_policy
-from reacher.sim.arm import ArmFileError, load_arm
+from reacher.sim.arm import load_arm
 
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
@@ -145,7 +145,8 @@ def test_small_files_describing_huge_models_are_refused_in_memory_and_time(tmp_p
     cases["100 MB comment"] = (comment, "is larger than 16 MiB")
     script = """
 import json, resource, sys, time
-from reacher.sim.arm import ArmFileError, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import load_arm
 out = {}
 for name, path in json.loads(sys.argv[1]).items():
     start = time.monotonic()
@@ -249,3 +250,225 @@ def test_inspect_of_a_fifo_is_one_line(tmp_path, capsys):
     os.mkfifo(tmp_path / "arm.xml")
     line = one_error_line(*cli_run(["inspect", tmp_path / "arm.xml"], capsys))
     assert "arm.xml" in line and "FIFO" in line
+
+
+# --- 6. a run directory is known by its marker ---------------------------------------------------
+
+def _project(tmp_path: Path) -> tuple[Path, dict]:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "config.toml").write_text("# my project's own config\n")
+    (proj / "metrics.csv").write_text("sales,2024\n")
+    (proj / ".draft.tmp").write_text("half a thought")
+    return proj, listing(proj)
+
+
+@pytest.mark.parametrize("keep", ["config.toml", "metrics.csv", ".draft.tmp"])
+def test_another_directory_is_not_taken_for_a_run_dir(tmp_path, monkeypatch, capsys, keep):
+    """--run-dir proj overwrote proj's config.toml and metrics.csv and deleted its .tmp files."""
+    monkeypatch.chdir(tmp_path)
+    proj, _ = _project(tmp_path)
+    for other in {"config.toml", "metrics.csv", ".draft.tmp"} - {keep}:
+        (proj / other).unlink()
+    before = listing(proj)
+    line = one_error_line(*cli_run(["train", "--env", "Pendulum-v1", "--steps", "10", "--run-dir", proj,
+                                    "--quiet"], capsys))
+    assert "not a reacher run directory" in line and keep in line
+    assert listing(proj) == before
+
+
+def test_a_run_dir_is_marked_and_an_old_one_still_resumes(tmp_path, capsys):
+    """A new run marks its directory; one of an earlier version has no marker, and
+    --resume continues it (and marks it)."""
+    run = tmp_path / "run"
+    small = ["--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--eval-every", "30",
+             "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1", "--run-dir", run, "--quiet"]
+    code, err = cli_run(["train", *small, "--steps", "30"], capsys)
+    assert code == 0, err
+    assert (run / ".reacher-run").is_file()
+    (run / ".reacher-run").unlink()  # as earlier versions left a run dir
+    (run / ".checkpoint.ckpt.0123456789abcdef.tmp").write_bytes(b"cut short by kill -9")
+    code, err = cli_run(["train", "--run-dir", run, "--resume", "--steps", "60", "--quiet"], capsys)
+    assert code == 0, err
+    assert (run / ".reacher-run").is_file()
+    assert not (run / ".checkpoint.ckpt.0123456789abcdef.tmp").exists()
+
+
+# --- 8. damaged run-dir entries ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["metrics.csv", ".lock", "config.toml"])
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_run_file_that_is_not_a_file_is_one_line_naming_it(tmp_path, capsys, name, kind):
+    """A FIFO metrics.csv made --resume hang; a directory there gave 'error: [Errno 21] Is a
+    directory: 4', a FIFO .lock 'error: [Errno 22] Invalid argument'."""
+    run = make_run(tmp_path / "run")
+    path = run / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    before = listing(tmp_path)
+    line = one_error_line(*cli_run(["train", "--run-dir", run, "--resume", "--steps", "40", "--quiet"], capsys))
+    assert str(path) in line and "not a regular file" in line
+    assert listing(tmp_path) == before
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A genuine, resumable Pendulum run of 30 steps."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    args = ["train", "--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
+            "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
+            "--run-dir", str(run), "--quiet"]
+    subprocess.run([sys.executable, "-m", "reacher", *args], env=ENV, check=True, timeout=300,
+                   capture_output=True)
+    return run
+
+
+def test_a_metrics_file_that_is_not_text_is_one_line(tmp_path, capsys, trained):
+    import shutil
+    run = Path(shutil.copytree(trained, tmp_path / "run"))
+    (run / "metrics.csv").write_bytes(b"step\n\xff\xfe\x00\n")
+    before = listing(tmp_path)
+    line = one_error_line(*cli_run(["train", "--run-dir", run, "--resume", "--steps", "40", "--quiet"], capsys))
+    assert str(run / "metrics.csv") in line
+    assert listing(tmp_path) == before
+
+
+# --- 1. full disks: each output complete and valid, or absent with the old one untouched ----------
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KB tmpfs, mounted for the test (root only), with `room` bytes left free."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                            capture_output=True)
+    if result.returncode != 0:
+        pytest.skip("needs permission to mount a small tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def _contents(directory: Path) -> dict:
+    """Each file's name and bytes (a directory's own mtime changes with any file made and
+    removed in it, a temporary one included)."""
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def _fill(directory: Path, leave: int) -> None:
+    """Fill `directory`'s filesystem to `leave` bytes free."""
+    free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+    (directory / "ballast").write_bytes(bytes(max(0, free - leave)))
+
+
+def _reach_env():
+    from reacher.task.env import ReachEnv
+    env = ReachEnv("two_link", max_episode_steps=40)
+    env.model.vis.quality.shadowsize = 512
+    return env
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_a_render_onto_a_full_disk_names_the_file_and_keeps_the_old_one(full_disk, suffix):
+    """24 KB free: render exited 0 with "wrote … (152 frames)" over a file that did not play."""
+    from reacher.tools.video import render_video
+    out = full_disk / f"v{suffix}"
+    out.write_bytes(b"the previous video")
+    _fill(full_disk, 8 * 1024)
+    before = _contents(full_disk)
+    with pytest.raises(CannotWrite) as caught:
+        render_video(lambda obs: np.zeros(2), _reach_env(), out, episodes=2, size=(320, 240))
+    assert str(caught.value) == f"cannot write {out}: No space left on device"
+    assert out.read_bytes() == b"the previous video"
+    assert _contents(full_disk) == before
+
+
+def test_atomic_writes_onto_a_full_disk_leave_nothing(full_disk):
+    (full_disk / "kept.txt").write_text("old")
+    _fill(full_disk, 4 * 1024)
+    before = _contents(full_disk)
+    with pytest.raises(CannotWrite, match=f"cannot write {full_disk / 'kept.txt'}: No space left on device"):
+        with atomic_write(full_disk / "kept.txt") as f:
+            f.write(bytes(64 * 1024))
+    with pytest.raises(CannotWrite, match="b.json: No space left on device"):
+        with replacing_together(full_disk / "a.onnx", full_disk / "b.json") as (a, b):
+            a.write(b"small")
+            b.write(bytes(64 * 1024))
+    assert _contents(full_disk) == before and (full_disk / "kept.txt").read_text() == "old"
+
+
+# --- kill -9 and long names: nothing half-written survives the next run ---------------------------
+
+def test_a_render_clears_what_a_killed_render_left_and_keeps_a_live_ones(tmp_path):
+    """SIGTERM during render left `.v.XXXX.tmp.mp4`, which no later run removed (its name did
+    not end in .tmp). A temporary file a live writer holds locked is left alone."""
+    import fcntl
+    from reacher.tools.video import render_video
+    out = tmp_path / "v.mp4"
+    stale = [tmp_path / ".v.mp4.0123456789abcdef.tmp", tmp_path / ".v.k2j4h5g6.tmp.mp4"]
+    for path in stale:
+        path.write_bytes(b"half a video")
+    live = tmp_path / ".v.mp4.fedcba9876543210.tmp"
+    live.write_bytes(b"being written")
+    other = tmp_path / ".notes.txt.0123456789abcdef.tmp"
+    other.write_bytes(b"someone else's")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        render_video(lambda obs: np.zeros(2), _reach_env(), out, episodes=1, size=(160, 120), hold_s=0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name, other.name])
+
+
+@pytest.mark.parametrize("length", [245, 255])
+def test_a_long_output_name_gets_a_temporary_name_that_fits(tmp_path, length):
+    """A valid 245-character --out name failed: its temporary name would be 267 characters."""
+    from reacher.tools.video import render_video
+    out = tmp_path / ("v" * (length - 4) + ".gif")
+    info = render_video(lambda obs: np.zeros(2), _reach_env(), out, episodes=1, size=(160, 120), hold_s=0)
+    assert info.path == out and out.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    with atomic_write(tmp_path / ("c" * 255)) as f:
+        f.write(b"fits")
+
+
+def test_what_a_killed_export_left_is_cleared_by_the_next_export(tmp_path):
+    """A temporary file of each output named is removed; the rest of the folder stays."""
+    names = [".p.onnx.0123456789abcdef.tmp", ".p.json.0123456789abcdef.tmp", ".q.onnx.0123456789abcdef.tmp"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"half")
+    assert sorted(remove_temporaries(tmp_path, of="p.onnx") + remove_temporaries(tmp_path, of="p.json")) == \
+        sorted(names[:2])
+    assert [p.name for p in tmp_path.iterdir()] == [names[2]]
+
+
+@pytest.fixture(scope="module")
+def arm_run(tmp_path_factory) -> Path:
+    """A two_link run of 30 steps: enough to export."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    run = tmp_path_factory.mktemp("arm") / "run"
+    args = ["train", "--arm", "two_link", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
+            "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
+            "--run-dir", str(run), "--quiet"]
+    subprocess.run([sys.executable, "-m", "reacher", *args], env=ENV, check=True, timeout=300,
+                   capture_output=True)
+    return run
+
+
+@pytest.mark.parametrize("leave_kb", [1, 8])
+def test_an_export_onto_a_full_disk_writes_neither_file_and_a_retry_works(arm_run, full_disk, capsys, leave_kb):
+    """The export wrote p.onnx but no p.json, said 'error: [Errno 28] No space left on device'
+    naming no file, and a retry was refused because the file 'exists'."""
+    out = full_disk / "p.onnx"
+    out.write_bytes(b"the previous model")
+    (full_disk / "p.json").write_text("the previous sidecar")
+    _fill(full_disk, leave_kb * 1024)
+    before = _contents(full_disk)
+    line = one_error_line(*cli_run(["export", arm_run, "--out", out, "--force"], capsys))
+    assert line in (f"error: cannot write {out}: No space left on device",
+                    f"error: cannot write {full_disk / 'p.json'}: No space left on device")
+    assert _contents(full_disk) == before
+    (full_disk / "ballast").unlink()
+    code, err = cli_run(["export", arm_run, "--out", out, "--force"], capsys)
+    assert code == 0, err
+    assert json.loads((full_disk / "p.json").read_text())["format"] == "reacher-policy/1"

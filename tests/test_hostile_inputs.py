@@ -28,9 +28,9 @@ from reacher import cli
 from reacher import config as cfg
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.replay import ReplayBuffer
-from reacher.envids import EnvIdError, check_untrusted, import_user_modules
+from reacher.envids import check_untrusted, import_user_modules
+from reacher.errors import CheckpointError, EnvIdError
 from reacher.run import checkpoint as ckpt
-from reacher.run.checkpoint import CheckpointError
 from reacher.run.policy import load_policy
 from reacher.run.settings import agent_kwargs
 from reacher.tools.sweep_spec import load_spec

@@ -65,3 +65,23 @@ def test_no_import_runs_back_up():
 def test_module_says_what_it_is(path):
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and doc.strip(), f"{path.name} has no docstring saying what it is"
+
+
+def test_errors_have_one_home():
+    """Every error class reacher raises lives in reacher/errors.py, so any layer can raise or
+    catch it; a private one (a module's own control flow) may stay where it is used."""
+    import builtins
+
+    exceptions = {name for name, value in vars(builtins).items()
+                  if isinstance(value, type) and issubclass(value, BaseException)}
+    elsewhere = []
+    for path, module in _modules():
+        if module == "reacher.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+                continue
+            bases = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases}
+            if bases & exceptions or any(b.endswith("Error") for b in bases):
+                elsewhere.append(f"{module}.{node.name}")
+    assert not elsewhere, elsewhere

@@ -23,6 +23,7 @@ import torch
 from test_cli import in_process
 
 from reacher.config import Config
+from reacher.errors import CheckpointError
 from reacher.run import checkpoint as ckpt
 from reacher.run.metrics import read_metrics
 
@@ -61,7 +62,7 @@ class Background:
 def checkpoint_steps(run_dir: Path) -> int | None:
     try:
         return int(ckpt.load(run_dir).metadata["env_steps"])
-    except ckpt.CheckpointError:  # not written yet
+    except CheckpointError:  # not written yet
         return None
 
 

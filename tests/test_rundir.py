@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from reacher.config import Config
+from reacher.errors import CheckpointError
 from reacher.run import checkpoint as ckpt
 from reacher.run.metrics import read_metrics
 from reacher.run.training import train
@@ -89,7 +90,7 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path):
-    from reacher.run.rundir import RunError
+    from reacher.errors import RunError
 
     target, run_dir = _outside(tmp_path), tmp_path / "run"
     run_dir.mkdir()
@@ -102,7 +103,7 @@ def test_a_lock_symlinked_elsewhere_is_refused_and_its_target_untouched(tmp_path
 
 @pytest.mark.parametrize("resume", [False, True], ids=["new run", "resume"])
 def test_a_metrics_csv_symlinked_elsewhere_is_refused_and_its_target_untouched(finished, tmp_path, resume):
-    from reacher.run.rundir import RunError
+    from reacher.errors import RunError
 
     target = _outside(tmp_path)
     if resume:
@@ -146,10 +147,11 @@ def test_a_run_restarted_after_a_kill_before_its_first_checkpoint_starts_metrics
     (run_dir / "metrics.csv").write_text("step,wall_time\n100,1.0\n150,2.0\n")
     (run_dir / ".lock").write_text("12345 elsewhere\n")
     (run_dir / ".checkpoint.ckpt.k2j4h5g6.tmp").write_bytes(b"PK\x03\x04 half")
+    (run_dir / ".reacher-run").write_text("reacher run directory\n")  # written as the run opened it
     _train(TINY, run_dir)
     assert _steps(run_dir) == [100, 150]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.ckpt", "config.toml", "curve.png",
-                                                          "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".reacher-run", "checkpoint.ckpt", "config.toml",
+                                                          "curve.png", "metrics.csv"]
 
 
 def test_resuming_a_finished_run_does_not_evaluate_it_again(finished, tmp_path):
@@ -202,7 +204,7 @@ def test_resume_refuses_a_changed_arm_file_of_the_same_sizes(tmp_path):
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     assert 'model="two_link"' in xml
     arm.write_text(xml.replace('model="two_link"', 'model="another_arm_of_the_same_sizes"'))
-    with pytest.raises(ckpt.CheckpointError, match="arm.*SHA-256"):
+    with pytest.raises(CheckpointError, match="arm.*SHA-256"):
         _train(TINY.replace(steps=300), tmp_path / "run", resume=True, overrides={"steps": 300})
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
 
@@ -211,7 +213,7 @@ def test_resume_refuses_a_changed_arm_file_of_the_same_sizes(tmp_path):
                                     {"end_effector": "link2"}, {"success_radius": 0.05}])
 def test_resume_refuses_another_task(finished, tmp_path, change):
     run_dir = _copy(finished, tmp_path)
-    with pytest.raises((ckpt.CheckpointError, ValueError), match=next(iter(change))):
+    with pytest.raises((CheckpointError, ValueError), match=next(iter(change))):
         _train(TINY.replace(steps=300, **change), run_dir, resume=True, overrides={"steps": 300, **change})
 
 

@@ -13,8 +13,9 @@ import time
 import pytest
 
 from reacher.config import Config
+from reacher.errors import RunDirBusy, SweepError
 from reacher.run.metrics import read_metrics
-from reacher.run.rundir import LOCK_NAME, RunDirBusy, run_lock
+from reacher.run.rundir import LOCK_NAME, run_lock
 from reacher.run.training import Training, train
 
 TINY = Config(steps=150, warmup_steps=50, batch_size=16, hidden_sizes=(8, 8), eval_every=100,
@@ -91,7 +92,7 @@ def test_a_lock_left_by_a_killed_run_is_stale_and_taken(tmp_path):
 
 def test_a_sweep_directory_is_claimed_with_the_same_lock(tmp_path):
     pytest.importorskip("ray")
-    from reacher.tools.sweep import SWEEP_LOCK, SweepError, run_sweep
+    from reacher.tools.sweep import SWEEP_LOCK, run_sweep
     spec = tmp_path / "spec.toml"
     spec.write_text("steps = 200\nseeds = [0]\n")
     out = tmp_path / "out"

@@ -191,7 +191,8 @@ def test_rendered_frame_shows_arm_and_target(scaled_arms, scale):
 def test_a_frame_too_large_for_opengl_is_named_not_blamed_on_the_install():
     """Wider than any OpenGL framebuffer: the error names the size and the backend's limit,
     and the model is left able to render (issue 16: this read 'install EGL')."""
-    from reacher.sim.rendering import RenderError, make_renderer
+    from reacher.errors import RenderError
+    from reacher.sim.rendering import make_renderer
 
     arm = load_arm("two_link")
     with pytest.raises(RenderError) as excinfo:

@@ -21,6 +21,7 @@ from test_cli import (
 )
 
 from reacher.config import Config, ConfigError
+from reacher.errors import CheckpointError
 from reacher.run import checkpoint as ckpt
 from reacher.run.training import Training, train
 
@@ -72,7 +73,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float =
         assert proc.poll() is None, (run_dir.parent / "train.err").read_text()
         try:
             return ckpt.load(run_dir).metadata
-        except ckpt.CheckpointError:
+        except CheckpointError:
             time.sleep(0.05)
     raise AssertionError("no checkpoint in time")
 
@@ -192,7 +193,7 @@ def test_a_blow_up_is_counted_reported_and_not_learned_from(tmp_path, blowing_up
 
 
 def test_blow_ups_in_every_episode_stop_training_with_an_error_naming_it(tmp_path, blowing_up):
-    from reacher.run.training import PhysicsError
+    from reacher.errors import PhysicsError
 
     name = blowing_up(at=1)
     threads = torch.get_num_threads()

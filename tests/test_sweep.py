@@ -20,10 +20,11 @@ from sweep_helpers import end_session, needs_ray, write_spec
 
 from reacher import cli
 from reacher.config import ConfigError
+from reacher.errors import RunDirBusy, SweepError
 from reacher.run import checkpoint as ckpt
 from reacher.run.metrics import read_metrics
-from reacher.run.rundir import RunDirBusy, run_lock
-from reacher.tools.sweep import INSTALL_HINT, SweepError, finished_row, run_sweep
+from reacher.run.rundir import run_lock
+from reacher.tools.sweep import INSTALL_HINT, finished_row, run_sweep
 from reacher.tools.sweep_spec import load_spec
 
 COLUMNS = ["seed", "success_rate", "mean_final_distance", "mean_return", "wall_time", "steps",

@@ -58,7 +58,7 @@ def test_env_at_default_mujoco_timestep_lasts_one_second(tmp_path):
 
 
 def test_a_control_period_the_arm_cannot_honour_names_the_arm_file():
-    from reacher.sim.arm import ArmFileError
+    from reacher.errors import ArmFileError
 
     with pytest.raises(ArmFileError, match=r"arm file .*two_link\.xml: control_period_s 0\.001"):
         ReachEnv("two_link", control_period_s=0.001)

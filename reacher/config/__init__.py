@@ -37,7 +37,8 @@ from reacher.config.tomlfile import (
     read_toml,
     to_toml,
 )
-from reacher.config.values import ConfigError, coerce, short
+from reacher.config.values import coerce, short
+from reacher.errors import ConfigError  # part of reacher.config's API
 
 __all__ = [
     "FIELDS_BY_NAME", "FRACTION_FIELDS", "MAX_BUFFER", "MAX_EPISODE_S", "MAX_EPISODE_STEPS", "MAX_FRAME_SKIP",

@@ -12,7 +12,8 @@ import math
 import typing
 from dataclasses import dataclass, field
 
-from reacher.config.values import ConfigError, coerce, short
+from reacher.config.values import coerce, short
+from reacher.errors import ConfigError
 
 # Bounds that keep a mistyped value from ending in an allocation failure or an overflow
 # deep inside numpy or torch are all in reacher.limits, the one place sizes are bounded.
@@ -44,8 +45,8 @@ class Config:
     env: str = setting("", "a registered Gymnasium id to train on instead of an arm (e.g. Pendulum-v1)")
     control_period_s: float = setting(0.02, "seconds of simulated time between actions (reaching "
                                              "env); physics steps per action follow from the arm's timestep")
-    episode_s: float = setting(0.0, "seconds of simulated time per episode (reaching env; 0: 1 s, or "
-                                     "2 s for arms driven by position servos)")
+    episode_s: float = setting(0.0, "seconds of simulated time per episode (reaching env; 0: the arm's, "
+                                     "see reacher inspect: 1 s, or what its ee controller needs)")
     max_episode_steps: int = setting(0, "steps per episode; overrides episode_s (0: from episode_s)")
     frame_skip: int = setting(0, "physics steps per action; overrides control_period_s "
                                  "(0: from control_period_s)")
@@ -123,7 +124,7 @@ class Config:
     final_eval_episodes: int = setting(100, "episodes of the evaluation at the end of training")
     checkpoint_every: int = setting(5_000, "environment steps between checkpoints")
     device: str = setting("cpu", "torch device: cpu or cuda")
-    threads: int = setting(0, "torch threads (0: all cores)")
+    threads: int = setting(0, "torch threads (0: one, the fastest at these network sizes on a shared machine)")
 
     def __post_init__(self):
         # Python callers get what the CLI and config files get: each value converted to its

@@ -10,8 +10,9 @@ from pathlib import Path
 import tomllib
 
 from reacher.config.schema import FIELDS_BY_NAME, Config, field_type, fields
-from reacher.config.values import ConfigError, coerce
-from reacher.files import UnreadableFile, open_regular
+from reacher.config.values import coerce
+from reacher.errors import ConfigError, EnvIdError, UnreadableFile
+from reacher.files import open_regular
 from reacher.limits import MAX_CONFIG_BYTES as MAX_FILE_BYTES
 
 
@@ -59,7 +60,7 @@ def read_toml(path: str | Path) -> dict:
 
     A config file may come from someone else (a run's config.toml): its env id must not
     import a module of its own (see `reacher.envids`)."""
-    from reacher.envids import EnvIdError, check_untrusted
+    from reacher.envids import check_untrusted
 
     path = Path(path)
     where = f"config file {path}"

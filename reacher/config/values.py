@@ -6,9 +6,7 @@ import operator
 import os
 from decimal import Decimal
 
-
-class ConfigError(ValueError):
-    """A config file or value reacher cannot use; the message names the key."""
+from reacher.errors import ConfigError
 
 
 def short(value) -> str:

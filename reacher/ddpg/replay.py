@@ -88,7 +88,7 @@ def relabel(batch: dict, buffer: ReplayBuffer, idx: np.ndarray, layout, fraction
     the fingertip position reached at a random later step of the same episode, and
     recompute the observation's target parts and the reward from the stored fingertip.
     `layout` says where the goals sit in the flat observation and holds the reward
-    (`reacher.task.reach.GoalLayout` for reacher's arms, `reacher.task.goal.EnvGoalLayout` for any
+    (`reacher.task.goal.GoalLayout`, for reacher's arms and for any
     Gymnasium goal env)."""
     chosen = np.flatnonzero(rng.random(len(idx)) < fraction)
     if chosen.size == 0:

@@ -28,23 +28,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reacher.config import Config, ConfigError, from_mapping, saved_base
-from reacher.envids import EnvIdError, check_untrusted
-from reacher.errors import one_line
-from reacher.files import UnreadableFile, atomic_write, open_regular
+from reacher.config import Config, from_mapping, saved_base
+from reacher.envids import check_untrusted
+from reacher.errors import (
+    CheckpointError,
+    ConfigError,
+    EnvIdError,
+    UnreadableFile,
+    one_line,
+)
+from reacher.files import atomic_write, open_regular
 from reacher.run.snapshot import COUNTERS, REAL_COUNTERS
 
 FORMAT = "reacher-checkpoint/1"
 FILENAME = "checkpoint.ckpt"
 METADATA_LIMIT = 16 * 2**20  # bytes: config, counters, RNG states, sampled losses
 MAX_DIM = 10_000_000  # observation or action values: a 3000x3000 RGB image flattened fits
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"checkpoint {path}: {problem}")
 
 
 @dataclass

@@ -10,10 +10,10 @@ from typing import Iterable
 import gymnasium as gym
 import numpy as np
 
-from reacher.config import Config, ConfigError, from_mapping, saved_base
+from reacher.config import Config, from_mapping, saved_base
 from reacher.ddpg.agent import Agent
 from reacher.envids import import_user_modules
-from reacher.errors import one_line, printable
+from reacher.errors import CheckpointError, ConfigError, one_line, printable
 from reacher.run import checkpoint as ckpt
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
@@ -84,5 +84,5 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
         # "policy" is the kept (best-evaluated) policy, see reacher.run.gate; older runs have only "agent".
         agent.load_state_dict(checkpoint.model.get("policy", checkpoint.model["agent"]), policy_only=True)
     except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:
-        raise ckpt.CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+        raise CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
     return TrainedPolicy(config, agent, checkpoint)

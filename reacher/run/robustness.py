@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reacher.config import ConfigError
+from reacher.errors import ConfigError
 from reacher.run import checkpoint as ckpt
 from reacher.run.envs import make_env
 from reacher.run.evaluation import EVAL_SEED, Evaluation, evaluate

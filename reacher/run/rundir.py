@@ -14,7 +14,14 @@ What holds, however a run ends (Ctrl-C, an error, ``kill -9``):
     resumed one drops the rows logged after its checkpoint, and a second evaluation at
     the same step (the final one after the periodic one that ended the run) replaces
     the first;
-  * temporary files of a write cut short by ``kill -9`` are removed by the next run.
+  * temporary files of a write cut short by ``kill -9`` are removed by the next run;
+  * a run directory is known by its marker, ``.reacher-run``, written when a run first
+    opens it: a run refuses a directory without one that holds files it would overwrite
+    or delete (a ``config.toml``, a ``metrics.csv``, ``*.tmp`` files: someone else's
+    project), except a run directory of an earlier version (a ``checkpoint.ckpt``),
+    which ``--resume`` continues and marks;
+  * each of its files must be a regular file: a FIFO, a directory or a device in the
+    place of one is refused with one line naming it, before anything reads or waits.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ import csv
 import errno
 import io
 import os
+import stat
 from pathlib import Path
 
 from reacher.config import Config, as_dict, load_toml, saved_base
-from reacher.errors import LockBusy
-from reacher.files import remove_temporaries, write_text
+from reacher.errors import CheckpointError, LockBusy, RunDirBusy, RunError
+from reacher.files import UnreadableFile, is_temporary, read_regular, remove_temporaries, write_text
+from reacher.limits import MAX_RUN_FILE_BYTES
 from reacher.run import checkpoint as ckpt
 from reacher.run.arms import absolute_arm
 from reacher.run.lock import DirectoryLock
@@ -37,7 +46,12 @@ LOCK_NAME = ".lock"
 CONFIG_NAME = "config.toml"
 METRICS_NAME = "metrics.csv"
 CURVE_NAME = "curve.png"
-RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME)
+MARKER_NAME = ".reacher-run"
+MARKER_TEXT = "reacher run directory: written by reacher train, which may overwrite the files here\n"
+RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME, MARKER_NAME)
+# What a run overwrites or deletes in its directory: another directory holding any of them
+# is not taken for a run directory.
+_OVERWRITTEN = (CONFIG_NAME, METRICS_NAME, CURVE_NAME)
 
 # Fields that shape the networks: a checkpoint's weights only fit the same values.
 NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
@@ -46,14 +60,6 @@ NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layer
 TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
                "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
                "precision_weight", "precision_scale_m", "success_radius")
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used as asked (exists already, nothing to resume)."""
-
-
-class RunDirBusy(ValueError):
-    """Another process holds the run directory's lock."""
 
 
 # --- before a run starts ------------------------------------------------------------------
@@ -68,11 +74,14 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
     config = absolute_arm(config)
     refuse_links(run_dir)
     has_checkpoint = (run_dir / ckpt.FILENAME).is_file()
+    if not resume or has_checkpoint:
+        check_is_run_dir(run_dir)
     if resume:
         if not run_dir.is_dir():
             raise RunError(f"run directory {run_dir}: does not exist, nothing to resume")
         if not has_checkpoint:
             raise RunError(f"run directory {run_dir}: holds no {ckpt.FILENAME}, nothing to resume")
+        _read_rows(run_dir / METRICS_NAME)  # damaged: refused before the lock is even taken
         config_file = run_dir / CONFIG_NAME
         if config_file.is_file():
             saved = load_toml(config_file, base=saved_base())
@@ -85,12 +94,38 @@ def prepare_run(config: Config, run_dir: Path, resume: bool, overrides: dict | N
 
 
 def refuse_links(run_dir: Path) -> None:
-    """A run's own files must be files: a symlink among them could make a run write (or
-    truncate) whatever it points to."""
+    """A run's own files must be regular files: a symlink among them could make a run
+    write (or truncate) whatever it points to, a FIFO would make it wait forever."""
     for name in RUN_FILES:
-        if (run_dir / name).is_symlink():
-            raise RunError(f"{run_dir / name}: is a symbolic link; a run directory's files are "
+        path = run_dir / name
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise RunError(f"{path}: cannot be read ({err.strerror})") from None
+        if stat.S_ISLNK(mode):
+            raise RunError(f"{path}: is a symbolic link; a run directory's files are "
                            "never written through links (remove it)")
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise RunError(f"{path}: is not a regular file but {kind}; a run directory's files must be "
+                           "regular files (remove it)")
+
+
+def check_is_run_dir(run_dir: Path) -> None:
+    """Refuse a directory that is not a run directory (no marker, no checkpoint of an
+    earlier version) and holds files a run would overwrite or delete."""
+    if not run_dir.is_dir() or (run_dir / MARKER_NAME).is_file() or (run_dir / ckpt.FILENAME).is_file():
+        return
+    try:
+        names = sorted(os.listdir(run_dir))
+    except OSError as err:
+        raise RunError(f"run directory {run_dir}: cannot be read ({err.strerror})") from None
+    theirs = [n for n in names if n in _OVERWRITTEN or is_temporary(n)]
+    if theirs:
+        raise RunError(f"{run_dir}: is not a reacher run directory (it has no {MARKER_NAME}) and holds "
+                       f"{theirs[0]}, which a run would overwrite or delete; choose another --run-dir")
 
 
 def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, act_dim: int,
@@ -100,18 +135,18 @@ def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, a
     meta = checkpoint.metadata
     saved, ours = meta.get("config", {}), as_dict(config)
     if not isinstance(saved, dict):
-        raise ckpt.CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
+        raise CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
     for name in NETWORK_FIELDS + TASK_FIELDS:
         if name in saved and saved[name] != ours[name]:
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
+            raise CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
                                                         f"a resumed run cannot change it (asked for {ours[name]!r})")
     if not config.env:
         saved_sha = meta.get("arm_sha256")
         if saved_sha is not None and saved_sha != arm_sha256:
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
+            raise CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
                                                         "(its file's SHA-256 differs: the file was changed or replaced)")
         if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
-            raise ckpt.CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
+            raise CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
                                                         f"a resumed run cannot change it (asked for {config.arm!r})")
 
 
@@ -140,7 +175,12 @@ class RunDir:
         self.lock = run_lock(self.path)
         try:
             refuse_links(self.path)
+            check_is_run_dir(self.path)  # again, under the lock
             self._check_still_ours(restored_from)
+            if resume_step is not None:
+                _read_rows(self.path / METRICS_NAME)  # a damaged file refused before anything is written
+            if not (self.path / MARKER_NAME).is_file():
+                write_text(self.path / MARKER_NAME, MARKER_TEXT)
             remove_temporaries(self.path)
             write_text(self.path / CONFIG_NAME, config_text)
             self.metrics = MetricsLog(self.path, resume_step)
@@ -189,6 +229,7 @@ def run_lock(run_dir: str | Path) -> DirectoryLock:
     `release()` or the end of a ``with`` block; raises `RunDirBusy` at once, without
     waiting, when another process holds it."""
     run_dir = Path(run_dir)
+    refuse_links(run_dir)  # a FIFO or a directory as .lock: one line naming it
     try:
         return DirectoryLock(run_dir, LOCK_NAME)
     except LockBusy as busy:
@@ -198,7 +239,7 @@ def run_lock(run_dir: str | Path) -> DirectoryLock:
         if err.errno == errno.ELOOP:
             raise RunError(f"{run_dir / LOCK_NAME}: is a symbolic link; a run directory's files are "
                            "never written through links (remove it)") from None
-        raise
+        raise RunError(f"{run_dir / LOCK_NAME}: cannot be locked ({err.strerror or err})") from None
 
 
 # --- the metrics log --------------------------------------------------------------------------
@@ -255,12 +296,7 @@ class MetricsLog:
             self._tensorboard.close()
 
     def _read(self) -> list[dict[str, str]]:
-        try:
-            fd = open_nofollow(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return []
-        with open(fd, newline="", encoding="utf-8") as f:
-            return [{k: row.get(k) or "" for k in COLUMNS} for row in csv.DictReader(f)]
+        return _read_rows(self.path)
 
     def _rewrite(self) -> None:
         text = io.StringIO()
@@ -272,6 +308,22 @@ class MetricsLog:
     def _open_append(self):
         fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return open(fd, "a", newline="", encoding="utf-8")
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a metrics.csv (none when there is no file), or one RunError naming it."""
+    try:
+        data = read_regular(path, MAX_RUN_FILE_BYTES, follow_links=False)
+    except UnreadableFile as err:
+        if err.missing:
+            return []
+        raise RunError(f"{path}: {err.problem}") from None
+    try:
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+        return [{k: row.get(k) or "" for k in COLUMNS} for row in rows]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise RunError(f"{path}: is not a metrics file as reacher writes it ({err}); "
+                       "move it away to resume") from None
 
 
 def _step(row: dict[str, str]) -> int | None:

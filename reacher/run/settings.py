@@ -44,12 +44,22 @@ REFERENCE_REACH = 10.5  # workspace radius / success radius of the reference arm
 # Below half the reference span a run's fixed costs (warm-up, the first evaluations and
 # the confirmation of the success gate) dominate, so the budgets stop shrinking there.
 MIN_BUDGET_SCALE = 0.5
-# Kept for older callers: the budgets per dimension at the reference span.
-MAX_STEPS_PER_ACTUATOR = MAX_STEPS_PER_ACTION_DIM
-NOISE_DECAY_STEPS_PER_ACTUATOR = NOISE_DECAY_STEPS_PER_ACTION_DIM
 # Two hidden layers; wider once there are more joints to coordinate.
 NARROW, WIDE = 128, 256
 WIDE_FROM_ACTUATORS = 3
+# Torch threads when `threads` is 0. One: at these network sizes a second thread gains
+# little on an idle 2-core machine and costs several times that as soon as any other
+# process wants a core, even one at nice 19 (the threads wait on each other at every
+# matmul); os.cpu_count() also counts cores a CPU quota or affinity mask keeps from the
+# process (docs/benchmarks.md, "Cost per learning step").
+AUTO_THREADS = 1
+
+
+def torch_threads(threads: int) -> int:
+    """The torch threads a run uses: `threads`, or AUTO_THREADS for 0 (auto)."""
+    return threads or AUTO_THREADS
+
+
 def budget_scale(reach_m: float | None, success_radius: float) -> float:
     """How much larger than the reference arms' the task's workspace is, in success radii
     (1 when the reach is unknown: a Gymnasium env that is not an arm)."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reacher.config import Config, as_dict
+from reacher.errors import CheckpointError, one_line
 from reacher.run.evaluation import Evaluation
 
 # Why a run ended (`TrainingState.stop_reason`), each as the sentence training prints.
@@ -125,8 +126,15 @@ def contents(config: Config, *, obs_dim: int, act_dim: int, arm_file: str | None
 def restore(checkpoint, *, agent, buffer, rng: np.random.Generator, env_rng: np.random.Generator,
             noise) -> tuple[TrainingState, dict | None]:
     """Load a checkpoint's content into a fresh run's objects; returns its `TrainingState`
-    and kept policy. Raises KeyError, IndexError, TypeError, ValueError, RuntimeError or
-    AttributeError on content that does not fit (the caller names the file)."""
+    and kept policy. Content that does not fit raises `CheckpointError` naming the file,
+    before the caller uses any of it."""
+    try:
+        return _restore(checkpoint, agent, buffer, rng, env_rng, noise)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
+
+
+def _restore(checkpoint, agent, buffer, rng, env_rng, noise) -> tuple[TrainingState, dict | None]:
     meta = checkpoint.metadata
     state = TrainingState.from_dict(meta)
     agent.load_state_dict(checkpoint.model["agent"])

@@ -22,15 +22,14 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.sim.armfile import (  # noqa: F401 (ArmFileError, BUILTIN_ARMS, builtin_path: the arm's API)
+from reacher.errors import ArmFileError, printable
+from reacher.sim.armfile import (  # noqa: F401 (BUILTIN_ARMS, builtin_path: the arm's API)
     BUILTIN_ARMS,
-    ArmFileError,
     builtin_path,
     compile_spec,
     read_spec,
     resolve_arm_path,
 )
-from reacher.errors import printable
 from reacher.sim.checks import model_problem
 from reacher.sim.scene import complete_scene, show_hidden_geoms, target_radius
 from reacher.sim.workspace import Kinematics, max_reach, world_pos
@@ -251,10 +250,6 @@ def _ensure_target(spec: mujoco.MjSpec) -> str:
 
 
 # --- the compiled model ----------------------------------------------------------------
-
-def _lookup(model: mujoco.MjModel, objtype, name: str) -> int:
-    return mujoco.mj_name2id(model, objtype, name)
-
 
 def _sampling_ranges(model, joint_names, path) -> tuple[np.ndarray, np.ndarray]:
     low, high = [], []

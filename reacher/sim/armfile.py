@@ -26,8 +26,8 @@ from xml.parsers import expat
 
 import mujoco
 
-from reacher.errors import one_line
-from reacher.files import UnreadableFile, check_regular, read_head, read_regular
+from reacher.errors import ArmFileError, UnreadableFile, one_line
+from reacher.files import check_regular, read_head, read_regular
 from reacher.limits import (
     MAX_ARENA_BYTES,
     MAX_ARM_BYTES,
@@ -42,15 +42,6 @@ from reacher.limits import (
 from reacher.sim.checks import xml_problem
 
 BUILTIN_ARMS = ("two_link", "three_link")
-
-
-class ArmFileError(ValueError):
-    """An arm file that reacher cannot use; the message names the file and the problem."""
-
-    def __init__(self, source: str | Path, problem: str):
-        self.source = str(source)
-        self.problem = problem
-        super().__init__(f"arm file {self.source}: {problem}")
 
 
 def builtin_path(name: str) -> Path:

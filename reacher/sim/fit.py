@@ -1,31 +1,96 @@
 """What suits an arm: the controller and the episode length it gets when none is given.
 
-Both are read from the compiled model (its actuators), never from the file's name, so a
-user's own arm gets them too. `ReachEnv` uses them for an argument left unset and
+Both are read from the compiled model (its actuators, and for the episode a few
+simulated moves of its controller), never from the file's name, so a user's own arm
+gets them too. `ReachEnv` uses them for an argument left unset and
 `reacher.run.settings` for a Config field left at "auto", so the two always agree.
 """
 
 from __future__ import annotations
 
-from reacher.sim.arm import Arm, position_servos
-from reacher.sim.controllers import ControlError, EndEffectorControl
-from reacher.sim.physics import Physics
-from reacher.sim.timing import EPISODE_S
+import hashlib
+import math
 
-# Episode length: 1 s suits torque-driven arms, which can be pushed as hard as their
-# motors allow. An arm driven by position servos moves only as fast as its servos
-# settle: holding the exact target configuration, Menagerie's Panda, Gen3 and xArm7
-# reach 75 %, 75 % and 25 % of targets within 2 cm after 1 s, but 95 %, 90 % and 80 %
-# after 2 s (docs/benchmarks.md). Torque-driven arms keep reacher.sim.timing.EPISODE_S.
+import numpy as np
+
+from reacher.errors import ControlError
+from reacher.sim.arm import Arm, position_servos
+from reacher.sim.controllers import EE_SPEED_M_S, EndEffectorControl
+from reacher.sim.physics import Physics
+from reacher.sim.probes import ee_reach_times
+from reacher.sim.timing import CONTROL_PERIOD_S, EPISODE_S
+
+# Episode length: 1 s suits torque-driven arms that learn their torques, which can be
+# pushed as hard as their motors allow. An arm that reaches through `ee` gets the time
+# its controller needs: MOVE_SHARE of sampled moves (the scripted proportional policy
+# between collision-free poses, reacher.sim.probes.ee_reach_times) made, rounded up to
+# EPISODE_STEP_S, at least SERVO_EPISODE_S for servo arms (they move only as fast as
+# they settle: Panda, Gen3 and xArm7 reach 75 %, 75 % and 25 % of targets after 1 s,
+# 95 %, 90 % and 80 % after 2 s) or EPISODE_S for torque arms, at most MAX_FIT_S.
+# UR5e's big joints turn at most 0.75 rad/s (200 N·m·s/rad of joint damping against a
+# 150 N·m force limit): scripted ee reaches 32 % of targets in 2 s, 50-52 % in 4 s and
+# about 60 % in the 5.5 s this rule gives it, no more in 8 s (docs/benchmarks.md,
+# "Controllers"); the rest are the local controller's misses, not time.
 SERVO_EPISODE_S = 2.0
+MOVE_SHARE = 0.9
+EPISODE_STEP_S = 0.5
+MAX_FIT_S = 10.0
+MIN_MOVES = 5  # timed moves below which the rule is not trusted (see probes.REACH_BUDGET)
 # Torque-driven arms with at least this many actuators reach through `ee` (see control_for).
 EE_FROM_ACTUATORS = 4
 
 
 def episode_seconds(arm: Arm) -> float:
     """The default episode length for this arm (see SERVO_EPISODE_S)."""
+    return episode_fit(arm)[0]
+
+
+def episode_fit(arm: Arm) -> tuple[float, str]:
+    """The default episode length for this arm, and why, in words (cached per model)."""
+    key = _fingerprint(arm)
+    if key not in _EPISODES:
+        _EPISODES[key] = _episode_fit(arm)
+    return _EPISODES[key]
+
+
+_EPISODES: dict[str, tuple[float, str]] = {}
+
+
+def _episode_fit(arm: Arm) -> tuple[float, str]:
     servo_driven = len(position_servos(arm.model)) * 2 > arm.n_actuators
-    return SERVO_EPISODE_S if servo_driven else EPISODE_S
+    floor = SERVO_EPISODE_S if servo_driven else EPISODE_S
+    if control_for(arm)[0] != "ee":
+        return EPISODE_S, (f"{EPISODE_S:g} s: the policy learns joint torques, which the motors "
+                           "can push as hard as they allow")
+    times = ee_reach_times(arm, EE_SPEED_M_S, CONTROL_PERIOD_S, max_s=MAX_FIT_S)
+    made = times[np.isfinite(times)]
+    if len(times) < MIN_MOVES:
+        return floor, (f"{floor:g} s ({'servo' if servo_driven else 'torque'} arms): too many "
+                       "joints to time enough sample moves at load")
+    if not len(made):
+        return floor, (f"{floor:g} s: none of {len(times)} sampled moves settled within "
+                       f"{MAX_FIT_S:g} s under ee control (see the warnings)")
+    needed = float(np.percentile(made, 100 * MOVE_SHARE, method="inverted_cdf"))
+    seconds = min(MAX_FIT_S, max(floor, EPISODE_STEP_S * math.ceil(needed / EPISODE_STEP_S)))
+    return seconds, (f"{seconds:g} s: ee control makes {100 * MOVE_SHARE:.0f} % of the sampled moves "
+                     f"it makes at all ({len(made)} of {len(times)}) within {needed:.2g} s"
+                     + (f" (at least {floor:g} s for {'servo' if servo_driven else 'torque'} arms)"
+                        if seconds == floor else ""))
+
+
+def _fingerprint(arm: Arm) -> str:
+    """What the episode rule reads of a compiled model, hashed: the same arm loaded twice
+    (every env of a run) is measured once, a changed one again."""
+    m = arm.model
+    digest = hashlib.sha1(arm.end_effector.encode())
+    for values in (m.opt.timestep, m.opt.gravity, m.body_mass, m.body_pos, m.body_quat,
+                   m.body_inertia, m.body_gravcomp, m.jnt_range, m.dof_damping, m.dof_armature,
+                   m.dof_frictionloss, m.actuator_gainprm, m.actuator_biasprm, m.actuator_gear,
+                   m.actuator_ctrlrange, m.actuator_forcerange, m.actuator_forcelimited,
+                   m.jnt_actfrcrange, m.jnt_actfrclimited, m.geom_size, m.geom_pos, m.key_qpos,
+                   arm.joint_low, arm.joint_high):
+        digest.update(np.ascontiguousarray(values, np.float64).tobytes())
+    return digest.hexdigest()
 
 
 def control_for(arm: Arm) -> tuple[str, str]:

@@ -16,7 +16,8 @@ import numpy as np
 
 from reacher.sim.arm import Arm, position_servos
 from reacher.sim.collision import CollisionCheck
-from reacher.sim.controllers import JointControl
+from reacher.sim.controllers import EndEffectorControl, JointControl
+from reacher.sim.controllers.base import Actuation, max_joint_torques
 from reacher.sim.physics import Physics
 
 # What a probe may spend, in dof-steps: a step of a long chain costs about its dof count
@@ -26,6 +27,7 @@ GRAVITY_SAMPLES = 256
 SERVO_MOVES = 20  # sampled moves timed for the servo settling estimate
 SERVO_MAX_S = 5.0
 SETTLE_RADIUS_M = 0.02  # the default success radius
+REACH_BUDGET = 4_000_000  # ee_reach_times' physics steps × nv², in all
 _STABILITY_STARTS = 2  # random poses, followed by _STABILITY_S of random actions in all
 _STABILITY_S = 2.0
 _STABILITY_MAX_STEPS = 20_000  # physics steps in all: cheap even at the shortest timestep
@@ -132,3 +134,81 @@ def servo_move_times(arm: Arm, gravity: bool = True, force_limits: bool = True) 
 def p90(times: np.ndarray) -> float:
     """The time by which at least 90 % of the moves have settled (inf if fewer ever do)."""
     return float(np.percentile(times, 90, method="inverted_cdf"))
+
+
+def deliverable_ee_speed(arm: Arm, accel_s: float, samples: int = 32) -> float:
+    """The end-effector speed (m/s) the actuators can deliver at a typical pose: the
+    median, over collision-free poses and random directions, of the largest speed for
+    which every driven joint's torque stays within its limit (`max_joint_torques`) once
+    gravity is held: the joint's damping × joint speed, plus
+    the mass matrix × the acceleration that reaches that speed within `accel_s`. inf
+    for an arm no force limit binds."""
+    model = arm.model
+    drive = Actuation(Physics(arm, 1), "ee")
+    limit = max_joint_torques(model, arm.ctrl_low, arm.ctrl_high)
+    if not np.isfinite(limit).any():
+        return math.inf
+    data = drive.physics.data
+    # A servo's own kv costs no force here: its target leads by kv × speed (Actuation),
+    # which cancels it. The joint's passive damping is what the actuator must overcome.
+    damping = model.dof_damping[drive.dof]
+    collision = CollisionCheck.for_arm(model, arm)
+    rng = np.random.default_rng(0)
+    speeds = []
+    for _ in range(samples):
+        data.qpos[arm.qpos_adr] = collision.free_configuration(data, lambda: arm.random_configuration(rng))
+        data.qvel[:] = 0
+        mujoco.mj_forward(model, data)
+        J = drive.jacobian()
+        direction = rng.normal(size=3)
+        qd = J.T @ np.linalg.solve(J @ J.T + 1e-4 * np.eye(3), direction / np.linalg.norm(direction))
+        need = np.abs(damping * qd) + np.abs(drive.mass_matrix() @ qd) / accel_s
+        spare = limit - np.abs(drive.bias_forces())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.where(need > 0, np.maximum(spare, 0) / need, np.inf)
+        speeds.append(float(speed.min()))
+    return float(np.median(speeds))
+
+
+def ee_reach_times(arm: Arm, ee_speed: float, control_period_s: float, moves: int = SERVO_MOVES,
+                   max_s: float = 10.0) -> np.ndarray:
+    """How long the ``ee`` controller takes to bring the end effector within 2 cm of a
+    target for good, driven straight at it (the scripted proportional policy), between
+    collision-free poses drawn as the env draws starts and targets: seconds per move, inf
+    for one that does not settle within `max_s`. A move counts as settled after staying
+    within 2 cm for a second. Only the moves that fit in REACH_BUDGET are made (a step
+    costs about nv² per physics step): all of them on a 7-joint arm, fewer on a long chain."""
+    model = arm.model
+    frame_skip = max(1, round(control_period_s / model.opt.timestep))
+    physics = Physics(arm, frame_skip)
+    control = EndEffectorControl(physics, ee_speed)
+    data, period, step = physics.data, physics.control_period_s, control.max_step
+    collision = CollisionCheck.for_arm(model, arm)
+    rng = np.random.default_rng(0)
+    steps, stay = round(max_s / period), max(1, round(1.0 / period))
+    times, cost, budget = [], frame_skip * model.nv ** 2, REACH_BUDGET
+    for _ in range(moves):
+        if budget < cost * steps:
+            break
+        target = arm.fingertip_at(data, collision.free_configuration(
+            data, lambda: arm.random_configuration(rng)))
+        start = collision.free_configuration(data, lambda: arm.random_configuration(rng))
+        physics.reset()
+        data.qpos[arm.qpos_adr] = start
+        physics.forward()
+        settled, near_for = math.inf, 0
+        for k in range(1, steps + 1):
+            budget -= cost
+            x = physics.end_effector_pos()
+            control.act(np.clip((target - x) / step, -1.0, 1.0).tolist())
+            physics.advance()
+            if np.linalg.norm(physics.end_effector_pos() - target) <= SETTLE_RADIUS_M:
+                near_for += 1
+                if near_for == 1:
+                    settled = k * period
+                if near_for >= stay:
+                    break
+            else:
+                settled, near_for = math.inf, 0
+        times.append(settled)
+    return np.array(times)

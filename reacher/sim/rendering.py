@@ -12,14 +12,12 @@ import ctypes.util
 import os
 import sys
 
+from reacher.errors import RenderError
+
 _INSTALL_HINT = (
     "install EGL (Debian/Ubuntu: apt install libegl1; with an NVIDIA GPU its driver "
     "provides it) or OSMesa (apt install libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
 )
-
-
-class RenderError(RuntimeError):
-    """No working OpenGL backend for offscreen rendering."""
 
 
 def has_display() -> bool:

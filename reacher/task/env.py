@@ -18,14 +18,17 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from reacher.sim.arm import Arm, ArmFileError, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import Arm, load_arm
 from reacher.sim.controllers import EE_SPEED_M_S, JOINT_RATE_RAD_S, make_controller
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.sim.physics import Physics
 from reacher.sim.rendering import has_display, make_renderer
 from reacher.sim.timing import CONTROL_PERIOD_S, control_timing
 from reacher.task import goal
-from reacher.task.reach import GoalLayout, ReachTask, target_from
+from reacher.task.goal import GoalLayout
+from reacher.task.observation import table
+from reacher.task.reach import ReachTask, target_from
 from reacher.task.reward import ReachReward
 
 __all__ = ["DefersToTimeLimit", "GoalLayout", "ReachEnv"]
@@ -53,18 +56,11 @@ class ReachEnv(gym.Env):
     per arm by `reacher.sim.fit.control_for`, as ``reacher train`` does.
 
     ## Observation space
-    ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order:
+    ``Box(-inf, inf, (n,), float64)``, read from the model's sensors, in this order
+    (`reacher.task.observation`; ``observation_layout`` holds it for this env's arm, each
+    value named):
 
-    | part                        | size           | unit      |
-    |-----------------------------|----------------|-----------|
-    | cos of each hinge angle     | n_hinge        |           |
-    | sin of each hinge angle     | n_hinge        |           |
-    | position of each slide      | n_slide        | m         |
-    | velocity of every joint     | n_joints       | rad/s, m/s|
-    | fingertip velocity (world), ``ee`` control only | 3 | m/s |
-    | fingertip position (world)  | 3              | m         |
-    | target position (world)     | 3              | m         |
-    | fingertip − target          | 3              | m         |
+    {observation_table}
 
     For ``two_link`` that is 2+2+2+3+3+3 = 15 values. ``joint`` and ``joint_delta``
     act from the measured state alone and add nothing; ``ee`` adds the fingertip's
@@ -98,7 +94,9 @@ class ReachEnv(gym.Env):
     ## Timing
     The policy acts every ``control_period_s`` (0.02 s) of simulated time; an episode
     lasts ``episode_s``, by default the arm's as ``reacher train`` has it
-    (`reacher.sim.fit.episode_seconds`: 1 s, or 2 s for an arm driven by position servos).
+    (`reacher.sim.fit.episode_seconds`: 1 s for an arm that learns joint torques; for one
+    that reaches through ``ee``, the time its controller takes for 90 % of sampled moves,
+    at least 1 s, or 2 s with position servos).
     The physics steps per action, ``frame_skip``, follow from
     the arm file's own timestep (see `reacher.sim.timing`), so a model at MuJoCo's default
     0.002 s and the built-ins at 0.01 s both act at 50 Hz for 1 s. ``dt`` and
@@ -196,6 +194,7 @@ class ReachEnv(gym.Env):
         self.success_radius = float(success_radius)
         self.task = ReachTask(self.physics, self.reward_fn, self.success_radius,
                               self.controller.observes_end_effector_velocity)
+        self.observation_layout = self.task.layout
         self.goal_layout = self.task.goal_layout
         self._state_size = self.task.state_size
         self.observation_space = (goal.goal_space(self._state_size) if self.goal_observation else
@@ -319,6 +318,10 @@ class ReachEnv(gym.Env):
                 return name
         return -1
 
+
+
+# The observation table is the layout's own (one description; see reacher.task.observation).
+ReachEnv.__doc__ = ReachEnv.__doc__.replace("{observation_table}", table().replace("\n", "\n    "))
 
 def _check_positive(**values) -> None:
     for name, value in values.items():

@@ -78,6 +78,21 @@ def flatten(obs) -> np.ndarray:
                          f"got {', '.join(map(str, obs))} (missing {err})") from None
 
 
+@dataclass(frozen=True)
+class GoalLayout:
+    """Where the goals sit in a flat observation, and the reward of a pair of goals: what
+    hindsight relabelling reads (`reacher.ddpg.replay.relabel` and `n_step`) to give stored
+    transitions another target. ``achieved`` is the fingertip (what was reached),
+    ``desired`` the target, ``delta`` = achieved − desired; ``reward`` has
+    ``from_goals(achieved, desired, effort, exact)`` (`reacher.task.reward.ReachReward` for
+    reacher's arms, `EnvReward` for any other goal env)."""
+
+    achieved: slice
+    desired: slice
+    delta: slice
+    reward: object
+
+
 # --- hindsight on any goal env ---------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -99,18 +114,7 @@ class EnvReward:
         return reward
 
 
-@dataclass(frozen=True)
-class EnvGoalLayout:
-    """Where `flatten` puts a goal env's goals in the flat observation, and its reward:
-    what `reacher.ddpg.replay.relabel` and `n_step` read (like reacher.task.reach.GoalLayout)."""
-
-    achieved: slice
-    desired: slice
-    delta: slice
-    reward: EnvReward
-
-
-def env_goal_layout(env: gym.Env) -> EnvGoalLayout | None:
+def env_goal_layout(env: gym.Env) -> GoalLayout | None:
     """The layout for hindsight relabelling of a goal env (a goal Dict observation and a
     ``compute_reward``) seen through `flat_env`; None for any other env."""
     space = env.observation_space
@@ -120,5 +124,5 @@ def env_goal_layout(env: gym.Env) -> EnvGoalLayout | None:
     state, goal = (int(np.prod(space[k].shape)) for k in ("observation", "achieved_goal"))
     if int(np.prod(space["desired_goal"].shape)) != goal:
         return None
-    return EnvGoalLayout(achieved=slice(state, state + goal), desired=slice(state + goal, state + 2 * goal),
+    return GoalLayout(achieved=slice(state, state + goal), desired=slice(state + goal, state + 2 * goal),
                          delta=slice(state + 2 * goal, state + 3 * goal), reward=EnvReward(compute))

@@ -18,8 +18,9 @@ restores the compiled model's nominal parameters and then perturbs them:
     history       with a delay of up to K > 0 steps, the observation also carries the
                   last K actions given (`ActionHistory`): what a delayed controller
                   needs to know which of its actions are still on their way
-    obs noise     Gaussian noise of std ``obs_noise_std`` on the joint-state part of
-                  every observation (cos/sin, slide positions, velocities)
+    obs noise     Gaussian noise of std ``obs_noise_std`` on the arm's own state in
+                  every observation (the parts of `reacher.task.observation` before the
+                  goals: cos/sin, slide positions, velocities)
 
 The four model factors are fractions of the file's own values; noise and delay are
 absolute. Everything is drawn from the env's own ``np_random`` right after its reset,
@@ -117,7 +118,7 @@ class Randomized(gym.Wrapper):
     def __init__(self, env: gym.Env, ranges: Ranges):
         super().__init__(env)
         reach = env.unwrapped
-        if not isinstance(getattr(reach, "arm", None), Arm) or not hasattr(reach, "goal_layout"):
+        if not isinstance(getattr(reach, "arm", None), Arm) or not hasattr(reach, "observation_layout"):
             raise ValueError(f"randomisation needs a reacher arm env, not {type(reach).__name__} "
                              f"(set the randomize_* fields, obs_noise_std and action_delay_steps to 0)")
         self.ranges = ranges
@@ -133,7 +134,8 @@ class Randomized(gym.Wrapper):
         self._nominal = {name: getattr(model, name).copy() for name in (
             "body_mass", "body_inertia", "dof_damping", "geom_friction", "dof_frictionloss",
             "actuator_gainprm", "actuator_biasprm")}
-        self._state_size = reach.goal_layout.achieved.start  # what precedes the fingertip
+        # Noise on the arm's own state: the observation layout's parts before the goals.
+        self._state = reach.observation_layout.state
         self._queue: deque = deque()
         self._zero_action = np.zeros(env.action_space.shape, env.action_space.dtype)
         self.perturbation: Perturbation | None = None
@@ -206,7 +208,7 @@ class Randomized(gym.Wrapper):
             state = obs["observation"]
             return {**obs, "observation": state + rng.normal(0.0, std, state.shape)}
         noisy = obs.copy()
-        noisy[:self._state_size] += rng.normal(0.0, std, self._state_size)
+        noisy[self._state] += rng.normal(0.0, std, self._state.stop)
         return noisy
 
 

@@ -8,28 +8,14 @@ means is the controller's business (`reacher.sim.controllers`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from reacher.sim.collision import CollisionCheck
 from reacher.sim.physics import Physics
+from reacher.task.goal import GoalLayout
+from reacher.task.observation import observation_layout
 from reacher.task.reward import ReachReward
-
-GOAL_PARTS = 9  # fingertip, target and their difference, xyz each, end the observation
-
-
-@dataclass(frozen=True)
-class GoalLayout:
-    """Where the goal lives in the observation, so stored transitions can be relabelled
-    with another target (hindsight replay): the fingertip slice is what was achieved,
-    the target slice what was desired, and ``delta`` = fingertip − target."""
-
-    achieved: slice
-    desired: slice
-    delta: slice
-    reward: ReachReward
-    success_radius_m: float
 
 
 class ReachTask:
@@ -41,26 +27,30 @@ class ReachTask:
         self.reward = reward
         self.success_radius_m = float(success_radius_m)
         arm = physics.arm
-        # The observation, in order, as sensordata indices (see observe): hinge angles
-        # twice (for cos and sin), the fingertip twice (for fingertip − target), and with
-        # `end_effector_velocity` three places the fingertip's velocity J·q̇ overwrites.
-        # That velocity is what a controller that moves the end effector needs: a servo
-        # arm keeps moving after an action (measured on Panda through ee: a reversed
-        # command takes two control periods to turn the end effector round), and
-        # recovering it from seven joint velocities is a nonlinear map the policy
-        # would otherwise have to learn.
+        # The observation (reacher.task.observation), gathered in its order from sensordata
+        # (see observe): hinge angles twice (for cos and sin), the fingertip twice (for
+        # fingertip − target), and with `end_effector_velocity` three places the
+        # fingertip's velocity J·q̇ overwrites. That velocity is what a controller that
+        # moves the end effector needs: a servo arm keeps moving after an action
+        # (measured on Panda through ee: a reversed command takes two control periods to
+        # turn the end effector round), and recovering it from seven joint velocities is
+        # a nonlinear map the policy would otherwise have to learn.
+        self.layout = layout = observation_layout(arm, end_effector_velocity)
         hinge_pos = arm.joint_pos_adr[arm.hinge]
-        velocity = [arm.end_effector_adr] if end_effector_velocity else []
-        self._gather = np.concatenate([hinge_pos, hinge_pos, arm.joint_pos_adr[~arm.hinge],
-                                       arm.joint_vel_adr, *velocity, arm.end_effector_adr,
-                                       arm.target_adr, arm.end_effector_adr])
-        self._velocity = end_effector_velocity
+        sensors = {"cos_hinge_angle": hinge_pos, "sin_hinge_angle": hinge_pos,
+                   "slide_position": arm.joint_pos_adr[~arm.hinge], "joint_velocity": arm.joint_vel_adr,
+                   "end_effector_velocity": arm.end_effector_adr, "end_effector_position": arm.end_effector_adr,
+                   "target_position": arm.target_adr, "end_effector_minus_target": arm.end_effector_adr}
+        self._gather = np.concatenate([sensors[values.part.key] for values in layout.parts])
+        self._velocity = layout["end_effector_velocity"] if end_effector_velocity else None
+        self._cos, self._sin = layout["cos_hinge_angle"], layout["sin_hinge_angle"]
         self._n_hinge = len(hinge_pos)
-        n = self.observation_size = len(self._gather)
-        self.state_size = n - GOAL_PARTS  # what precedes the fingertip, target and difference
-        self.goal_layout = GoalLayout(achieved=slice(n - 9, n - 6), desired=slice(n - 6, n - 3),
-                                      delta=slice(n - 3, n), reward=reward,
-                                      success_radius_m=self.success_radius_m)
+        self._tip, self._target = layout["end_effector_position"], layout["target_position"]
+        self._delta = layout["end_effector_minus_target"]
+        self.observation_size = layout.size
+        self.state_size = layout.state.stop  # what precedes the fingertip, target and difference
+        self.goal_layout = GoalLayout(achieved=self._tip, desired=self._target, delta=self._delta,
+                                      reward=reward)
         self.collision = CollisionCheck.for_arm(physics.model, arm)
         self.target = np.zeros(3)
 
@@ -80,19 +70,18 @@ class ReachTask:
     def observe(self) -> np.ndarray:
         # One gather from sensordata in observation order, then in-place maths.
         obs = self.physics.data.sensordata[self._gather]
-        h = self._n_hinge
-        if h:
-            np.cos(obs[:h], out=obs[:h])
-            np.sin(obs[h:2 * h], out=obs[h:2 * h])
-        np.subtract(obs[-3:], obs[-6:-3], out=obs[-3:])
-        if self._velocity:
+        if self._n_hinge:
+            np.cos(obs[self._cos], out=obs[self._cos])
+            np.sin(obs[self._sin], out=obs[self._sin])
+        np.subtract(obs[self._delta], obs[self._target], out=obs[self._delta])
+        if self._velocity is not None:
             physics = self.physics
-            obs[-12:-9] = physics.end_effector_jacobian() @ physics.data.qvel
+            obs[self._velocity] = physics.end_effector_jacobian() @ physics.data.qvel
         return obs
 
     def outcome(self, obs: np.ndarray, effort: float) -> tuple[float, float, dict]:
         """Reward and info for the observation after an action of ‖a‖² = `effort`."""
-        dx, dy, dz = obs[-3:].tolist()
+        dx, dy, dz = obs[self._delta].tolist()
         distance = math.sqrt(dx * dx + dy * dy + dz * dz)
         reward = self.reward.from_effort(distance, effort)
         return reward, distance, {"distance": distance,

@@ -24,15 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from reacher.errors import ExportError
+
 FORMAT = "reacher-policy/1"
 OPSET = 17  # onnxruntime ≥ 1.14 and most embedded runtimes read it
 IR_VERSION = 8  # the IR of opset 17, so older runtimes load the file too
 TOLERANCE = 1e-5  # largest |onnxruntime − torch| accepted, per action value
 INSTALL_HINT = "pip install 'reacher[export]' (or: pip install onnx onnxruntime)"
-
-
-class ExportError(ValueError):
-    """An export that cannot be done; the message names the file or run at fault."""
 
 
 @dataclass
@@ -77,13 +75,17 @@ def export_policy(run: str | Path, out: str | Path, overwrite: bool = False) -> 
     finally:
         env.close()
 
-    from reacher.files import atomic_write, write_text
+    from reacher.files import remove_temporaries, replacing_together
 
-    # Each file is whole or absent; the sidecar names the ONNX file's hash, so a pair torn
-    # by a crash between the two renames is told apart from a matching one.
-    with atomic_write(out) as f:
-        f.write(onnx_bytes)
-    write_text(sidecar, json.dumps(info, indent=1) + "\n")
+    # Both files or neither: each is written to a temporary file, and both are renamed only
+    # once both are complete, so a full disk leaves the older pair as it was (and a retry
+    # finds nothing of this one in its way). The sidecar names the ONNX file's hash, so a
+    # pair torn by a crash between the two renames is still told apart from a matching one.
+    for path in (out, sidecar):
+        remove_temporaries(path.parent, of=path.name)  # what a killed export left
+    with replacing_together(out, sidecar) as (onnx_tmp, sidecar_tmp):
+        onnx_tmp.write(onnx_bytes)
+        sidecar_tmp.write((json.dumps(info, indent=1) + "\n").encode("utf-8"))
     return Exported(out, sidecar, max_difference, len(observations))
 
 
@@ -253,7 +255,8 @@ def describe(policy, env, onnx_bytes: bytes) -> dict:
 
 def reach_description(env, config) -> dict:
     """The sidecar's arm, end effector, observation, action, control and success entries
-    for a ReachEnv: the rows of its observation table, named from the arm's joints."""
+    for a ReachEnv: its observation layout's parts (`reacher.task.observation`), named
+    from the arm's joints."""
     import mujoco
 
     from reacher.run.arms import arm_digest
@@ -266,36 +269,15 @@ def reach_description(env, config) -> dict:
                "sample_range": [float(lo), float(hi)]}
               for name, hinge, qadr, vadr, lo, hi in zip(arm.joint_names, arm.hinge, arm.qpos_adr,
                                                         arm.qvel_adr, arm.joint_low, arm.joint_high)]
-    hinges = [j for j, h in zip(arm.joint_names, arm.hinge) if h]
-    slides = [j for j, h in zip(arm.joint_names, arm.hinge) if not h]
-    ee, xyz = arm.end_effector, ("x", "y", "z")
-    parts = [  # the rows of ReachEnv's observation table, in order
-        ("cos_hinge_angle", [f"cos({j})" for j in hinges], "1", hinges),
-        ("sin_hinge_angle", [f"sin({j})" for j in hinges], "1", hinges),
-        ("slide_position", [f"{j}.pos" for j in slides], "m", slides),
-        ("joint_velocity", [f"{j}.vel" for j in arm.joint_names], None, list(arm.joint_names)),
-        *([("end_effector_velocity", [f"{ee}.v{a}" for a in xyz], "m/s", None)]
-          if env.controller.observes_end_effector_velocity else []),
-        ("end_effector_position", [f"{ee}.{a}" for a in xyz], "m", None),
-        ("target_position", [f"target.{a}" for a in xyz], "m", None),
-        ("end_effector_minus_target", [f"({ee}-target).{a}" for a in xyz], "m", None),
-    ]
-    names, units, layout, start = [], [], [], 0
-    for part, part_names, unit, part_joints in parts:
-        part_units = ([unit] * len(part_names) if unit is not None else
-                      ["rad/s" if h else "m/s" for h in arm.hinge])
-        entry = {"part": part, "start": start, "size": len(part_names), "unit": unit or "rad/s or m/s",
-                 "names": part_names}
-        if part_joints is not None:
-            entry["joints"] = part_joints
-        layout.append(entry)
-        names += part_names
-        units += part_units
-        start += len(part_names)
-    size = env.goal_layout.delta.stop
-    if start != size:
-        raise ExportError(f"the observation layout ({start} values) does not match the env's ({size})")
-
+    layout = env.observation_layout  # the rows of ReachEnv's observation table, in order
+    parts = []
+    for values in layout.parts:
+        entry = {"part": values.part.key, "start": values.start, "size": len(values.names),
+                 "unit": values.part.unit, "names": list(values.names)}
+        if values.joints is not None:
+            entry["joints"] = list(values.joints)
+        parts.append(entry)
+    size, ee = layout.size, arm.end_effector
     ee_is_site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, ee) >= 0
     servos = is_position_servo(model)
     # With servo_speed > 0 a position servo's action moves its target from where the joint is.
@@ -321,7 +303,8 @@ def reach_description(env, config) -> dict:
                          "position": f"MjData.site('{ee}').xpos" if ee_is_site else
                                      f"MjData.body('{ee}').xipos (the body's centre of mass)",
                          "frame": "world"},
-        "observation": {"size": size, "dtype": "float32", "parts": layout, "names": names, "units": units,
+        "observation": {"size": size, "dtype": "float32", "parts": parts, "names": layout.names,
+                        "units": layout.units,
                         "note": "positions after the control period's physics steps, with kinematics "
                                 "recomputed (mj_kinematics or mj_forward after mj_step)"},
         "action": _action_description(env, config, actuators),

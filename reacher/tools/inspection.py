@@ -18,9 +18,10 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from reacher.sim.arm import Arm, ArmFileError, is_position_servo, load_arm
+from reacher.errors import ArmFileError
+from reacher.sim.arm import Arm, is_position_servo, load_arm
 from reacher.sim.controllers.base import max_joint_torques
-from reacher.sim.fit import control_for, episode_seconds
+from reacher.sim.fit import control_for, episode_fit
 from reacher.sim.probes import (
     SERVO_MAX_S,
     SERVO_MOVES,
@@ -71,6 +72,7 @@ class ArmReport:
     warnings: list[ArmWarning] = field(default_factory=list)
     control: str = ""  # what --control auto picks for this arm, and why
     control_reason: str = ""
+    episode_reason: str = ""  # why the episode lasts what it does (reacher.sim.fit)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,9 +86,10 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
     ``episode_s`` of 0 is training's default for this arm (`reacher.run.settings`)."""
     loaded = load_arm(arm, end_effector)
     model = loaded.model
+    fitted, episode_reason = episode_fit(loaded) if not episode_s else (episode_s, "as given")
     try:
         timing = control_timing(model.opt.timestep, control_period_s,
-                                episode_s or episode_seconds(loaded), frame_skip, episode_steps)
+                                fitted, frame_skip, episode_steps)
     except ValueError as err:  # a setting that this arm's timestep cannot honour
         raise ArmFileError(loaded.source, str(err)) from None
     axes = _joint_axes(model)
@@ -114,6 +117,7 @@ def inspect_arm(arm: str | Path, end_effector: str = "fingertip",
         base=[float(v) for v in loaded.base_pos], planar=loaded.planar,
         added=list(loaded.added), servo_settled_share=share, servo_settle_s=settle,
         warnings=warnings, **dict(zip(("control", "control_reason"), control_for(loaded))),
+        episode_reason=episode_reason if not episode_steps else "as given (max_episode_steps)",
     )
 
 
@@ -325,7 +329,7 @@ def format_report(report: ArmReport) -> str:
         f"  physics        timestep {r.timestep_s:g} s, {r.integrator} integrator, gravity ({g}) m/s²",
         f"  control        every {r.control_period_s:g} s = {r.frame_skip} timestep"
         f"{'s' if r.frame_skip > 1 else ''} ({r.control_hz:.4g} Hz); episode {r.episode_s:g} s = "
-        f"{r.episode_steps} steps",
+        f"{r.episode_steps} steps" + (f" ({r.episode_reason})" if r.episode_reason else ""),
         *([f"  servo moves    {100 * r.servo_settled_share:.0f} % of {SERVO_MOVES} sampled moves "
             f"settle within 2 cm in {SERVO_MAX_S:g} s, 90 % by "
             + (f"{r.servo_settle_s:.2g} s" if r.servo_settle_s is not None else "never")]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import LockBusy, one_line
+from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
 from reacher.files import write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
@@ -37,10 +37,6 @@ SPEC_HASH = "spec.sha256"  # what the spec asks for, so --resume continues the s
 SWEEP_LOCK = ".sweep.lock"  # one sweep per directory at a time
 
 
-class SweepError(ValueError):
-    """A sweep that cannot run as asked; one line for the user."""
-
-
 def finished_row(trial: Trial) -> dict | None:
     """The final metrics row of a trial whose run is complete, else None."""
     metrics = trial.run_dir / "metrics.csv"
@@ -50,7 +46,7 @@ def finished_row(trial: Trial) -> dict | None:
         meta = ckpt.load(trial.run_dir).metadata
         steps = int(meta["env_steps"])
         rows = read_metrics(metrics)
-    except (ckpt.CheckpointError, KeyError, ValueError, OSError):
+    except (CheckpointError, KeyError, ValueError, OSError):
         return None
     # Training marks its last checkpoint finished once the final evaluation is written
     # (whether it stopped on success, at its cap or after exactly `steps`). A resume runs
@@ -307,4 +303,4 @@ def _progress(total: int):
     return Progress()
 
 
-__all__ = ["INSTALL_HINT", "Record", "Summary", "SweepError", "finished_row", "run_sweep"]
+__all__ = ["INSTALL_HINT", "Record", "Summary", "finished_row", "run_sweep"]

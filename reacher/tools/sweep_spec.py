@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.envids import EnvIdError, check_untrusted
+from reacher.envids import check_untrusted
+from reacher.errors import EnvIdError, SpecError
 from reacher.run.arms import absolute_arm
 
 RUNS = "runs"  # trials' run directories live in OUT/runs/
-
-
-class SpecError(cfg.ConfigError):
-    """A sweep spec reacher cannot use; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

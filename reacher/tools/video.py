@@ -15,42 +15,41 @@ in memory until the end (one palette is chosen for all of them), so GIFs suit sh
 clips; MP4 frames stream to ffmpeg.
 
 The file appears only when complete: frames go to a hidden temporary file beside
-``out_path`` that replaces it at the end and is removed on any error.
+``out_path`` (`reacher.files.replacing`) that replaces it at the end and is removed on
+any error. ffmpeg's exit status is checked, and the MP4's boxes, before the rename: a
+disk that fills while ffmpeg writes is one `CannotWrite` naming ``out_path``, never a
+"wrote" over a file that does not play. Temporary files a killed render left for the
+same output are removed by the next render to it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import gymnasium as gym
-import imageio
 import mujoco
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from reacher.files import remove_temporaries, replacing
 from reacher.run.evaluation import EVAL_SEED
 from reacher.sim.rendering import make_renderer
 from reacher.task.env import ReachEnv
+from reacher.tools.encoding import CAPTION_RGB, SUCCESS_RGB, Write, open_writer
 
 VIDEO_FORMATS = (".mp4", ".gif")
 GIF_MAX_FPS = 25.0
 TRAIL_S = 0.8  # how far back the fingertip trail reaches by default (40 steps at 50 Hz)
 MP4_MAX_FPS = 60.0  # players and browsers drop frames above this; more adds nothing to see
-MP4_QUALITY = 6  # imageio's 0-10 scale; 6 is x264's crf 20, visually clean and small
 TRAIL_RGBA = np.array([1.0, 0.75, 0.1, 0.9], dtype=np.float32)  # the fingertip's amber
-SUCCESS_RGB = (70, 200, 90)
-CAPTION_RGB = (240, 240, 240)
 
 Policy = Callable[[np.ndarray], np.ndarray]
-Write = Callable[[np.ndarray, int], None]  # write(frame, times): append a frame `times` times
 
 
 @dataclass(frozen=True)
@@ -107,12 +106,12 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     hold = int(hold_s * fps + 0.5)
 
     frames, distances, successes = 0, [], []
-    tmp = _claim_temp_file(path)
-    try:
+    _remove_stale_temporaries(path)
+    with replacing(path) as tmp:  # created now: an unwritable folder fails before rendering
         renderer = make_renderer(reach.model, height, width)
         try:
             painter = _Painter(renderer, camera, trail_length, episodes, reach.max_episode_steps)
-            with _open_writer(tmp, fps) as write:
+            with open_writer(tmp, path, fps, (width, height)) as write:
                 for i in range(episodes):
                     n, info = _record_episode(policy, env, reach, painter, write, seed + i,
                                               f"episode {i + 1}/{episodes}", fps, hold)
@@ -121,11 +120,6 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
                     successes.append(bool(info["is_success"]))
         finally:
             renderer.close()
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a video is for showing
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return VideoInfo(path, frames, fps, episodes, tuple(distances), tuple(successes))
 
 
@@ -187,17 +181,16 @@ def _check_out_path(out_path: str | Path) -> Path:
     return path
 
 
-def _claim_temp_file(path: Path) -> Path:
-    """Create the temporary file now, so an unwritable directory fails before rendering.
-    It keeps ``path``'s extension because imageio picks the format by extension. Its name
-    is random and it is created exclusively (mkstemp: O_CREAT | O_EXCL), so a file or
-    symlink someone planted under a guessable name is never written through."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    except OSError as err:
-        raise type(err)(f"cannot write video {path} ({err.strerror})") from None
-    os.close(fd)
-    return Path(tmp)
+def _remove_stale_temporaries(path: Path) -> None:
+    """What a render to `path` killed before it finished left: its temporary files, and
+    those of earlier versions (``.STEM.XXXX.tmp.mp4``, which the ``.tmp`` rule missed);
+    one that a live render still holds locked stays."""
+    remove_temporaries(path.parent, of=path.name)
+    legacy = (f".{path.stem}.", f".tmp{path.suffix}")
+    for entry in os.scandir(path.parent):
+        if entry.name.startswith(legacy[0]) and entry.name.endswith(legacy[1]) \
+                and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
 
 
 def _frame_rate(path: Path, dt: float, fps: float | None) -> float:
@@ -215,37 +208,7 @@ def _frame_rate(path: Path, dt: float, fps: float | None) -> float:
     return float(wanted)
 
 
-# --- writing -----------------------------------------------------------------------------
-
-@contextmanager
-def _open_writer(tmp: Path, fps: float) -> Iterator[Write]:
-    if tmp.suffix.lower() == ".gif":
-        frames: list[np.ndarray] = []
-        yield lambda frame, times: frames.extend([frame] * times)
-        _save_gif(tmp, frames, fps)
-        return
-    with imageio.v2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                               pixelformat="yuv420p", quality=MP4_QUALITY, macro_block_size=2,
-                               ffmpeg_log_level="error",
-                               output_params=["-movflags", "+faststart"]) as mp4:
-        yield lambda frame, times: [mp4.append_data(frame) for _ in range(times)]
-
-
-def _save_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """One palette for the whole GIF and no dithering, so pixels that do not change
-    between frames keep their colour index and GIF stores them almost for free: a
-    fifth of the size of Pillow's default per-frame palettes. Identical consecutive
-    frames (the held ones) are merged by Pillow into one longer frame."""
-    every = max(1, len(frames) // 16)
-    swatch = np.zeros((2, frames[0].shape[1], 3), dtype=np.uint8)  # caption colours, which
-    swatch[:, :4] = [SUCCESS_RGB, CAPTION_RGB, (255, 255, 255), (0, 0, 0)]  # samples may miss
-    sample = Image.fromarray(np.concatenate([*frames[::every], swatch]))
-    palette = sample.quantize(255, method=Image.Quantize.FASTOCTREE)  # keeps small saturated parts
-    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
-              for f in frames]
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
-                   duration=1000.0 / fps, loop=0)
-
+# --- rolling out ---------------------------------------------------------------------------
 
 def _record_episode(policy: Policy, env: gym.Env, reach: ReachEnv, painter: _Painter,
                     write: Write, seed: int, title: str, fps: float, hold: int) -> tuple[int, dict]:

@@ -24,7 +24,8 @@ The laws follow the field's standard ones (see docs/benchmarks.md, "Controllers"
 
 from __future__ import annotations
 
-from reacher.sim.controllers.base import ControlError, Controller, check_positive
+from reacher.errors import ControlError
+from reacher.sim.controllers.base import Controller, check_positive
 from reacher.sim.controllers.end_effector import EE_SPEED_M_S, EndEffectorControl
 from reacher.sim.controllers.joint import JointControl
 from reacher.sim.controllers.joint_delta import JOINT_RATE_RAD_S, JointDeltaControl
@@ -32,7 +33,7 @@ from reacher.sim.physics import Physics
 
 CONTROLS = ("auto", "joint", "joint_delta", "ee")
 
-__all__ = ["CONTROLS", "EE_SPEED_M_S", "JOINT_RATE_RAD_S", "ControlError", "Controller",
+__all__ = ["CONTROLS", "EE_SPEED_M_S", "JOINT_RATE_RAD_S", "Controller",
            "EndEffectorControl", "JointControl", "JointDeltaControl", "make_controller"]
 
 

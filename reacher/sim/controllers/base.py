@@ -14,12 +14,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from reacher.errors import ControlError
 from reacher.sim.arm import position_servos
 from reacher.sim.physics import Physics
-
-
-class ControlError(ValueError):
-    """A control setting that cannot work for this arm; the message names the setting."""
 
 
 class Controller:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from reacher.errors import ControlError
 from reacher.sim.arm import Arm
-from reacher.sim.controllers.base import Actuation, ControlError, Controller
+from reacher.sim.controllers.base import Actuation, Controller
 from reacher.sim.controllers.ik import ServoIK
 from reacher.sim.controllers.osc import OperationalSpace
 from reacher.sim.physics import Physics
