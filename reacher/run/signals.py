@@ -13,11 +13,9 @@ from __future__ import annotations
 import signal
 import threading
 
+from reacher.errors import Stopped
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class Stopped(Exception):
-    """A signal asked to stop (raised by `StopOnSignals.check`)."""
 
 
 class StopOnSignals:
