@@ -23,7 +23,7 @@ from pathlib import Path
 
 from reacher import config as cfg
 from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
-from reacher.files import write_text
+from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
@@ -107,6 +107,7 @@ def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
             _start_ray(address, max_concurrent, len(todo), summary, log)
             stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
             stop.check()
+        remove_temporaries(summary.out)  # a killed sweep's half-written files (under its lock)
         write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
         write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
         if todo:
