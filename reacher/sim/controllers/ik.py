@@ -54,11 +54,11 @@ class ServoIK:
         q = drive.positions()
         return drive.servo_controls(self.targets(drive.jacobian(), dx, q), q, drive.bias_forces())
 
-    def nullspace_pull(self, q: np.ndarray) -> np.ndarray:
+    def nullspace_pull(self, q: np.ndarray, share: float = 1.0) -> np.ndarray:
         """The joint motion wanted this period besides the task: towards the rest posture,
-        and away from the joint limits (see LIMIT_RATE). Plain floats: over seven joints
+        and away from the joint limits (see LIMIT_RATE), times `share`. Plain floats: over seven joints
         this is half the time of the dozen numpy calls it would take (scripts/bench_env.py)."""
-        cap, gain = self._limit_step, self._posture_gain
+        cap, gain = self._limit_step * share, self._posture_gain * share
         pull = []
         for x, (rest, inv_half, middle, limit_gain, continuous) in zip(q.tolist(), self._joints):
             error = rest - x
@@ -67,7 +67,7 @@ class ServoIK:
             u = x * inv_half - middle
             u2 = u * u
             u4 = u2 * u2
-            push = min(cap, max(-cap, limit_gain * u4 * u4 * u))  # u⁹
+            push = min(cap, max(-cap, share * limit_gain * u4 * u4 * u))  # u⁹
             pull.append(gain * error - push)
         return np.array(pull)
 
@@ -84,8 +84,7 @@ class ServoIK:
         # nothing then brings the end effector back (xArm7: 20-50 cm off after 5 s of zero
         # actions from 9 of 10 starts; now none. Scripted reaches unchanged on the six
         # servo arms, docs/benchmarks.md, "Controllers").
-        share = min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step)
-        pull = self.nullspace_pull(q) * share
+        pull = self.nullspace_pull(q, min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step))
         JJt = (J @ J.T).tolist()
         y = solve3(JJt, IK_DAMPING, dx)
         z = solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
