@@ -90,6 +90,10 @@ class RenderError(RuntimeError):
 
 # --- a run --------------------------------------------------------------------------------------
 
+class Stopped(Exception):
+    """A signal asked the run or sweep to stop (`reacher.run.signals.StopOnSignals.check`)."""
+
+
 class PhysicsError(ValueError):
     """The simulation blows up in every episode: the arm file (or env) is at fault."""
 

@@ -241,7 +241,7 @@ def test_training_loads_the_arm_once(servo_arm, tmp_path, monkeypatch):
         assert training.config.control == "ee"
         assert 'control = "ee"' in (tmp_path / "run" / "config.toml").read_text()
     finally:
-        training.files.close()
+        training.open_run_dir.close()
 
 
 # --- bad settings: one line naming the setting ---------------------------------------------------

@@ -15,7 +15,6 @@ state is not used for this, so a sweep resumes the same way after any kind of st
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import threading
@@ -28,6 +27,7 @@ from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
+from reacher.run.signals import StopOnSignals, Stopped
 from reacher.tools import sweep_report
 from reacher.tools.sweep_report import Record, Summary
 from reacher.tools.sweep_spec import Spec, Trial, load_spec
@@ -76,14 +76,19 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
         if resume and len(todo) < len(records):
             print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
         summary = Summary(spec, out, records)
-        with _StopOnSignals(summary) as stop:
+        # A signal is acted on in the main thread, which waits for Tune in short steps
+        # (see `_fit`): raising from the handler itself would land inside Ray's compiled
+        # code, which turns it into a SystemError, and Tune's own SIGINT handling waits
+        # for the trials to wind down.
+        with StopOnSignals() as stop:
             try:
                 _run(tune, spec_path, spec, todo, summary, stop, address, max_concurrent,
                      env_modules, log)
-            except _Stopped:
+            except Stopped:
                 for r in todo:
                     r.final = r.final or finished_row(r.trial)
                 summary.interrupted = True
+        summary.stopped_by = stop.stopped_by
     summary.wall_s = time.perf_counter() - start
     if summary.stopped_by is None:
         sweep_report.write_all(summary)
@@ -92,7 +97,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
 
 
 def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
-         stop: "_StopOnSignals", address, max_concurrent, env_modules, log) -> None:
+         stop: StopOnSignals, address, max_concurrent, env_modules, log) -> None:
     import ray
 
     ray_was_running = ray.is_initialized()
@@ -152,48 +157,9 @@ def _claim(out: Path) -> DirectoryLock:
         raise SweepError(f"sweep directory {out}: cannot be claimed ({err.strerror or err})") from None
 
 
-class _Stopped(Exception):
-    """Ctrl-C or SIGTERM asked the sweep to stop."""
-
-
-class _StopOnSignals:
-    """Ctrl-C and SIGTERM mark the sweep stopped; `check` then raises `_Stopped` in the
-    main thread, which waits for Tune in short steps (see `_fit`). Raising from the
-    handler itself would land inside Ray's compiled code, which turns it into a
-    SystemError; Tune's own SIGINT handling waits for the trials to wind down."""
-
-    def __init__(self, summary: Summary):
-        self.summary = summary
-        self.previous = {}
-
-    def __enter__(self):
-        self.install()
-        return self
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may; a sweep run from elsewhere is stopped by its host
-        for s in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.signal(s, self._on_signal)
-            self.previous.setdefault(s, previous)
-
-    def _on_signal(self, signum, frame) -> None:
-        if self.summary.stopped_by is not None:  # a second one while stopping: the user means it
-            raise KeyboardInterrupt
-        self.summary.stopped_by = signal.Signals(signum).name
-
-    def check(self) -> None:
-        if self.summary.stopped_by is not None:
-            raise _Stopped
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-def _fit(tuner, stop: _StopOnSignals):
+def _fit(tuner, stop: StopOnSignals):
     """Tune's fit in a thread of its own, watched from the main thread, which raises
-    `_Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
+    `Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
     box = {}
 
     def fit():
@@ -293,7 +259,7 @@ def _check_reachable(address: str, source: str = "--address") -> None:
 
 
 def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary,
-                env_modules: tuple[str, ...], stop: _StopOnSignals) -> None:
+                env_modules: tuple[str, ...], stop: StopOnSignals) -> None:
     by_name = {r.trial.name: r for r in todo}
     trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
     payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
