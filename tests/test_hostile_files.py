@@ -118,6 +118,8 @@ HUGE = {
     "builtin texture": ('<asset><texture name="t" type="cube" builtin="flat" width="30000" height="30000"/>'
                         "</asset>", "", "pixels"),
     "arena": ('<size memory="64G"/>', "", "simulation memory"),
+    "shadow map": ('<visual><quality shadowsize="100000"/></visual>', "", "pixels a side"),
+    "builtin mesh": ('<asset><mesh name="m" builtin="supersphere" params="1000 1 1"/></asset>', "", "vertices"),
 }
 
 
