@@ -18,7 +18,7 @@ from reacher.errors import CheckpointError, ConfigError, one_line, printable
 from reacher.run import checkpoint as ckpt
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
-from reacher.run.settings import agent_kwargs
+from reacher.run.settings import agent_kwargs, randomization
 from reacher.task import randomize
 from reacher.task.goal import flat_size, flatten
 
@@ -39,7 +39,7 @@ class TrainedPolicy:
         """The env this policy was trained on (nominal model; with the action history its
         observation held if it trained under a delay), checked against the checkpoint's sizes."""
         env = randomize.as_trained(make_env(self.config, render_mode=render_mode, **render_kwargs),
-                                   self.config)
+                                   randomization(self.config))
         ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
                          int(np.prod(env.action_space.shape)), "its env now")
         if not self._arm_checked:
