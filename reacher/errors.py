@@ -9,8 +9,9 @@ import re
 
 # C0 and C1 controls, DEL, the line and paragraph separators and the bidirectional
 # overrides: what lets text from a file move the cursor, retitle or clear the terminal,
-# start a new line or show itself reversed.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# start a new line or show itself reversed; and lone surrogates, which is how Python
+# keeps a file name's bytes that are not UTF-8 (they cannot be printed as they are).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(text) -> str:
@@ -88,6 +89,10 @@ class RenderError(RuntimeError):
 
 
 # --- a run --------------------------------------------------------------------------------------
+
+class Stopped(Exception):
+    """A signal asked the run or sweep to stop (`reacher.run.signals.StopOnSignals.check`)."""
+
 
 class PhysicsError(ValueError):
     """The simulation blows up in every episode: the arm file (or env) is at fault."""

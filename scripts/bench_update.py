@@ -121,10 +121,7 @@ class PlainUpdate:
         c = self.config
         obs, next_obs = self.norm(obs), self.norm(next_obs)
         with torch.no_grad():
-            next_action = self.actor_target(next_obs)
-            if c.target_noise > 0:
-                noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
-                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_action = _target_action(self.actor_target, next_obs, c)
             next_sa = torch.cat([next_obs, next_action], 1)
             next_q = torch.min(torch.stack([q(next_sa) for q in self.critics_target]), dim=0).values
             target = reward.unsqueeze(1) + c.gamma * (1.0 - terminated.unsqueeze(1)) * next_q
@@ -144,6 +141,15 @@ class PlainUpdate:
                     tp.data.copy_(c.tau * p.data + (1 - c.tau) * tp.data)
 
 
+def _target_action(actor_target, next_obs, c):
+    """μ′(s′), with TD3's target-policy smoothing when ``c.target_noise`` > 0."""
+    next_action = actor_target(next_obs)
+    if c.target_noise > 0:
+        noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
+        next_action = (next_action + noise).clamp(-1.0, 1.0)
+    return next_action
+
+
 def _compiled_update(agent: Agent):
     """`Agent.update`'s maths with its two losses torch.compile'd, forward and backward.
     The fused optimiser step cannot be traced and stays eager; compiling the networks
@@ -154,10 +160,7 @@ def _compiled_update(agent: Agent):
     def critic_loss(obs, action, reward, next_obs, terminated):
         obs, next_obs = agent.norm(obs), agent.norm(next_obs)
         with torch.no_grad():
-            next_action = agent.actor_target(next_obs)
-            if c.target_noise > 0:
-                noise = (torch.randn_like(next_action) * c.target_noise).clamp(-c.target_noise_clip, c.target_noise_clip)
-                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_action = _target_action(agent.actor_target, next_obs, c)
             next_q = agent.critic_target(next_obs, next_action).min(dim=0).values
             target = reward + c.gamma * (1.0 - terminated) * next_q
         return (agent.critic(obs, action) - target).square().mean(dim=1).sum()

@@ -46,8 +46,8 @@ def test_fixed_steps_ignore_success(tmp_path):
 def test_auto_fields_scale_with_actuators(actuators, width):
     resolved = adapt.resolve(Config(), actuators)
     assert resolved.hidden_sizes == (width, width)
-    assert resolved.max_steps == adapt.MAX_STEPS_PER_ACTUATOR * actuators
-    assert resolved.noise_decay_steps == adapt.NOISE_DECAY_STEPS_PER_ACTUATOR * actuators
+    assert resolved.max_steps == adapt.MAX_STEPS_PER_ACTION_DIM * actuators
+    assert resolved.noise_decay_steps == adapt.NOISE_DECAY_STEPS_PER_ACTION_DIM * actuators
     # What the user set is kept; a fixed budget is also the noise horizon.
     kept = adapt.resolve(Config(hidden_sizes=(32,), max_steps=7, steps=900), actuators)
     assert (kept.hidden_sizes, kept.max_steps, kept.noise_decay_steps) == ((32,), 7, 900)
@@ -106,7 +106,7 @@ def test_settings_are_resolved_before_the_envs_and_agent_are_built(tmp_path, mon
             env = real_env(training.config.replace(control=control), arm=arm)
             assert env.action_space.shape == (adapt.action_dims(control, arm),)
     finally:
-        training.files.close()
+        training.open_run_dir.close()
 
 
 def test_servo_driven_arms_get_longer_episodes(tmp_path):
@@ -123,17 +123,17 @@ def test_servo_driven_arms_get_longer_episodes(tmp_path):
 
 
 def test_the_gate_never_sees_the_final_evaluations_episodes(tmp_path, monkeypatch):
-    import reacher.run.training as train_module
+    from reacher.run import gate
     from reacher.run.evaluation import EVAL_SEED
 
     seen = []
-    real = train_module.evaluate
+    real = gate.evaluate
 
     def spy(policy, env, episodes, seed, **kwargs):
         seen.append(range(seed, seed + episodes))
         return real(policy, env, episodes, seed, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", spy)
+    monkeypatch.setattr(gate, "evaluate", spy)
     config = Config(steps=0, max_steps=5_000, success_radius=10.0, success_target=0.5, success_evals=3,
                     **SMALL)
     Training(config, tmp_path / "run", progress=False).run()

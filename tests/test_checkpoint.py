@@ -95,7 +95,7 @@ def test_loaded_policy_acts_exactly_like_the_kept_policy(trained):
 
     policy = load_policy(trained.run_dir)
     kept = Agent(trained.obs_dim, trained.act_dim, **agent_kwargs(trained.config))
-    kept.load_state_dict(trained._kept_policy, policy_only=True)
+    kept.load_state_dict(trained.gate.kept_policy, policy_only=True)
     obs = _observations()
     np.testing.assert_array_equal(policy(obs), kept.act(obs))
     for o in obs[:3]:
@@ -113,6 +113,20 @@ def test_loaded_policy_makes_its_env(trained):
     obs, _ = env.reset(seed=0)
     assert policy(obs).shape == env.action_space.shape
     assert isinstance(env.unwrapped, ReachEnv) and env.unwrapped.arm.name == "two_link"
+
+
+def test_the_checkpoint_format_is_listed_in_one_place(trained):
+    """reacher.run.snapshot says what a training checkpoint holds: every TrainingState field
+    is in its metadata, and the counters the loader checks are among them."""
+    from dataclasses import fields
+
+    from reacher.run import snapshot
+
+    meta = ckpt.load(trained.run_dir).metadata
+    state = {f.name for f in fields(snapshot.TrainingState)}
+    assert state <= set(meta)
+    assert set(snapshot.COUNTERS) <= state | {"updates"} and ckpt.COUNTERS is snapshot.COUNTERS
+    assert snapshot.TrainingState.from_dict(meta) == trained.state
 
 
 def test_checkpoint_holds_everything_resume_needs(trained):

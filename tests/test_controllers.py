@@ -241,7 +241,7 @@ def test_training_loads_the_arm_once(servo_arm, tmp_path, monkeypatch):
         assert training.config.control == "ee"
         assert 'control = "ee"' in (tmp_path / "run" / "config.toml").read_text()
     finally:
-        training.files.close()
+        training.open_run_dir.close()
 
 
 # --- bad settings: one line naming the setting ---------------------------------------------------
@@ -348,3 +348,20 @@ def test_ee_observes_the_end_effector_velocity_before_its_position(name):
         np.testing.assert_allclose(obs[layout.achieved.start - 3:layout.achieved.start], velocity[3:],
                                    atol=1e-9)
     assert np.linalg.norm(velocity[3:]) > 0.1  # it is moving: the check above compared something
+
+
+# --- ee holds still: zero actions, 5 s under gravity --------------------------------------------
+
+@pytest.mark.parametrize("name", ["xarm7", "ur5e", "iiwa14_torque", "panda"])
+def test_zero_ee_actions_hold_the_end_effector_for_5_s(name):
+    """A redundant arm's posture pull used to run on while the policy asked for nothing,
+    and the servos' imperfect tracking of it walked the end effector off: 20-50 cm in 5 s
+    from 9 of 10 starts on xArm7 and UR5e, 8 of 10 on iiwa14_torque."""
+    env = ReachEnv(*_example(name), control="ee", episode_s=5.0)
+    assert env.model.opt.gravity[2] < 0
+    for seed in range(1000, 1004):
+        env.reset(seed=seed)
+        start = env.physics.end_effector_pos().copy()
+        for _ in range(env.max_episode_steps):
+            env.step(np.zeros(3))
+        assert np.linalg.norm(env.physics.end_effector_pos() - start) < 0.02, seed

@@ -56,3 +56,12 @@ def test_a_bad_episode_length_is_refused_naming_it(bad):
     from reacher.config import ConfigError
     with pytest.raises(ConfigError, match="episode_s"):
         Config(episode_s=bad)
+
+
+def test_an_arm_of_mostly_servos_on_joint_control_keeps_the_servo_episode(tmp_path):
+    from test_actuation import MIXED
+    path = tmp_path / "mixed.xml"
+    path.write_text(MIXED)
+    arm = load_arm(path, "tip")
+    assert fit.control_for(arm)[0] == "joint"
+    assert fit.episode_seconds(arm) == fit.SERVO_EPISODE_S

@@ -34,7 +34,6 @@ def _digest(agent) -> str:
 def _scripted(monkeypatch, rates):
     """Evaluations that report the next of `rates` (periodic and confirmation ones; the
     final one reports 1.0), recording the seed and the actor's weights each one ran."""
-    import reacher.run.training as train_module
 
     calls = []
 
@@ -43,7 +42,7 @@ def _scripted(monkeypatch, rates):
         calls.append((seed, _digest(policy.__self__), rate))
         return Evaluation(rate, 0.05 * (1 - rate), -1.0, episodes)
 
-    monkeypatch.setattr(train_module, "evaluate", fake)
+    monkeypatch.setattr(gate, "evaluate", fake)
     return calls
 
 

@@ -118,6 +118,8 @@ HUGE = {
     "builtin texture": ('<asset><texture name="t" type="cube" builtin="flat" width="30000" height="30000"/>'
                         "</asset>", "", "pixels"),
     "arena": ('<size memory="64G"/>', "", "simulation memory"),
+    "shadow map": ('<visual><quality shadowsize="100000"/></visual>', "", "pixels a side"),
+    "builtin mesh": ('<asset><mesh name="m" builtin="supersphere" params="1000 1 1"/></asset>', "", "vertices"),
 }
 
 
@@ -472,3 +474,30 @@ def test_an_export_onto_a_full_disk_writes_neither_file_and_a_retry_works(arm_ru
     code, err = cli_run(["export", arm_run, "--out", out, "--force"], capsys)
     assert code == 0, err
     assert json.loads((full_disk / "p.json").read_text())["format"] == "reacher-policy/1"
+
+
+@pytest.mark.parametrize("leave_kb", [0, 20])
+def test_a_train_onto_a_full_disk_names_the_file_and_the_same_command_then_works(full_disk, capsys, leave_kb):
+    """Whatever filled up (the lock's record, the checkpoint), one line names it; no
+    temporary file stays, and once there is room the same command runs."""
+    run = full_disk / "run"
+    args = ["train", "--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
+            "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
+            "--run-dir", run, "--quiet"]
+    _fill(full_disk, leave_kb * 1024)
+    line = one_error_line(*cli_run(args, capsys))
+    assert line.startswith(f"error: cannot write {run}/") and line.endswith(": No space left on device"), line
+    left = [p.name for p in run.iterdir()] if run.exists() else []
+    assert not [n for n in left if n.endswith(".tmp") or n == ".lock"], left
+    (full_disk / "ballast").unlink()
+    code, err = cli_run(args, capsys)
+    assert code == 0, err
+    assert (run / ckpt.FILENAME).is_file()
+
+
+def test_an_arm_path_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    """A non-UTF-8 arm path ended in a TypeError traceback from MjSpec.from_file."""
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xff.xml"))
+    path.write_text(ARM.format(head="", world=""))
+    line = one_error_line(*cli_run(["inspect", path], capsys))
+    assert "not UTF-8" in line

@@ -169,7 +169,7 @@ def test_resuming_a_finished_run_does_not_evaluate_it_again(finished, tmp_path):
 def test_the_final_evaluation_at_the_step_of_the_last_periodic_one_replaces_its_row(tmp_path, monkeypatch):
     """A success-gated run stops at the periodic evaluation that meets its target; the final
     evaluation at that same step is that step's one row (keeping the losses logged with it)."""
-    import reacher.run.training as training
+    from reacher.run import gate
     from reacher.run.evaluation import Evaluation
 
     calls = []
@@ -179,7 +179,7 @@ def test_the_final_evaluation_at_the_step_of_the_last_periodic_one_replaces_its_
         return Evaluation(success_rate=1.0, mean_final_distance=0.01, mean_return=-float(len(calls)),
                           episodes=episodes)
 
-    monkeypatch.setattr(training, "evaluate", always_succeeds)
+    monkeypatch.setattr(gate, "evaluate", always_succeeds)  # every evaluation of the run
     # 6 of 6 confirmation episodes bound the rate at 0.69 with 95 % confidence: above 0.5.
     config = TINY.replace(steps=0, max_steps=1000, success_target=0.5, success_evals=2, eval_episodes=3,
                           final_eval_episodes=7)

@@ -227,8 +227,11 @@ def test_resume_after_kill_runs_only_what_is_unfinished(tmp_path, local_ray):
     kept_steps = int(ckpt.load(long.run_dir).metadata["env_steps"])
     assert kept_steps < 1000, "the long trial finished before the kill: make it longer"
     kept_rows = [r for r in read_metrics(long.run_dir / "metrics.csv") if r["step"] <= kept_steps]
+    half = out / ".results.csv.0123456789abcdef.tmp"  # what a kill during a report write leaves
+    half.write_text("step,succ")
 
     summary = run_sweep(spec, out, resume=True)
+    assert not half.exists()
 
     assert [r.finished for r in summary.records] == [True, True] and not summary.interrupted
     assert {p: p.read_bytes() for p in short.run_dir.iterdir() if p.is_file()} == done_before  # not redone

@@ -3,23 +3,13 @@
 `schema` holds the dataclass (each field's ``help`` is its documentation: what
 ``reacher train --help`` prints and docs/configuration.md lists) and its bounds;
 `values` turns a TOML, command-line or Python value into a field's type; `tomlfile`
-reads and writes config files. Everything is imported from here.
+reads and writes config files. Everything is imported from here, except the bounds the
+fields are checked against, which are reacher.limits'.
 """
 
 from reacher.config.schema import (
     FIELDS_BY_NAME,
     FRACTION_FIELDS,
-    MAX_BUFFER,
-    MAX_EPISODE_S,
-    MAX_EPISODE_STEPS,
-    MAX_FRAME_SKIP,
-    MAX_HIDDEN_WEIGHTS,
-    MAX_INT,
-    MAX_LAYERS,
-    MAX_SEED,
-    MAX_THREADS,
-    MAX_UPDATES_PER_STEP,
-    MAX_WIDTH,
     RANDOMISATION_FIELDS,
     Config,
     check_randomisation,
@@ -27,9 +17,9 @@ from reacher.config.schema import (
     fields,
     saved_base,
     setting,
+    usable_cpus,
 )
 from reacher.config.tomlfile import (
-    MAX_FILE_BYTES,
     as_dict,
     from_mapping,
     load_toml,
@@ -41,9 +31,7 @@ from reacher.config.values import coerce, short
 from reacher.errors import ConfigError  # part of reacher.config's API
 
 __all__ = [
-    "FIELDS_BY_NAME", "FRACTION_FIELDS", "MAX_BUFFER", "MAX_EPISODE_S", "MAX_EPISODE_STEPS", "MAX_FRAME_SKIP",
-    "MAX_FILE_BYTES", "MAX_HIDDEN_WEIGHTS", "MAX_INT", "MAX_LAYERS", "MAX_SEED", "MAX_THREADS", "MAX_UPDATES_PER_STEP",
-    "MAX_WIDTH", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict", "check_randomisation",
-    "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file", "read_toml",
-    "saved_base", "setting", "short", "to_toml",
+    "FIELDS_BY_NAME", "FRACTION_FIELDS", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict",
+    "check_randomisation", "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file",
+    "read_toml", "saved_base", "setting", "short", "usable_cpus", "to_toml",
 ]

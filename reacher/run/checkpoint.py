@@ -1,6 +1,7 @@
 """Checkpoints: one file, written atomically, that cannot run code when loaded.
 
-A checkpoint is an uncompressed zip archive holding
+A checkpoint is an uncompressed zip archive holding (for a training run, what each
+holds is `reacher.run.snapshot`'s)
   * ``metadata.json`` — format, observation/action sizes, env or arm, the config,
     counters, RNG states, library versions;
   * ``model.pt`` — tensors only (networks, optimisers, normaliser, torch RNG),
@@ -37,15 +38,12 @@ from reacher.errors import (
     one_line,
 )
 from reacher.files import atomic_write, open_regular
+from reacher.run.snapshot import COUNTERS, REAL_COUNTERS
 
 FORMAT = "reacher-checkpoint/1"
 FILENAME = "checkpoint.ckpt"
 METADATA_LIMIT = 16 * 2**20  # bytes: config, counters, RNG states, sampled losses
 MAX_DIM = 10_000_000  # observation or action values: a 3000x3000 RGB image flattened fits
-# Counters a run's metadata may hold (training writes them all; a policy needs none).
-COUNTERS = ("env_steps", "episodes", "updates", "next_eval", "next_checkpoint", "success_streak",
-            "periodic_evals", "wall_time", "eval_time", "update_debt")
-REAL_COUNTERS = ("wall_time", "eval_time", "update_debt")
 
 
 @dataclass
@@ -315,14 +313,3 @@ def check_sizes(checkpoint: Checkpoint, obs_dim: int, act_dim: int, what: str) -
             checkpoint.path,
             f"was trained with observation size {meta.get('obs_dim')} and action size "
             f"{meta.get('act_dim')}, but {what} has {obs_dim} and {act_dim}")
-
-
-def library_versions() -> dict:
-    import gymnasium
-    import mujoco
-
-    import reacher
-
-    return {"reacher": reacher.__version__, "torch": torch.__version__,
-            "mujoco": mujoco.__version__, "gymnasium": gymnasium.__version__,
-            "numpy": np.__version__}

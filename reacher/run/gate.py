@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from reacher.run.evaluation import Evaluation
+from reacher.run.evaluation import EVAL_SEED, VALIDATION_SEED, Evaluation, evaluate
 
 CONFIDENCE = 0.95  # of the one-sided lower bound a run must clear to stop on success
 
@@ -86,3 +86,83 @@ def rank(result: Evaluation) -> tuple:
         return (result.mean_return,)
     distance = result.mean_final_distance if result.mean_final_distance is not None else 0.0
     return (result.success_rate, -distance)
+
+
+# --- the gate applied to a run ------------------------------------------------------------------
+
+class Gate:
+    """A run's evaluations under the rule above: each periodic one with the confirmation of
+    its policy when it nominates it, the policy kept (its actor and normaliser, as the
+    checkpoint's ``policy``), and the final evaluation of that kept policy.
+
+    `stopped` says a signal asked the run to stop: an evaluation it cuts short returns None,
+    with nothing changed, and a resumed run does it again, the same."""
+
+    def __init__(self, config, agent, env, stopped):
+        self.config, self.agent, self.env, self.stopped = config, agent, env, stopped
+        self.kept_policy: dict | None = None  # of state.best
+
+    def measure(self, episodes: int, seed: int) -> Evaluation | None:
+        """The agent's policy on `episodes` episodes from `seed`; None when a signal cut it short."""
+        return evaluate(self.agent.act, self.env, episodes, seed, stop=self.stopped)
+
+    def periodic(self, state) -> tuple[Evaluation, list[Evaluation]] | None:
+        """A periodic evaluation and, when it reaches success_target in a success-gated
+        run, the confirmations of the same policy, on fresh validation blocks; records in
+        `state` (a `TrainingState`) what they decided and keeps the better policy."""
+        c = self.config
+        block = state.periodic_evals
+        seed = lambda k: VALIDATION_SEED + (block + k) * c.eval_episodes  # noqa: E731  fresh blocks
+        result, confirmations = self.measure(c.eval_episodes, seed(0)), []
+        if result is not None and not c.steps and (result.success_rate or 0.0) >= c.success_target:
+            for k in range(c.success_evals):
+                left = (c.success_evals - k) * c.eval_episodes
+                if not still_possible(confirmations, left, c.success_target):
+                    break
+                confirmations.append(self.measure(c.eval_episodes, seed(1 + k)))
+                if confirmations[-1] is None:
+                    return None
+        if result is None:
+            return None
+        state.periodic_evals += 1 + len(confirmations)
+        state.confirmed = bool(confirmations) and confirmed(confirmations, c.success_target)
+        state.success_streak = len(confirmations) if state.confirmed else 0
+        measured = pooled([result, *confirmations])  # the policy on all its episodes
+        if state.confirmed or state.best is None or rank(measured) > rank(Evaluation(**state.best["evaluation"])):
+            agent = self.agent.state_dict()
+            self.kept_policy = {"actor": agent["actor"], "norm": agent["norm"]}
+            state.best = {"step": state.env_steps, "evaluation": measured.as_dict()}
+        return result, confirmations
+
+    def final(self) -> Evaluation | None:
+        """The kept policy on the final evaluation's episodes (EVAL_SEED, which nothing was
+        selected on). The agent's own weights (what a resumed run trains on from here) are
+        put back afterwards."""
+        episodes = self.config.final_eval_episodes
+        if self.kept_policy is None:
+            return self.measure(episodes, EVAL_SEED)
+        last = self.agent.state_dict()
+        self.agent.load_state_dict(self.kept_policy, policy_only=True)
+        try:
+            return self.measure(episodes, EVAL_SEED)
+        finally:
+            self.agent.load_state_dict(last, policy_only=True)
+
+
+def describe_confirmation(confirmations: list[Evaluation], passed: bool) -> str:
+    wins = sum(map(successes, confirmations))
+    n = sum(r.episodes for r in confirmations)
+    verdict = "confirmed" if passed else "not confirmed, training goes on"
+    return (f"  confirmation: {wins}/{n} fresh episodes, lower bound "
+            f"{100 * lower_bound(wins, n):.1f} % ({100 * CONFIDENCE:g} %): {verdict}")
+
+
+def unconfirmable(config) -> str | None:
+    """A warning when success_target cannot be confirmed on the episodes the gate has."""
+    n = config.success_evals * config.eval_episodes
+    if config.steps or lower_bound(n, n) >= config.success_target:
+        return None
+    return (f"warning: success_target {config.success_target:g} cannot be confirmed on "
+            f"success_evals x eval_episodes = {n} episodes (all {n} successes show at "
+            f"most {100 * lower_bound(n, n):.1f} % with {100 * CONFIDENCE:g} % "
+            f"confidence): the run will go on to max_steps")

@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from reacher.errors import LockBusy
+from reacher.errors import CannotWrite, LockBusy
 
 
 class DirectoryLock:
@@ -31,8 +31,12 @@ class DirectoryLock:
         self.path = self.directory / name
         self._fd: int | None = _acquire(self.path, self.directory)
         # Written in place, not atomically: the lock is on this inode, so it must stay.
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        try:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        except OSError as err:  # a full disk: the lock file (and a directory made for it) go
+            self.release()
+            raise CannotWrite(self.path, err) from None
 
     def release(self) -> None:
         if self._fd is None:

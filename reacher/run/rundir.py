@@ -34,7 +34,7 @@ import stat
 from pathlib import Path
 
 from reacher.config import Config, as_dict, load_toml, saved_base
-from reacher.errors import CheckpointError, LockBusy, RunDirBusy, RunError
+from reacher.errors import CannotWrite, CheckpointError, LockBusy, RunDirBusy, RunError
 from reacher.files import UnreadableFile, is_temporary, read_regular, remove_temporaries, write_text
 from reacher.limits import MAX_RUN_FILE_BYTES
 from reacher.run import checkpoint as ckpt
@@ -235,6 +235,8 @@ def run_lock(run_dir: str | Path) -> DirectoryLock:
     except LockBusy as busy:
         raise RunDirBusy(f"run directory {run_dir}: is in use by another run ({busy.holder}); "
                          "wait for it to end or choose another run directory") from None
+    except CannotWrite:
+        raise
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise RunError(f"{run_dir / LOCK_NAME}: is a symbolic link; a run directory's files are "
@@ -275,8 +277,11 @@ class MetricsLog:
             self._file = self._open_append()
         else:
             self._rows.append(text)
-            csv.DictWriter(self._file, fieldnames=COLUMNS).writerow(text)
-            self._file.flush()
+            try:
+                csv.DictWriter(self._file, fieldnames=COLUMNS).writerow(text)
+                self._file.flush()
+            except OSError as err:  # a full disk: a cut row is dropped when the run resumes
+                raise CannotWrite(self.path, err) from None
         if self._tensorboard is not None:
             names = {"success_rate": "eval/success_rate", "mean_final_distance": "eval/final_distance_m",
                      "mean_return": "eval/return", "critic_loss": "losses/critic",

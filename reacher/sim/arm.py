@@ -251,10 +251,6 @@ def _ensure_target(spec: mujoco.MjSpec) -> str:
 
 # --- the compiled model ----------------------------------------------------------------
 
-def _lookup(model: mujoco.MjModel, objtype, name: str) -> int:
-    return mujoco.mj_name2id(model, objtype, name)
-
-
 def _sampling_ranges(model, joint_names, path) -> tuple[np.ndarray, np.ndarray]:
     low, high = [], []
     for name in joint_names:

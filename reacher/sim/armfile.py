@@ -26,7 +26,7 @@ from xml.parsers import expat
 
 import mujoco
 
-from reacher.errors import ArmFileError, UnreadableFile, one_line
+from reacher.errors import ArmFileError, UnreadableFile, one_line, printable
 from reacher.files import check_regular, read_head, read_regular
 from reacher.limits import (
     MAX_ARENA_BYTES,
@@ -35,7 +35,9 @@ from reacher.limits import (
     MAX_ASSETS_BYTES,
     MAX_HFIELD_SAMPLES,
     MAX_INCLUDES,
+    MAX_MESH_VERTICES,
     MAX_MODEL_ELEMENTS,
+    MAX_RENDER_SIDE,
     MAX_TEXTURE_PIXELS,
     MAX_XML_DEPTH,
 )
@@ -57,6 +59,11 @@ def resolve_arm_path(arm: str | Path) -> Path:
     if isinstance(arm, str) and arm in BUILTIN_ARMS:
         return builtin_path(arm)
     path = Path(arm).expanduser()
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, which MuJoCo cannot take as a name
+        raise ArmFileError(printable(path), "has a name that is not UTF-8, which MuJoCo cannot open; "
+                                            "rename the file") from None
     if not path.exists():
         hint = "" if path.suffix else f" (built-in arms: {', '.join(BUILTIN_ARMS)})"
         raise ArmFileError(path, f"no such file{hint}")
@@ -67,6 +74,10 @@ def resolve_arm_path(arm: str | Path) -> Path:
 
 def read_spec(path: Path) -> mujoco.MjSpec:
     """The file's MjSpec, once the file and all it names have passed the checks above."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes Python kept as surrogates: MuJoCo takes UTF-8 names only
+        raise ArmFileError(path, "its name is not UTF-8, which MuJoCo cannot open; rename the file") from None
     root = read_mjcf(path, path)
     problem = xml_problem(root)
     if problem:
@@ -256,6 +267,21 @@ class _Walk:
             if pixels > MAX_TEXTURE_PIXELS:
                 raise ArmFileError(self.arm, f"{_named(element)} has {pixels:,} pixels, more than the "
                                              f"{MAX_TEXTURE_PIXELS:,} (8192 x 8192) reacher loads")
+        elif tag == "mesh" and element.get("builtin"):
+            vertices = _builtin_vertices(element)
+            if vertices > MAX_MESH_VERTICES:
+                raise ArmFileError(self.arm, f"{_named(element)} (builtin=\"{element.get('builtin')}\" params=\""
+                                             f"{element.get('params')}\") would have about {vertices:,} vertices, "
+                                             f"more than the {MAX_MESH_VERTICES:,} reacher loads")
+        elif tag in ("quality", "global"):  # <visual>: buffers the renderer allocates
+            for attribute in ("shadowsize", "offwidth", "offheight"):
+                try:
+                    side = int(float(element.get(attribute) or 0))
+                except (ValueError, OverflowError):
+                    continue
+                if side > MAX_RENDER_SIDE:
+                    raise ArmFileError(self.arm, f"<{tag} {attribute}=\"{element.get(attribute)}\">: more than the "
+                                                 f"{MAX_RENDER_SIDE:,} pixels a side reacher renders")
         elif tag == "size" and element.get("memory"):
             memory = _bytes(element.get("memory"))
             if memory is not None and memory > MAX_ARENA_BYTES:
@@ -281,6 +307,21 @@ class _Walk:
                 rows, cols = struct.unpack("<ii", head[:8])
                 return max(rows, 0) * max(cols, 0)
         return 0
+
+
+def _builtin_vertices(element: ElementTree.Element) -> int:
+    """About how many vertices MuJoCo makes for a builtin mesh: its resolution squared (a
+    supersphere of resolution 1000 took 40 s and 1.5 GB), or the product of a wedge's or a
+    plate's two resolutions. MuJoCo bounds the sphere's and hemisphere's itself."""
+    try:
+        params = [abs(float(p)) for p in (element.get("params") or "").split()]
+    except ValueError:
+        return 0
+    if not params or not all(math.isfinite(p) for p in params):
+        return 0
+    first = params[0]
+    second = params[1] if element.get("builtin") in ("wedge", "plate") and len(params) > 1 else first
+    return int(min(first * second, 2**62))
 
 
 def _named(element: ElementTree.Element) -> str:

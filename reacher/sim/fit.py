@@ -60,6 +60,9 @@ def _episode_fit(arm: Arm) -> tuple[float, str]:
     servo_driven = len(position_servos(arm.model)) * 2 > arm.n_actuators
     floor = SERVO_EPISODE_S if servo_driven else EPISODE_S
     if control_for(arm)[0] != "ee":
+        if servo_driven:  # servos driven by joint control still move only as fast as they settle
+            return floor, (f"{floor:g} s: mostly position servos, driven by joint control, "
+                           "which move only as fast as they settle")
         return EPISODE_S, (f"{EPISODE_S:g} s: the policy learns joint torques, which the motors "
                            "can push as hard as they allow")
     times = ee_reach_times(arm, EE_SPEED_M_S, CONTROL_PERIOD_S, max_s=MAX_FIT_S)

@@ -109,6 +109,17 @@ class Physics:
         mujoco.mj_fullM(self.model, self.data, self._mass)
         return self._mass[block]
 
+    def solve_mass(self, out: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """M⁻¹·rhs for each row of `rhs` (k, nv), into `out`, from the factorisation MuJoCo
+        already made this step (no inverse formed)."""
+        mujoco.mj_solveM(self.model, self.data, out, rhs)
+        return out
+
+    def mul_mass(self, out: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        """M·vec (nv), into `out`."""
+        mujoco.mj_mulM(self.model, self.data, out, vec)
+        return out
+
     def joint_positions(self, qpos=None) -> np.ndarray:
         """Joint positions at the qpos addresses `qpos`, by default the arm's joints'."""
         return self._qpos[self.arm.qpos_adr if qpos is None else qpos]

@@ -17,7 +17,6 @@ import numpy as np
 from reacher.sim.arm import Arm, position_servos
 from reacher.sim.collision import CollisionCheck
 from reacher.sim.controllers import EndEffectorControl, JointControl
-from reacher.sim.controllers.base import Actuation, max_joint_torques
 from reacher.sim.physics import Physics
 
 # What a probe may spend, in dof-steps: a step of a long chain costs about its dof count
@@ -134,40 +133,6 @@ def servo_move_times(arm: Arm, gravity: bool = True, force_limits: bool = True) 
 def p90(times: np.ndarray) -> float:
     """The time by which at least 90 % of the moves have settled (inf if fewer ever do)."""
     return float(np.percentile(times, 90, method="inverted_cdf"))
-
-
-def deliverable_ee_speed(arm: Arm, accel_s: float, samples: int = 32) -> float:
-    """The end-effector speed (m/s) the actuators can deliver at a typical pose: the
-    median, over collision-free poses and random directions, of the largest speed for
-    which every driven joint's torque stays within its limit (`max_joint_torques`) once
-    gravity is held: the joint's damping × joint speed, plus
-    the mass matrix × the acceleration that reaches that speed within `accel_s`. inf
-    for an arm no force limit binds."""
-    model = arm.model
-    drive = Actuation(Physics(arm, 1), "ee")
-    limit = max_joint_torques(model, arm.ctrl_low, arm.ctrl_high)
-    if not np.isfinite(limit).any():
-        return math.inf
-    data = drive.physics.data
-    # A servo's own kv costs no force here: its target leads by kv × speed (Actuation),
-    # which cancels it. The joint's passive damping is what the actuator must overcome.
-    damping = model.dof_damping[drive.dof]
-    collision = CollisionCheck.for_arm(model, arm)
-    rng = np.random.default_rng(0)
-    speeds = []
-    for _ in range(samples):
-        data.qpos[arm.qpos_adr] = collision.free_configuration(data, lambda: arm.random_configuration(rng))
-        data.qvel[:] = 0
-        mujoco.mj_forward(model, data)
-        J = drive.jacobian()
-        direction = rng.normal(size=3)
-        qd = J.T @ np.linalg.solve(J @ J.T + 1e-4 * np.eye(3), direction / np.linalg.norm(direction))
-        need = np.abs(damping * qd) + np.abs(drive.mass_matrix() @ qd) / accel_s
-        spare = limit - np.abs(drive.bias_forces())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speed = np.where(need > 0, np.maximum(spare, 0) / need, np.inf)
-        speeds.append(float(speed.min()))
-    return float(np.median(speeds))
 
 
 def ee_reach_times(arm: Arm, ee_speed: float, control_period_s: float, moves: int = SERVO_MOVES,

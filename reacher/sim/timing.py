@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reacher.config import MAX_EPISODE_S
+from reacher.limits import MAX_EPISODE_S
 
 CONTROL_PERIOD_S = 0.02  # 50 Hz: fast enough for reaching, slow enough to learn from
 EPISODE_S = 1.0

@@ -26,12 +26,11 @@ from reacher.sim.physics import Physics
 from reacher.sim.rendering import has_display, make_renderer
 from reacher.sim.timing import CONTROL_PERIOD_S, control_timing
 from reacher.task import goal
-from reacher.task.goal import GoalLayout
 from reacher.task.observation import table
 from reacher.task.reach import ReachTask, target_from
 from reacher.task.reward import ReachReward
 
-__all__ = ["DefersToTimeLimit", "GoalLayout", "ReachEnv"]
+__all__ = ["DefersToTimeLimit", "ReachEnv"]
 
 
 class ReachEnv(gym.Env):

@@ -15,7 +15,6 @@ state is not used for this, so a sweep resumes the same way after any kind of st
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import threading
@@ -23,11 +22,12 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
-from reacher.files import write_text
+from reacher.errors import CheckpointError, LockBusy, SweepError, one_line, printable
+from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
 from reacher.run.metrics import read_metrics
+from reacher.run.signals import StopOnSignals, Stopped
 from reacher.tools import sweep_report
 from reacher.tools.sweep_report import Record, Summary
 from reacher.tools.sweep_spec import Spec, Trial, load_spec
@@ -76,32 +76,42 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
         if resume and len(todo) < len(records):
             print(f"resuming: {len(records) - len(todo)} of {len(records)} trials already finished", file=log)
         summary = Summary(spec, out, records)
-        with _StopOnSignals(summary) as stop:
+        # A signal is acted on in the main thread, which waits for Tune in short steps
+        # (see `_fit`): raising from the handler itself would land inside Ray's compiled
+        # code, which turns it into a SystemError, and Tune's own SIGINT handling waits
+        # for the trials to wind down.
+        with StopOnSignals() as stop:
             try:
                 _run(tune, spec_path, spec, todo, summary, stop, address, max_concurrent,
                      env_modules, log)
-            except _Stopped:
+            except Stopped:
                 for r in todo:
                     r.final = r.final or finished_row(r.trial)
                 summary.interrupted = True
+        summary.stopped_by = stop.stopped_by
     summary.wall_s = time.perf_counter() - start
     if summary.stopped_by is None:
         sweep_report.write_all(summary)
-        print(sweep_report.table(summary))
+        # grid values are a spec file's text: escaped, line by line, as every command prints
+        print("\n".join(printable(line) for line in sweep_report.table(summary).split("\n")))
     return summary
 
 
 def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
-         stop: "_StopOnSignals", address, max_concurrent, env_modules, log) -> None:
+         stop: StopOnSignals, address, max_concurrent, env_modules, log) -> None:
     import ray
 
     ray_was_running = ray.is_initialized()
     try:
         # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
         if todo:
+            if not address and not os.environ.get("RAY_ADDRESS") and not ray_was_running:
+                _check_trials_fit(spec_path, todo, _local_cpus(max_concurrent), "this machine")
             _start_ray(address, max_concurrent, len(todo), summary, log)
+            _check_trials_fit(spec_path, todo, _largest_node_cpus(), "the largest node of the Ray cluster")
             stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
             stop.check()
+        remove_temporaries(summary.out)  # a killed sweep's half-written files (under its lock)
         write_text(summary.out / "spec.toml", Path(spec_path).read_text(encoding="utf-8"))
         write_text(summary.out / SPEC_HASH, spec.fingerprint() + "\n")
         if todo:
@@ -148,48 +158,9 @@ def _claim(out: Path) -> DirectoryLock:
         raise SweepError(f"sweep directory {out}: cannot be claimed ({err.strerror or err})") from None
 
 
-class _Stopped(Exception):
-    """Ctrl-C or SIGTERM asked the sweep to stop."""
-
-
-class _StopOnSignals:
-    """Ctrl-C and SIGTERM mark the sweep stopped; `check` then raises `_Stopped` in the
-    main thread, which waits for Tune in short steps (see `_fit`). Raising from the
-    handler itself would land inside Ray's compiled code, which turns it into a
-    SystemError; Tune's own SIGINT handling waits for the trials to wind down."""
-
-    def __init__(self, summary: Summary):
-        self.summary = summary
-        self.previous = {}
-
-    def __enter__(self):
-        self.install()
-        return self
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may; a sweep run from elsewhere is stopped by its host
-        for s in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.signal(s, self._on_signal)
-            self.previous.setdefault(s, previous)
-
-    def _on_signal(self, signum, frame) -> None:
-        if self.summary.stopped_by is not None:  # a second one while stopping: the user means it
-            raise KeyboardInterrupt
-        self.summary.stopped_by = signal.Signals(signum).name
-
-    def check(self) -> None:
-        if self.summary.stopped_by is not None:
-            raise _Stopped
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-def _fit(tuner, stop: _StopOnSignals):
+def _fit(tuner, stop: StopOnSignals):
     """Tune's fit in a thread of its own, watched from the main thread, which raises
-    `_Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
+    `Stopped` within 0.1 s of a signal; stopping Ray then ends the trials."""
     box = {}
 
     def fit():
@@ -209,6 +180,12 @@ def _fit(tuner, stop: _StopOnSignals):
 
 
 def _import_tune():
+    # The sweep starts and stops Ray itself (`_start_ray`, `ray.shutdown`). A Ray call after
+    # the shutdown (Tune's thread winding down once a signal stopped the sweep) would start
+    # a second local Ray, whose processes nobody then stops: Ray reads these as it is
+    # imported (Tune when it runs), so they are set before.
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    os.environ["TUNE_DISABLE_AUTO_INIT"] = "1"
     try:
         from ray import tune
     except ImportError:
@@ -240,11 +217,33 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
             raise SweepError(f"Ray cluster at {address} ({source}): {one_line(err)}") from None
         where = f"Ray cluster at {address}"
     else:
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, max_concurrent or 0),
+        ray.init(address="local", num_cpus=_local_cpus(max_concurrent),
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         summary.ray_start_s = time.perf_counter() - t0
         where = f"a local Ray ({summary.ray_start_s:.1f} s to start)"
     print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)
+
+
+def _local_cpus(max_concurrent: int | None) -> int:
+    """The CPUs of the local Ray a sweep starts: one per usable core, or per trial at once."""
+    return max(cfg.usable_cpus(), max_concurrent or 0)
+
+
+def _largest_node_cpus() -> int:
+    import ray
+
+    return int(max((node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")),
+                   default=0))
+
+
+def _check_trials_fit(spec_path, todo: list[Record], cpus: int, where: str) -> None:
+    """A trial asks Ray for a CPU per thread on one node; one asking more than any node has
+    is never scheduled, and Tune waits for it silently, forever."""
+    for record in todo:
+        threads = record.trial.config.threads
+        if threads > cpus:
+            raise SweepError(f"sweep spec {spec_path}: trial {record.trial.name} asks for threads = {threads}, "
+                             f"more CPUs than {where} has ({cpus}); lower threads (0 or 1 share the cores)")
 
 
 def _check_reachable(address: str, source: str = "--address") -> None:
@@ -261,7 +260,7 @@ def _check_reachable(address: str, source: str = "--address") -> None:
 
 
 def _run_trials(tune, todo: list[Record], out: Path, max_concurrent: int | None, summary: Summary,
-                env_modules: tuple[str, ...], stop: _StopOnSignals) -> None:
+                env_modules: tuple[str, ...], stop: StopOnSignals) -> None:
     by_name = {r.trial.name: r for r in todo}
     trainable = tune.with_resources(_train_trial, lambda p: {"cpu": max(1, p["trial"]["threads"])})
     payloads = [{"name": r.trial.name, "run_dir": str(r.trial.run_dir), "threads": r.trial.config.threads,
@@ -332,7 +331,8 @@ def _progress(total: int):
 
         def _line(self, trial, what: str) -> None:
             self.done += 1
-            print(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}", file=sys.stderr, flush=True)
+            print(printable(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}"), file=sys.stderr,
+                  flush=True)
 
     return Progress()
 

@@ -149,6 +149,22 @@ def max_joint_torques(model: mujoco.MjModel, ctrl_low: np.ndarray, ctrl_high: np
     return limit
 
 
+def solve3(a: list, damping: float, v) -> list[float]:
+    """(a + damping·I)⁻¹·v for a symmetric positive semi-definite 3×3 `a` (nested lists),
+    by the adjugate in plain floats: at this size numpy's inverse costs ten times the
+    arithmetic (scripts/bench_env.py times the controllers)."""
+    (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
+    a00 += damping
+    a11 += damping
+    a22 += damping
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    x, y, z = v
+    return [(c00 * x + c01 * y + c02 * z) / det, (c01 * x + c11 * y + c12 * z) / det,
+            (c02 * x + c12 * y + c22 * z) / det]
+
+
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """`index` as a slice if it is a contiguous run, else as it is."""
     if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):

@@ -42,8 +42,8 @@ class EndEffectorControl(Controller):
             raise ControlError(f"control 'ee': no actuated joint of {arm.name} moves its end "
                                f"effector '{arm.end_effector}'; use --control joint")
         self.rest = rest_posture(model, arm, drive.qpos)
-        law = ServoIK(drive, self.rest, self.period) if self.servo else \
-            OperationalSpace(drive, self.rest, self.period)
+        law = ServoIK(drive, self.rest, self.period, self.max_step) if self.servo else \
+            OperationalSpace(drive, self.rest, self.period, self.max_step)
         self._controls = law.controls
 
     def action_names(self) -> tuple[str, ...]:

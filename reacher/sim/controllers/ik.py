@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from reacher.sim.controllers.base import Actuation
+from reacher.sim.controllers.base import Actuation, solve3
 
 IK_DAMPING = 1e-4  # λ of the damped least squares (m²), as mjctrl's diffik
 # 1/s: how fast the nullspace pulls towards the rest posture. Measured on scripted reaches
@@ -34,8 +34,9 @@ _NULLSPACE_EPS = 1e-6
 class ServoIK:
     """`controls(dx)`: the servo controls that move the end effector by `dx` this period."""
 
-    def __init__(self, drive: Actuation, rest: np.ndarray, period: float):
+    def __init__(self, drive: Actuation, rest: np.ndarray, period: float, max_step: float = 1.0):
         self.drive = drive
+        self.max_step = max_step
         self._posture_gain = POSTURE_RATE * period
         # Per joint, for the nullspace pull: rest angle, 2 / range and middle × that (u in
         # [-1, 1] across the range), the limit push's gain, and whether it has no limits.
@@ -53,11 +54,11 @@ class ServoIK:
         q = drive.positions()
         return drive.servo_controls(self.targets(drive.jacobian(), dx, q), q, drive.bias_forces())
 
-    def nullspace_pull(self, q: np.ndarray) -> np.ndarray:
+    def nullspace_pull(self, q: np.ndarray, share: float = 1.0) -> np.ndarray:
         """The joint motion wanted this period besides the task: towards the rest posture,
-        and away from the joint limits (see LIMIT_RATE). Plain floats: over seven joints
+        and away from the joint limits (see LIMIT_RATE), times `share`. Plain floats: over seven joints
         this is half the time of the dozen numpy calls it would take (scripts/bench_env.py)."""
-        cap, gain = self._limit_step, self._posture_gain
+        cap, gain = self._limit_step * share, self._posture_gain * share
         pull = []
         for x, (rest, inv_half, middle, limit_gain, continuous) in zip(q.tolist(), self._joints):
             error = rest - x
@@ -66,7 +67,7 @@ class ServoIK:
             u = x * inv_half - middle
             u2 = u * u
             u4 = u2 * u2
-            push = min(cap, max(-cap, limit_gain * u4 * u4 * u))  # u⁹
+            push = min(cap, max(-cap, share * limit_gain * u4 * u4 * u))  # u⁹
             pull.append(gain * error - push)
         return np.array(pull)
 
@@ -78,10 +79,15 @@ class ServoIK:
         # 74 % instead of 96 % of scripted reaches). J⁺J's eigenvalues σ²/(σ² + ε) stay
         # within [0, 1], so the projector stays bounded at singularities.
         drive = self.drive
-        pull = self.nullspace_pull(q)
+        # The pull runs only as much as the task moves: asked to hold still, the arm does
+        # not reconfigure, since the servos track a nullspace motion only approximately and
+        # nothing then brings the end effector back (xArm7: 20-50 cm off after 5 s of zero
+        # actions from 9 of 10 starts; now none. Scripted reaches unchanged on the six
+        # servo arms, docs/benchmarks.md, "Controllers").
+        pull = self.nullspace_pull(q, min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step))
         JJt = (J @ J.T).tolist()
-        y = _solve3(JJt, IK_DAMPING, dx)
-        z = _solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
+        y = solve3(JJt, IK_DAMPING, dx)
+        z = solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
         # J⁺dx + (I − J⁺J)·pull = Jᵀ(y − z) + pull, without forming an n×n matrix.
         target = J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]])
         target += pull
@@ -95,24 +101,8 @@ class ServoIK:
         # limit push of a blocked iiwa14 joint, projected with its column dropped, threw
         # the end effector 13 cm off in one period).
         free = J * ~blocked
-        y = _solve3((free @ free.T).tolist(), IK_DAMPING, dx)
+        y = solve3((free @ free.T).tolist(), IK_DAMPING, dx)
         target = free.T @ np.array(y) - J.T @ np.array(z)
         target += pull
         target += q
         return np.clip(target, drive.q_low, drive.q_high, out=target)
-
-
-def _solve3(a: list, damping: float, v) -> list[float]:
-    """(a + damping·I)⁻¹·v for a symmetric positive semi-definite 3×3 `a` (nested lists),
-    by the adjugate in plain floats: at this size numpy's inverse costs ten times the
-    arithmetic (scripts/bench_env.py times the controllers)."""
-    (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
-    a00 += damping
-    a11 += damping
-    a22 += damping
-    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
-    c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
-    det = a00 * c00 + a01 * c01 + a02 * c02
-    x, y, z = v
-    return [(c00 * x + c01 * y + c02 * z) / det, (c01 * x + c11 * y + c12 * z) / det,
-            (c02 * x + c12 * y + c22 * z) / det]

@@ -5,6 +5,9 @@
 
 the end-effector velocity that covers Δx in one period T, reached within one, and a
 nullspace pull towards the rest posture q₀ that does not disturb the end effector.
+Since Nᵀ·p = p − Jᵀ·Λ·J M⁻¹·p, the torque is Jᵀ·Λ·(v − J M⁻¹ p) + p + gravity: one
+solve with the mass matrix for Jᵀ (MuJoCo's own factorisation when the motors drive
+every dof) and one 3×3 system, no n×n inverse or projector.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 
 import numpy as np
 
-from reacher.sim.controllers.base import Actuation
+from reacher.sim.controllers.base import Actuation, solve3
 
 OSC_POSTURE_KP, OSC_POSTURE_KD = 10.0, 2 * math.sqrt(10.0)  # robosuite's nullspace gains
 _LAMBDA_EPS = 1e-6  # regularises Λ's inverse where the arm cannot move the end effector
@@ -22,25 +25,34 @@ _LAMBDA_EPS = 1e-6  # regularises Λ's inverse where the arm cannot move the end
 class OperationalSpace:
     """`controls(dx)`: the motor controls that move the end effector by `dx` this period."""
 
-    def __init__(self, drive: Actuation, rest: np.ndarray, period: float):
+    def __init__(self, drive: Actuation, rest: np.ndarray, period: float, max_step: float):
         self.drive = drive
+        self.max_step = max_step
         self.rest = rest
         self.period = period
-        self._eye3 = np.eye(3)
-        self._eye_n = np.eye(len(drive.dof))
+        nv = drive.physics.model.nv
+        # Every dof driven: M⁻¹ and M come from MuJoCo's factorisation of the whole arm.
+        self._whole = isinstance(drive.dof_index, slice) and drive.dof_index == slice(None)
+        self._m_inv_jt = np.zeros((3, nv))  # rows: M⁻¹·(each row of J)
+        self._p = np.zeros(nv)
 
     def controls(self, dx: list[float]) -> np.ndarray:
         drive, T = self.drive, self.period
         J = drive.jacobian()
         q = drive.positions()
-        gravity = drive.bias_forces()
-        M = drive.mass_matrix()
-        M_inv = np.linalg.inv(M)
         qd = drive.velocities()
-        Lam = np.linalg.inv(J @ M_inv @ J.T + _LAMBDA_EPS * self._eye3)
-        force = Lam @ ((np.array(dx) / T - J @ qd) / T)
-        J_bar = M_inv @ J.T @ Lam
-        null = self._eye_n - J_bar @ J
-        posture = M @ (OSC_POSTURE_KP * (self.rest - q) - OSC_POSTURE_KD * qd)
-        torque = J.T @ force + null.T @ posture + gravity
+        # The posture spring only while the task moves (see ServoIK.targets); its damper always.
+        share = min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step)
+        pull = (share * OSC_POSTURE_KP) * (self.rest - q) - OSC_POSTURE_KD * qd
+        if self._whole:
+            physics = drive.physics
+            A = physics.solve_mass(self._m_inv_jt, J)
+            p = physics.mul_mass(self._p, pull)
+        else:
+            M = drive.mass_matrix()
+            A = np.linalg.solve(M, J.T).T
+            p = M @ pull
+        v = (np.array(dx) / T - J @ qd) / T - A @ p
+        f = solve3((J @ A.T).tolist(), _LAMBDA_EPS, v.tolist())
+        torque = J.T @ np.array(f) + p + drive.bias_forces()
         return drive.controls(q, qd, torque)  # motors only: the torque
