@@ -26,7 +26,7 @@ from xml.parsers import expat
 
 import mujoco
 
-from reacher.errors import ArmFileError, UnreadableFile, one_line
+from reacher.errors import ArmFileError, UnreadableFile, one_line, printable
 from reacher.files import check_regular, read_head, read_regular
 from reacher.limits import (
     MAX_ARENA_BYTES,
@@ -59,6 +59,11 @@ def resolve_arm_path(arm: str | Path) -> Path:
     if isinstance(arm, str) and arm in BUILTIN_ARMS:
         return builtin_path(arm)
     path = Path(arm).expanduser()
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, which MuJoCo cannot take as a name
+        raise ArmFileError(printable(path), "has a name that is not UTF-8, which MuJoCo cannot open; "
+                                            "rename the file") from None
     if not path.exists():
         hint = "" if path.suffix else f" (built-in arms: {', '.join(BUILTIN_ARMS)})"
         raise ArmFileError(path, f"no such file{hint}")
