@@ -74,10 +74,6 @@ def resolve_arm_path(arm: str | Path) -> Path:
 
 def read_spec(path: Path) -> mujoco.MjSpec:
     """The file's MjSpec, once the file and all it names have passed the checks above."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # bytes Python kept as surrogates: MuJoCo takes UTF-8 names only
-        raise ArmFileError(path, "its name is not UTF-8, which MuJoCo cannot open; rename the file") from None
     root = read_mjcf(path, path)
     problem = xml_problem(root)
     if problem:
