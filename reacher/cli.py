@@ -17,6 +17,7 @@ from reacher import commands
 from reacher import config as cfg
 from reacher.commands import config_from_args  # noqa: F401 (the CLI's API: tests, scripts)
 from reacher.errors import CliError, RenderError, one_line
+from reacher.limits import MAX_SEED
 
 EXIT_USAGE = 2
 
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", parents=[debug, imports], help="evaluate a trained policy deterministically")
     ev.add_argument("run", type=Path, help="run directory or checkpoint file")
     ev.add_argument("--episodes", type=_positive_int("--episodes"), default=100)
-    ev.add_argument("--seed", type=int, default=None, help="first episode's seed (default 1000000)")
+    ev.add_argument("--seed", type=_episode_seed, default=None, help="first episode's seed (default 1000000)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--device", default="cpu")
     # Robustness (reacher.task.randomize): the same episodes on perturbed models too.
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--out", type=Path, default=None, help="output .mp4 or .gif (default RUN/rollout.mp4)")
     rd.add_argument("--camera", default=None, help="camera name (built-in arms: top, angled)")
     rd.add_argument("--size", type=_size, default=(480, 480), help="frame size WxH (default 480x480)")
-    rd.add_argument("--seed", type=int, default=None, help="first episode's seed")
+    rd.add_argument("--seed", type=_episode_seed, default=None, help="first episode's seed")
     rd.set_defaults(command="render", handler=commands.cmd_render)
 
     ins = sub.add_parser("inspect", parents=[debug], help="show what reacher finds in an arm file and what will hamper learning",
@@ -223,6 +224,17 @@ def _positive_int(flag: str):
             raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}")
         return value
     return convert
+
+
+def _episode_seed(text: str) -> int:
+    """The first episode's seed: Gymnasium takes none below 0, and numpy none of 2**64."""
+    try:
+        value = cfg.coerce("--seed", text, int)
+    except cfg.ConfigError:
+        value = None
+    if value is None or not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer from 0 to 2**62 - 1, got {text!r}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:

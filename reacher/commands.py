@@ -244,11 +244,9 @@ def _demo_state(run_dir: Path) -> dict | None:
 
 
 def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
+    from reacher.run.policy import check_device
 
-        if not torch.cuda.is_available():
-            raise CliError(f"device '{device}' requested but no CUDA GPU is available to torch")
+    check_device(device)
 
 
 def _table(result) -> str:

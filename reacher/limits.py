@@ -53,6 +53,10 @@ MAX_XML_DEPTH = 500
 MAX_MODEL_ELEMENTS = 20_000
 MAX_HFIELD_SAMPLES = 2**24  # a 4096 x 4096 height field; MuJoCo needs ~16 bytes per sample
 MAX_TEXTURE_PIXELS = 2**26  # 8192 x 8192 RGBA, 256 MiB; a cube's six faces count six times
+MAX_MESH_VERTICES = 2**17  # a builtin mesh's: MuJoCo took 1.5 GB and 40 s for a million, 2 s for 90,000
+# <visual>'s shadow map and offscreen buffer, allocated when the arm is rendered: a
+# 100000-pixel shadowsize asks the GL for 40 GB.
+MAX_RENDER_SIDE = 16_384
 MAX_ARENA_BYTES = 2**30  # <size memory="...">: MjData's arena, allocated with it
 
 

@@ -10,25 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
-import shutil
 import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+from sweep_helpers import end_session, needs_ray, session_members, write_spec
+from test_hostile_inputs import cli_run, one_error_line, rewrite
 
 from reacher import cli
 from reacher import config as cfg
+from reacher.api import evaluate_policy
 from reacher.errors import one_line, printable
 from reacher.run import checkpoint as ckpt
+from reacher.run.policy import load_policy
 from reacher.sim.arm import builtin_path, load_arm
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_hostile_inputs import cli_run, one_error_line, rewrite  # noqa: E402
-
+from reacher.tools.sweep_spec import load_spec
 
 # --- text from a file or a user is printed with its control characters escaped -----------------
 
@@ -277,3 +279,129 @@ def test_the_export_sidecar_names_the_arm_trained_on_and_the_example_refuses_the
     done = subprocess.run([sys.executable, str(example), str(out), str(arm), "1"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0 and "is not the arm file the policy was trained on" in done.stderr
+
+
+# --- 14. sweeps: a trial that can never be scheduled, and a stop that leaves nothing running -----
+
+@needs_ray
+def test_a_trial_asking_more_threads_than_cpus_is_refused_up_front(tmp_path, capsys):
+    spec = write_spec(tmp_path, "steps = 100\nseeds = [0]\nthreads = 64\n")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    code, err = cli_run(["sweep", spec, "--out", out], capsys)
+    line = one_error_line(code, err)
+    assert f"sweep spec {spec}: trial seed=0 asks for threads = 64" in line
+    assert f"more CPUs than this machine has ({cfg.usable_cpus()})" in line
+    assert time.monotonic() - start < 5 and not out.exists()
+
+
+def test_a_sweep_seed_beyond_what_numpy_takes_names_the_spec(tmp_path, capsys):
+    spec = write_spec(tmp_path, f"steps = 100\nseeds = [0, {2**62}]\n")
+    code, err = cli_run(["sweep", spec, "--out", tmp_path / "out"], capsys)
+    line = one_error_line(code, err)
+    assert str(spec) in line and "seeds must be below 2**62" in line and str(2**62) in line
+
+
+@needs_ray
+@pytest.mark.slow
+def test_sigterm_stops_the_sweeps_one_ray_and_leaves_none_of_its_processes(tmp_path):
+    """Before: Tune's thread, still running after ray.shutdown, auto-started a second local
+    Ray (a new session carrying the driver's pid), whose agents outlived the driver."""
+    spec = write_spec(tmp_path, 'hidden_sizes = "16,16"\nsteps = 5000\nseeds = [0]\n')
+    out = tmp_path / "out"
+    (trial,) = load_spec(spec).trials(out.resolve())
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    with open(tmp_path / "sweep.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "reacher", "sweep", str(spec), "--out", str(out)],
+                                env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 240
+            while not (trial.run_dir / ckpt.FILENAME).is_file():
+                assert proc.poll() is None, f"sweep ended early:\n{log.seek(0) or log.read()}"
+                assert time.monotonic() < deadline, "the sweep made no progress"
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            deadline = time.monotonic() + 10
+            while session_members(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = session_members(proc.pid)
+            log.seek(0)
+            printed = log.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            end_session(proc.pid)
+    assert code == 143, printed
+    assert "Started a local Ray instance" not in printed and "Initializing Ray automatically" not in printed
+    assert not left, f"Ray processes outlived the sweep: {left}"
+
+
+# --- 15. devices, seeds, names, divergent settings, threads ------------------------------------
+
+def test_a_device_that_does_not_exist_is_named_not_a_corrupted_checkpoint(pendulum, capsys):
+    code, err = cli_run(["evaluate", pendulum, "--device", "foo", "--episodes", "1"], capsys)
+    line = one_error_line(code, err)
+    assert "device must be 'cpu' or 'cuda'" in line and "'foo'" in line and "corrupted" not in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_load_policy_on_cuda_without_a_gpu_says_so(pendulum):
+    with pytest.raises(ValueError, match="device 'cuda' requested but no CUDA GPU is available"):
+        load_policy(pendulum, device="cuda")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "render"])
+def test_a_negative_episode_seed_is_one_error(pendulum, capsys, command):
+    code, err = cli_run([command, pendulum, "--seed", "-1", "--episodes", "1"], capsys)
+    assert "--seed must be an integer from 0 to 2**62 - 1, got '-1'" in one_error_line(code, err)
+
+
+def test_a_negative_seed_from_python_is_one_error(pendulum):
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 2\\*\\*62, got -1"):
+        evaluate_policy(load_policy(pendulum), 1, seed=-1)
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["train", "--steps", "10", "--arm"]])
+def test_an_arm_path_that_is_not_utf8_is_one_error(tmp_path, capsys, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"\xff.xml")  # as argv gives such a name: a lone surrogate
+    shutil.copyfile(builtin_path("two_link"), tmp_path / name)
+    code, err = cli_run([*command, str(tmp_path / name)], capsys)
+    line = one_error_line(code, err)
+    assert "\\udcff.xml: has a name that is not UTF-8" in line
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--actor-lr", "1e30", "actor_lr must be at most 1 (Adam's step size), got 1e+30"),
+    ("--critic-lr", "2", "critic_lr must be at most 1"),
+    ("--precision-weight", "1e308", "precision_weight must be at most 1e+06"),
+    ("--ctrl-cost-weight", "1e308", "ctrl_cost_weight must be at most 1e+06"),
+])
+def test_settings_that_make_the_networks_diverge_are_refused_by_name(tmp_path, capsys, flag, value, says):
+    code, err = cli_run(["train", "--run-dir", tmp_path / "run", flag, value], capsys)
+    assert says in one_error_line(code, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_usable_cpus_follow_the_affinity_not_the_machine(monkeypatch):
+    """What a local sweep's Ray is given, and what a trial's threads are checked against."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert cfg.usable_cpus() == 1
+    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
+                           "from reacher.config import usable_cpus; print(usable_cpus())"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.stdout.strip() == "1", done.stderr
+
+
+
+def test_trainings_own_lines_escape_what_they_name():
+    import io
+
+    from reacher.run.progress import Progress
+
+    log = io.StringIO()
+    Progress(enabled=False, log=log).line(f"warning: arm{ESCAPES}.xml: the simulation blew up")
+    assert log.getvalue() == f"warning: arm{printable(ESCAPES)}.xml: the simulation blew up\n"

@@ -17,6 +17,7 @@ from reacher.config.schema import (
     fields,
     saved_base,
     setting,
+    usable_cpus,
 )
 from reacher.config.tomlfile import (
     as_dict,
@@ -32,5 +33,5 @@ from reacher.errors import ConfigError  # part of reacher.config's API
 __all__ = [
     "FIELDS_BY_NAME", "FRACTION_FIELDS", "RANDOMISATION_FIELDS", "Config", "ConfigError", "as_dict",
     "check_randomisation", "coerce", "field_type", "fields", "from_mapping", "load_toml", "parse_toml_file",
-    "read_toml", "saved_base", "setting", "short", "to_toml",
+    "read_toml", "saved_base", "setting", "short", "usable_cpus", "to_toml",
 ]

@@ -9,8 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import re
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reacher.config.values import coerce, short
 from reacher.errors import ConfigError
@@ -31,6 +34,9 @@ from reacher.limits import (
     MAX_WIDTH,
     config_size_problem,
 )
+
+MAX_LEARNING_RATE = 1.0
+MAX_REWARD_WEIGHT = 1e6
 
 
 def setting(default, help: str):
@@ -167,6 +173,17 @@ class Config:
         if self.max_episode_steps > MAX_EPISODE_STEPS:
             raise ConfigError(f"max_episode_steps must be at most {MAX_EPISODE_STEPS:,}, got "
                               f"{self.max_episode_steps!r}")
+        # An Adam step of lr moves each weight by about lr: above 1 the networks diverge to
+        # inf at once, which surfaced as "action contains NaN" naming no setting.
+        for name in ("actor_lr", "critic_lr"):
+            if getattr(self, name) > MAX_LEARNING_RATE:
+                raise ConfigError(f"{name} must be at most {MAX_LEARNING_RATE:g} (Adam's step size), "
+                                  f"got {getattr(self, name)!r}")
+        # Rewards of 1e308 overflow to inf in a sum, and the critic's targets to NaN.
+        for name in ("ctrl_cost_weight", "precision_weight"):
+            if getattr(self, name) > MAX_REWARD_WEIGHT:
+                raise ConfigError(f"{name} must be at most {MAX_REWARD_WEIGHT:g} (a reward weight), "
+                                  f"got {getattr(self, name)!r}")
         if not 0 < self.ou_theta <= 1:
             raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")
         if not 0 <= self.hindsight_fraction <= 1:
@@ -182,8 +199,9 @@ class Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.noise not in ("gaussian", "ou"):
             raise ConfigError(f"noise must be 'gaussian' or 'ou', got {self.noise!r}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        device_problem = check_device_name(self.device)
+        if device_problem:
+            raise ConfigError(device_problem)
         if not 0 < self.success_target <= 1:
             raise ConfigError(f"success_target must be within (0, 1], got {self.success_target!r}")
         if any(h <= 0 for h in self.hidden_sizes):
@@ -224,6 +242,31 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (taskset, a batch scheduler's cpuset)
+    and its cgroup's CPU quota (a container's --cpus), not the machine's count, which
+    made ``taskset -c 0`` runs use two threads on one core."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" (no quota) or "QUOTA PERIOD" in microseconds
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def check_device_name(device) -> str | None:
+    """What is wrong with a torch device's name ('cpu', 'cuda', 'cuda:N'), or None; whether
+    this machine has it is `reacher.run.policy.check_device`'s question."""
+    if isinstance(device, str) and re.fullmatch(r"cpu|cuda(:[0-9]{1,4})?", device):
+        return None
+    return f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {short(device)}"
 
 
 # Fractions of a nominal value: a factor 1 ± X must stay positive (a mass or a gain of

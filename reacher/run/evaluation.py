@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
+
+from reacher.limits import MAX_SEED
 
 EVAL_SEED = 1_000_000  # evaluation episodes never share seeds with training episodes
 # Training's periodic evaluations decide when a run stops (the success gate), so they
@@ -50,6 +53,8 @@ def evaluate(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes:
 
     `stop` is asked before every step (training passes its Ctrl-C/SIGTERM flag, since an
     evaluation can be long); when it says so, evaluation ends at once and returns None."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to 2**62, got {seed!r}")
     returns, distances, successes = [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed + i)

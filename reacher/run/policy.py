@@ -11,13 +11,14 @@ import gymnasium as gym
 import numpy as np
 
 from reacher.config import Config, from_mapping, saved_base
+from reacher.config.schema import check_device_name
 from reacher.ddpg.agent import Agent
 from reacher.envids import import_user_modules
 from reacher.errors import CheckpointError, ConfigError, one_line, printable
 from reacher.run import checkpoint as ckpt
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
-from reacher.run.settings import agent_kwargs
+from reacher.run.settings import agent_kwargs, randomization
 from reacher.task import randomize
 from reacher.task.goal import flat_size, flatten
 
@@ -38,7 +39,7 @@ class TrainedPolicy:
         """The env this policy was trained on (nominal model; with the action history its
         observation held if it trained under a delay), checked against the checkpoint's sizes."""
         env = randomize.as_trained(make_env(self.config, render_mode=render_mode, **render_kwargs),
-                                   self.config)
+                                   randomization(self.config))
         ckpt.check_sizes(self.checkpoint, flat_size(env.observation_space),
                          int(np.prod(env.action_space.shape)), "its env now")
         if not self._arm_checked:
@@ -75,6 +76,7 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
     A run's env id never imports a module by itself (see `reacher.envids`): for a run
     trained on ``"module:Id"``, name the module in `env_modules` (or import it first)."""
     import_user_modules(env_modules, what="env_modules")
+    check_device(device)
     checkpoint = ckpt.load(run, with_replay=False, map_location=device)
     meta = checkpoint.metadata
     try:
@@ -86,3 +88,19 @@ def load_policy(run: str | Path, device: str = "cpu", env_modules: Iterable[str]
     except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ConfigError) as err:
         raise CheckpointError(checkpoint.path, f"cannot be restored ({one_line(err)})") from None
     return TrainedPolicy(config, agent, checkpoint)
+
+
+def check_device(device) -> None:
+    """Raise ConfigError naming `device` unless torch can use it on this machine (a
+    checkpoint loaded onto a device that is not there reads as corrupted to torch)."""
+    problem = check_device_name(device)
+    if problem is None and device.startswith("cuda"):
+        import torch
+
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            problem = f"device '{device}' requested but no CUDA GPU is available to torch"
+        elif index >= torch.cuda.device_count():
+            problem = f"device '{device}' requested but torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+    if problem:
+        raise ConfigError(problem)

@@ -9,18 +9,19 @@ for one file. The resolved values are what a run records in config.toml, so a re
 or re-evaluated run uses exactly them.
 
 The environment and the agent take plain keyword arguments, never a Config:
-`env_kwargs` and `agent_kwargs` are the one place where a Config becomes them, with
-None (the argument's own default) for a field still left unset.
+`env_kwargs`, `randomization` and `agent_kwargs` are the one place where a Config becomes
+them, with None (the argument's own default) for a field still left unset.
 """
 
 from __future__ import annotations
 
 import math
 
-from reacher.config import Config
+from reacher.config import RANDOMISATION_FIELDS, Config
 from reacher.sim.arm import Arm
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.task.env import ReachEnv
+from reacher.task.randomize import Ranges
 
 # Budgets: the cap on a success-gated run and the horizon of the noise decay, per action
 # dimension, for an arm whose workspace spans REFERENCE_REACH success radii (two_link's,
@@ -127,6 +128,12 @@ def env_kwargs(config: Config) -> dict:
     kwargs["control"] = None if config.control == "auto" else config.control
     kwargs["episode_s"] = config.episode_s or None
     return kwargs
+
+
+def randomization(config: Config) -> Ranges:
+    """The randomisation wrappers' plain values (`reacher.task.randomize.wrap`; its
+    ``action_delay_steps`` also tells `as_trained` the action history a policy observes)."""
+    return Ranges(**{name: getattr(config, name) for name in RANDOMISATION_FIELDS})
 
 
 def agent_kwargs(config: Config) -> dict:

@@ -284,11 +284,12 @@ def settings_and_envs(config: Config) -> tuple[Config, Arm | None, gym.Env, gym.
     arm = None if config.env else load_arm(config.arm, config.end_effector)
     if arm is not None:
         config = settings.for_arm(config, arm)
-    env = randomize.wrap(make_env(config, arm=arm), config)
+    ranges = settings.randomization(config)
+    env = randomize.wrap(make_env(config, arm=arm), ranges)
     if arm is None:
         config = settings.for_env(config, env)
         arm = getattr(env.unwrapped, "arm", None)  # a reacher id's
-    return config, arm, env, randomize.as_trained(make_env(config, arm=arm), config)
+    return config, arm, env, randomize.as_trained(make_env(config, arm=arm), ranges)
 
 
 def plot_run(run_dir: Path, config: Config) -> None:

@@ -26,7 +26,7 @@ from xml.parsers import expat
 
 import mujoco
 
-from reacher.errors import ArmFileError, UnreadableFile, one_line
+from reacher.errors import ArmFileError, UnreadableFile, one_line, printable
 from reacher.files import check_regular, read_head, read_regular
 from reacher.limits import (
     MAX_ARENA_BYTES,
@@ -35,7 +35,9 @@ from reacher.limits import (
     MAX_ASSETS_BYTES,
     MAX_HFIELD_SAMPLES,
     MAX_INCLUDES,
+    MAX_MESH_VERTICES,
     MAX_MODEL_ELEMENTS,
+    MAX_RENDER_SIDE,
     MAX_TEXTURE_PIXELS,
     MAX_XML_DEPTH,
 )
@@ -57,6 +59,11 @@ def resolve_arm_path(arm: str | Path) -> Path:
     if isinstance(arm, str) and arm in BUILTIN_ARMS:
         return builtin_path(arm)
     path = Path(arm).expanduser()
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, which MuJoCo cannot take as a name
+        raise ArmFileError(printable(path), "has a name that is not UTF-8, which MuJoCo cannot open; "
+                                            "rename the file") from None
     if not path.exists():
         hint = "" if path.suffix else f" (built-in arms: {', '.join(BUILTIN_ARMS)})"
         raise ArmFileError(path, f"no such file{hint}")
@@ -67,10 +74,6 @@ def resolve_arm_path(arm: str | Path) -> Path:
 
 def read_spec(path: Path) -> mujoco.MjSpec:
     """The file's MjSpec, once the file and all it names have passed the checks above."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # bytes Python kept as surrogates: MuJoCo takes UTF-8 names only
-        raise ArmFileError(path, "its name is not UTF-8, which MuJoCo cannot open; rename the file") from None
     root = read_mjcf(path, path)
     problem = xml_problem(root)
     if problem:
@@ -178,9 +181,9 @@ class _Walk:
             for key in ("assetdir", "meshdir", "texturedir"):
                 if compiler.get(key):
                     self.dirs.append(self.base / compiler.get(key))
-        stack = [(child, 1) for child in reversed(list(root))]
+        stack = [(child, 1, self.base) for child in reversed(list(root))]
         while stack:  # not recursive: nesting is bounded, includes are not
-            element, copies = stack.pop()
+            element, copies, folder = stack.pop()
             copies *= self._count(element, "count", product=True) if element.tag in ("flexcomp", "composite") else 1
             self.elements += copies
             if self.elements > MAX_MODEL_ELEMENTS:
@@ -190,8 +193,8 @@ class _Walk:
             inner = copies * (self._count(element, "count") if element.tag == "replicate" else 1)
             children = list(element)
             if element.tag in ("include", "model") and element.get("file"):
-                children = list(self._included(element.get("file")))
-            stack.extend((child, inner) for child in reversed(children))
+                folder, children = self._included(element.get("file"), folder)
+            stack.extend((child, inner, folder) for child in reversed(children))
 
     def _too_many(self, element: ElementTree.Element) -> str:
         return (f"would build more than {MAX_MODEL_ELEMENTS:,} elements once <replicate>, <flexcomp> and "
@@ -234,17 +237,22 @@ class _Walk:
             raise ArmFileError(self.arm, f"<{element.tag} {attribute}=\"{element.get(attribute)}\">: "
                                          f"{path} {err.problem}") from None
 
-    def _included(self, name: str) -> list[ElementTree.Element]:
-        """The children of an included file's root (MuJoCo resolves includes from the main
-        file's folder), or none when it is missing, for MuJoCo to report."""
+    def _included(self, name: str, folder: Path) -> tuple[Path, list[ElementTree.Element]]:
+        """The folder and the root's children of an included file, or none when it is
+        missing, for MuJoCo to report. MuJoCo looks beside the including file and beside
+        the arm: each that exists is read (and its folder searched for what it names)."""
         self.included += 1
         if self.included > MAX_INCLUDES:
             raise ArmFileError(self.arm, f"includes more than {MAX_INCLUDES} files (an <include> "
                                          "cycle?), more than reacher loads")
-        path = Path(name) if os.path.isabs(name) else self.base / name
-        if not os.path.lexists(path):
-            return []
-        return list(read_mjcf(path, self.arm))
+        places = [Path(name)] if os.path.isabs(name) else list(dict.fromkeys([folder / name, self.base / name]))
+        found = [(path, read_mjcf(path, self.arm)) for path in places if os.path.lexists(path)]
+        if not found:
+            return folder, []
+        path, root = found[0]
+        if path.parent not in self.dirs:
+            self.dirs.append(path.parent)
+        return path.parent, list(root)
 
     def _check_sizes(self, element: ElementTree.Element) -> None:
         tag = element.tag
@@ -260,6 +268,21 @@ class _Walk:
             if pixels > MAX_TEXTURE_PIXELS:
                 raise ArmFileError(self.arm, f"{_named(element)} has {pixels:,} pixels, more than the "
                                              f"{MAX_TEXTURE_PIXELS:,} (8192 x 8192) reacher loads")
+        elif tag == "mesh" and element.get("builtin"):
+            vertices = _builtin_vertices(element)
+            if vertices > MAX_MESH_VERTICES:
+                raise ArmFileError(self.arm, f"{_named(element)} (builtin=\"{element.get('builtin')}\" params=\""
+                                             f"{element.get('params')}\") would have about {vertices:,} vertices, "
+                                             f"more than the {MAX_MESH_VERTICES:,} reacher loads")
+        elif tag in ("quality", "global"):  # <visual>: buffers the renderer allocates
+            for attribute in ("shadowsize", "offwidth", "offheight"):
+                try:
+                    side = int(float(element.get(attribute) or 0))
+                except (ValueError, OverflowError):
+                    continue
+                if side > MAX_RENDER_SIDE:
+                    raise ArmFileError(self.arm, f"<{tag} {attribute}=\"{element.get(attribute)}\">: more than the "
+                                                 f"{MAX_RENDER_SIDE:,} pixels a side reacher renders")
         elif tag == "size" and element.get("memory"):
             memory = _bytes(element.get("memory"))
             if memory is not None and memory > MAX_ARENA_BYTES:
@@ -285,6 +308,21 @@ class _Walk:
                 rows, cols = struct.unpack("<ii", head[:8])
                 return max(rows, 0) * max(cols, 0)
         return 0
+
+
+def _builtin_vertices(element: ElementTree.Element) -> int:
+    """About how many vertices MuJoCo makes for a builtin mesh: its resolution squared (a
+    supersphere of resolution 1000 took 40 s and 1.5 GB), or the product of a wedge's or a
+    plate's two resolutions. MuJoCo bounds the sphere's and hemisphere's itself."""
+    try:
+        params = [abs(float(p)) for p in (element.get("params") or "").split()]
+    except ValueError:
+        return 0
+    if not params or not all(math.isfinite(p) for p in params):
+        return 0
+    first = params[0]
+    second = params[1] if element.get("builtin") in ("wedge", "plate") and len(params) > 1 else first
+    return int(min(first * second, 2**62))
 
 
 def _named(element: ElementTree.Element) -> str:

@@ -288,9 +288,9 @@ def wrap(env: gym.Env, config: Config | Ranges, history_steps: int | None = None
     return env
 
 
-def as_trained(env: gym.Env, config: Config) -> gym.Env:
-    """`env` (nominal) observed as a policy trained with `config` observes it: with the
-    action history when it trained with an action delay, otherwise unchanged."""
+def as_trained(env: gym.Env, config: Config | Ranges) -> gym.Env:
+    """`env` (nominal) observed as a policy trained with `config` (or its `Ranges`) observes
+    it: with the action history when it trained with an action delay, otherwise unchanged."""
     return wrap(env, Ranges(), history_steps=config.action_delay_steps)
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
+from reacher.errors import CheckpointError, LockBusy, SweepError, one_line, printable
 from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
@@ -92,7 +92,8 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
     summary.wall_s = time.perf_counter() - start
     if summary.stopped_by is None:
         sweep_report.write_all(summary)
-        print(sweep_report.table(summary))
+        # grid values are a spec file's text: escaped, line by line, as every command prints
+        print("\n".join(printable(line) for line in sweep_report.table(summary).split("\n")))
     return summary
 
 
@@ -104,7 +105,10 @@ def _run(tune, spec_path, spec: Spec, todo: list[Record], summary: Summary,
     try:
         # Ray first: a sweep that cannot start leaves no directory that would then need --resume.
         if todo:
+            if not address and not os.environ.get("RAY_ADDRESS") and not ray_was_running:
+                _check_trials_fit(spec_path, todo, _local_cpus(max_concurrent), "this machine")
             _start_ray(address, max_concurrent, len(todo), summary, log)
+            _check_trials_fit(spec_path, todo, _largest_node_cpus(), "the largest node of the Ray cluster")
             stop.install()  # ray.init puts its own SIGTERM handler in place, which aborts
             stop.check()
         remove_temporaries(summary.out)  # a killed sweep's half-written files (under its lock)
@@ -176,6 +180,12 @@ def _fit(tuner, stop: StopOnSignals):
 
 
 def _import_tune():
+    # The sweep starts and stops Ray itself (`_start_ray`, `ray.shutdown`). A Ray call after
+    # the shutdown (Tune's thread winding down once a signal stopped the sweep) would start
+    # a second local Ray, whose processes nobody then stops: Ray reads these as it is
+    # imported (Tune when it runs), so they are set before.
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    os.environ["TUNE_DISABLE_AUTO_INIT"] = "1"
     try:
         from ray import tune
     except ImportError:
@@ -207,11 +217,33 @@ def _start_ray(address: str | None, max_concurrent: int | None, trials: int, sum
             raise SweepError(f"Ray cluster at {address} ({source}): {one_line(err)}") from None
         where = f"Ray cluster at {address}"
     else:
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, max_concurrent or 0),
+        ray.init(address="local", num_cpus=_local_cpus(max_concurrent),
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         summary.ray_start_s = time.perf_counter() - t0
         where = f"a local Ray ({summary.ray_start_s:.1f} s to start)"
     print(f"running {trials} trials on {where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs", file=log)
+
+
+def _local_cpus(max_concurrent: int | None) -> int:
+    """The CPUs of the local Ray a sweep starts: one per usable core, or per trial at once."""
+    return max(cfg.usable_cpus(), max_concurrent or 0)
+
+
+def _largest_node_cpus() -> int:
+    import ray
+
+    return int(max((node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")),
+                   default=0))
+
+
+def _check_trials_fit(spec_path, todo: list[Record], cpus: int, where: str) -> None:
+    """A trial asks Ray for a CPU per thread on one node; one asking more than any node has
+    is never scheduled, and Tune waits for it silently, forever."""
+    for record in todo:
+        threads = record.trial.config.threads
+        if threads > cpus:
+            raise SweepError(f"sweep spec {spec_path}: trial {record.trial.name} asks for threads = {threads}, "
+                             f"more CPUs than {where} has ({cpus}); lower threads (0 or 1 share the cores)")
 
 
 def _check_reachable(address: str, source: str = "--address") -> None:
@@ -299,7 +331,8 @@ def _progress(total: int):
 
         def _line(self, trial, what: str) -> None:
             self.done += 1
-            print(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}", file=sys.stderr, flush=True)
+            print(printable(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}"), file=sys.stderr,
+                  flush=True)
 
     return Progress()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from reacher import config as cfg
 from reacher.envids import check_untrusted
 from reacher.errors import EnvIdError, SpecError
+from reacher.limits import MAX_SEED
 from reacher.run.arms import absolute_arm
 
 RUNS = "runs"  # trials' run directories live in OUT/runs/
@@ -123,6 +124,10 @@ def _seeds(seeds, default: int, where: str) -> list[int]:
     if (not isinstance(seeds, list) or not seeds
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
         raise SpecError(f"{where}: seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    too_large = [s for s in seeds if s >= MAX_SEED]
+    if too_large:
+        raise SpecError(f"{where}: seeds must be below 2**62 (numpy and torch seed with 64-bit integers), "
+                        f"got {too_large[0]}")
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"{where}: seeds has duplicates: {seeds!r}")
     return seeds
