@@ -15,12 +15,14 @@ thread, differing only in:
             only where the critic rates the teacher's action above the actor's (the
             Q-filter of Nair et al. 2018); the teacher's action is a function of the
             observation, so it is there for every replayed (and relabelled) state
+  bc        qfilter without the filter: the cloning term on every state
 
 Variants are subclasses of reacher.run.training.Training made here; nothing in the package
 changes. Each run prints its final evaluation (100 episodes of the kept policy).
 
     python scripts/bench_teacher.py [--arms panda three_link] [--seeds 0 1] [--steps 6000]
-                                    [--variants default teacher target both qfilter] [--control ee]
+                                    [--variants default teacher target both qfilter bc]
+                                    [--control ee]
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from reacher.run.training import Training
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site"),
         "three_link": ("three_link", "fingertip"),
-        "four_link": (str(ROOT / "examples/arms/four_link.xml"), "fingertip")}
+        "four_link": (str(ROOT / "examples/arms/four_link.xml"), "tip"),
+        "gen3": (str(ROOT / "examples/arms/gen3.xml"), "pinch_site"),
+        "xarm7": (str(ROOT / "examples/arms/xarm7.xml"), "attachment_site")}
 
 
 BC_WEIGHT = 1.0  # of the mean squared action error, beside −mean Q (Q is a few units here)
@@ -55,6 +59,7 @@ class QFilterAgent(Agent):
     −Q1(s, μ(s)) + BC_WEIGHT · mean(1[Q1(s, a_T) > Q1(s, μ(s))] · |μ(s) − a_T|²)."""
 
     teacher = None  # raw observations (B, obs_dim) → the teacher's actions (B, act_dim)
+    q_filter = True  # clone only where the critic prefers the teacher's action
 
     def update(self, obs, action, reward, next_obs, terminated, discount=None):
         self.updates += 1
@@ -64,7 +69,7 @@ class QFilterAgent(Agent):
         q = self.critic(s, a, members=1)[0]
         with torch.no_grad():
             a_teacher = self.teacher(obs)
-            better = (self.critic(s, a_teacher, members=1)[0] > q).float()
+            better = (self.critic(s, a_teacher, members=1)[0] > q).float() if self.q_filter else torch.ones_like(q)
         loss = -q.mean() + BC_WEIGHT * (better * (a - a_teacher).square().sum(-1)).mean()
         self.actor_opt.descend(loss)
         online, targets = self.flat.data
@@ -78,7 +83,8 @@ class Variant(Training):
 
     teacher = False
     target = False
-    qfilter = False
+    qfilter = False  # the cloning term (QFilterAgent)
+    q_filter = True  # ... kept only where the critic prefers the teacher
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,6 +94,7 @@ class Variant(Training):
             layout = self.env.get_wrapper_attr("goal_layout")
             step = self.env.unwrapped.controller.max_step
             agent.teacher = lambda obs: (-obs[:, layout.delta] / step).clamp(-1.0, 1.0)
+            agent.q_filter = self.q_filter
             self.agent = agent
 
     def _teacher_action(self, obs: np.ndarray) -> np.ndarray:
@@ -134,8 +141,9 @@ class Variant(Training):
 
 def run(arm: str, seed: int, steps: int, variant: str, control: str | None) -> tuple:
     path, effector = ARMS[arm]
-    cls = type(variant, (Variant,), {"teacher": variant in ("teacher", "both", "qfilter"),
-                                     "target": variant in ("target", "both"), "qfilter": variant == "qfilter"})
+    cls = type(variant, (Variant,), {"teacher": variant in ("teacher", "both", "qfilter", "bc"),
+                                     "target": variant in ("target", "both"),
+                                     "qfilter": variant in ("qfilter", "bc"), "q_filter": variant == "qfilter"})
     extra = {"control": control} if control else {}
     config = Config(arm=path, end_effector=effector, seed=seed, steps=steps, threads=1, **extra)
     start = time.perf_counter()
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--variants", nargs="+", default=["default", "teacher", "target", "both"],
-                        choices=["default", "teacher", "target", "both", "qfilter"])
+                        choices=["default", "teacher", "target", "both", "qfilter", "bc"])
     parser.add_argument("--control", default="ee", help="control for every arm (the teacher needs ee)")
     args = parser.parse_args(argv)
     print(f"--steps {args.steps}, control {args.control}, 1 thread; load average {os.getloadavg()[0]:.1f}", flush=True)

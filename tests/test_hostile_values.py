@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
-import shutil
 import sys
 import time
 import zipfile
@@ -20,20 +20,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from sweep_helpers import end_session, needs_ray, session_members, write_spec
+from test_hostile_inputs import cli_run, one_error_line, rewrite
 
 from reacher import cli
 from reacher import config as cfg
-from reacher.errors import one_line, printable
 from reacher.api import evaluate_policy
+from reacher.errors import one_line, printable
 from reacher.run import checkpoint as ckpt
 from reacher.run.policy import load_policy
 from reacher.sim.arm import builtin_path, load_arm
 from reacher.tools.sweep_spec import load_spec
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sweep_helpers import end_session, needs_ray, session_members, write_spec  # noqa: E402
-from test_hostile_inputs import cli_run, one_error_line, rewrite  # noqa: E402
-
 
 # --- text from a file or a user is printed with its control characters escaped -----------------
 
@@ -398,3 +395,13 @@ def test_the_usable_cpus_follow_the_affinity_not_the_machine(monkeypatch):
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.stdout.strip() == "1", done.stderr
 
+
+
+def test_trainings_own_lines_escape_what_they_name():
+    import io
+
+    from reacher.run.progress import Progress
+
+    log = io.StringIO()
+    Progress(enabled=False, log=log).line(f"warning: arm{ESCAPES}.xml: the simulation blew up")
+    assert log.getvalue() == f"warning: arm{printable(ESCAPES)}.xml: the simulation blew up\n"

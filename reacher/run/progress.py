@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from reacher.errors import printable
 from reacher.run.evaluation import Evaluation
 
 
@@ -20,7 +21,9 @@ class Progress:
 
     def line(self, text: str) -> None:
         """A line of its own (over the bar, on a terminal). Warnings are written even when
-        progress is off: they are not progress."""
+        progress is off: they are not progress. They name files (an arm's path), so their
+        control characters are escaped."""
+        text = printable(text)
         if self._tty():
             text = "\r" + text + " " * 10
         self.log.write(text + "\n")

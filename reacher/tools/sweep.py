@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from reacher import config as cfg
-from reacher.errors import CheckpointError, LockBusy, SweepError, one_line
+from reacher.errors import CheckpointError, LockBusy, SweepError, one_line, printable
 from reacher.files import remove_temporaries, write_text
 from reacher.run import checkpoint as ckpt
 from reacher.run.lock import DirectoryLock
@@ -92,7 +92,8 @@ def run_sweep(spec_path: str | Path, out: str | Path, resume: bool = False, addr
     summary.wall_s = time.perf_counter() - start
     if summary.stopped_by is None:
         sweep_report.write_all(summary)
-        print(sweep_report.table(summary))
+        # grid values are a spec file's text: escaped, line by line, as every command prints
+        print("\n".join(printable(line) for line in sweep_report.table(summary).split("\n")))
     return summary
 
 
@@ -330,7 +331,8 @@ def _progress(total: int):
 
         def _line(self, trial, what: str) -> None:
             self.done += 1
-            print(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}", file=sys.stderr, flush=True)
+            print(printable(f"  [{self.done}/{total}] {trial.config['trial']['name']} {what}"), file=sys.stderr,
+                  flush=True)
 
     return Progress()
 
