@@ -39,13 +39,12 @@ from reacher.run.metrics import plot_curve, preload_plotting
 from reacher.run.progress import Progress
 from reacher.run.rundir import (
     RunDir,
-    check_resumable,
     default_run_dir,
     file_id,
     prepare_run,
 )
 from reacher.run.signals import StopOnSignals
-from reacher.run.snapshot import STOP_REASONS, TrainingState
+from reacher.run.snapshot import STOP_REASONS, TrainingState, check_resumable
 from reacher.sim.arm import Arm, load_arm
 from reacher.task import randomize
 from reacher.task.goal import env_goal_layout, flat_env
