@@ -417,3 +417,12 @@ def test_networks_that_diverge_name_the_settings_to_lower(tmp_path, monkeypatch)
                                          r"critic_lr \(0.001\)"):
         api.learn(cfg.Config(env="Pendulum-v1", hidden_sizes=(8, 8), threads=1, steps=100, warmup_steps=20),
                   tmp_path / "run", progress=False)
+
+
+def test_the_commands_warnings_are_one_escaped_line():
+    code = ("import warnings; from reacher import cli\n"
+            "cli.main = lambda: warnings.warn('from the arm file: x\\x1b[2J\\ny') or 0\n"
+            "cli.run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0 and done.stderr == "warning: from the arm file: x\\x1b[2J y\n", done.stderr
