@@ -101,6 +101,14 @@ def test_an_included_file_is_read_as_the_arm_is(tmp_path):
     refused(arm(tmp_path, '<include file="part.xml"/>'), "deep.stl is not a regular file but a FIFO")
 
 
+def test_a_nested_include_is_found_beside_the_file_that_includes_it(tmp_path):
+    """MuJoCo looks for an include beside the including file as well as beside the arm."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "part.xml").write_text('<mujoco><include file="inner.xml"/></mujoco>')
+    os.mkfifo(tmp_path / "sub" / "inner.xml")
+    refused(arm(tmp_path, '<include file="sub/part.xml"/>'), "inner.xml is not a regular file but a FIFO")
+
+
 # --- 10. small files, huge models --------------------------------------------------------------
 
 def _replicated(levels: int, count: int = 10) -> str:

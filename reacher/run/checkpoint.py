@@ -38,7 +38,7 @@ from reacher.errors import (
     one_line,
 )
 from reacher.files import atomic_write, open_regular
-from reacher.run.snapshot import COUNTERS, REAL_COUNTERS
+from reacher.run.snapshot import COUNTERS, REAL_COUNTERS, check_sizes  # noqa: F401  (ckpt.check_sizes)
 
 FORMAT = "reacher-checkpoint/1"
 FILENAME = "checkpoint.ckpt"
@@ -303,13 +303,3 @@ def _check_replay_shapes(path: Path, replay: dict, obs_dim: int, act_dim: int) -
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:60] + "…"
-
-
-def check_sizes(checkpoint: Checkpoint, obs_dim: int, act_dim: int, what: str) -> None:
-    """Refuse a checkpoint trained on an env of other observation or action sizes."""
-    meta = checkpoint.metadata
-    if (meta.get("obs_dim"), meta.get("act_dim")) != (obs_dim, act_dim):
-        raise CheckpointError(
-            checkpoint.path,
-            f"was trained with observation size {meta.get('obs_dim')} and action size "
-            f"{meta.get('act_dim')}, but {what} has {obs_dim} and {act_dim}")

@@ -1,5 +1,5 @@
-"""The run directory: its one writer's lock, its metrics log, its checkpoint, and what
-``--resume`` checks before it continues a run there.
+"""The run directory: its one writer's lock, its metrics log and its checkpoint (what
+``--resume`` checks in it before it continues a run there is `reacher.run.snapshot`'s).
 
 A run directory holds ``config.toml`` (the resolved config), ``metrics.csv`` (one row
 per evaluation step), ``curve.png``, ``checkpoint.ckpt``, TensorBoard events when
@@ -33,8 +33,8 @@ import os
 import stat
 from pathlib import Path
 
-from reacher.config import Config, as_dict, load_toml, saved_base
-from reacher.errors import CannotWrite, CheckpointError, LockBusy, RunDirBusy, RunError
+from reacher.config import Config, load_toml, saved_base
+from reacher.errors import CannotWrite, LockBusy, RunDirBusy, RunError
 from reacher.files import UnreadableFile, is_temporary, read_regular, remove_temporaries, write_text
 from reacher.limits import MAX_RUN_FILE_BYTES
 from reacher.run import checkpoint as ckpt
@@ -52,14 +52,6 @@ RUN_FILES = (LOCK_NAME, CONFIG_NAME, METRICS_NAME, CURVE_NAME, ckpt.FILENAME, MA
 # What a run overwrites or deletes in its directory: another directory holding any of them
 # is not taken for a run directory.
 _OVERWRITTEN = (CONFIG_NAME, METRICS_NAME, CURVE_NAME)
-
-# Fields that shape the networks: a checkpoint's weights only fit the same values.
-NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
-# Fields that define the task: the replay buffer and the policy were gathered on it, so a
-# resumed run may not change them (the arm file itself is checked by its hash).
-TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
-               "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
-               "precision_weight", "precision_scale_m", "success_radius")
 
 
 # --- before a run starts ------------------------------------------------------------------
@@ -126,28 +118,6 @@ def check_is_run_dir(run_dir: Path) -> None:
     if theirs:
         raise RunError(f"{run_dir}: is not a reacher run directory (it has no {MARKER_NAME}) and holds "
                        f"{theirs[0]}, which a run would overwrite or delete; choose another --run-dir")
-
-
-def check_resumable(checkpoint: ckpt.Checkpoint, config: Config, obs_dim: int, act_dim: int,
-                    arm_sha256: str | None) -> None:
-    """Refuse to resume a checkpoint of another env, arm (file content), network or task."""
-    ckpt.check_sizes(checkpoint, obs_dim, act_dim, "this run's env")
-    meta = checkpoint.metadata
-    saved, ours = meta.get("config", {}), as_dict(config)
-    if not isinstance(saved, dict):
-        raise CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
-    for name in NETWORK_FIELDS + TASK_FIELDS:
-        if name in saved and saved[name] != ours[name]:
-            raise CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
-                                                        f"a resumed run cannot change it (asked for {ours[name]!r})")
-    if not config.env:
-        saved_sha = meta.get("arm_sha256")
-        if saved_sha is not None and saved_sha != arm_sha256:
-            raise CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
-                                                        "(its file's SHA-256 differs: the file was changed or replaced)")
-        if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
-            raise CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
-                                                        f"a resumed run cannot change it (asked for {config.arm!r})")
 
 
 def file_id(path: Path) -> tuple | None:

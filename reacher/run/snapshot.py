@@ -164,6 +164,49 @@ def final_evaluation(state: TrainingState, metrics, episodes: int) -> Evaluation
                       float(row["mean_return"]), episodes)
 
 
+# --- what --resume checks -----------------------------------------------------------------------
+
+# Fields that shape the networks: a checkpoint's weights only fit the same values.
+NETWORK_FIELDS = ("hidden_sizes", "twin_critics", "normalize_obs", "critic_layernorm")
+# Fields that define the task: the replay buffer and the policy were gathered on it, so a
+# resumed run may not change them (the arm file itself is checked by its hash).
+TASK_FIELDS = ("env", "end_effector", "control", "goal_observation", "control_period_s", "frame_skip",
+               "episode_s", "max_episode_steps", "servo_speed", "ctrl_cost_weight",
+               "precision_weight", "precision_scale_m", "success_radius")
+
+
+def check_resumable(checkpoint, config: Config, obs_dim: int, act_dim: int,
+                    arm_sha256: str | None) -> None:
+    """Refuse to resume a checkpoint of another env, arm (file content), network or task."""
+    check_sizes(checkpoint, obs_dim, act_dim, "this run's env")
+    meta = checkpoint.metadata
+    saved, ours = meta.get("config", {}), as_dict(config)
+    if not isinstance(saved, dict):
+        raise CheckpointError(checkpoint.path, "has corrupted metadata (config is not an object)")
+    for name in NETWORK_FIELDS + TASK_FIELDS:
+        if name in saved and saved[name] != ours[name]:
+            raise CheckpointError(checkpoint.path, f"was trained with {name} = {saved[name]!r}; "
+                                  f"a resumed run cannot change it (asked for {ours[name]!r})")
+    if not config.env:
+        saved_sha = meta.get("arm_sha256")
+        if saved_sha is not None and saved_sha != arm_sha256:
+            raise CheckpointError(checkpoint.path, f"was trained on another arm than {config.arm} "
+                                  "(its file's SHA-256 differs: the file was changed or replaced)")
+        if saved_sha is None and "arm" in saved and saved["arm"] != config.arm:  # checkpoints before the hash
+            raise CheckpointError(checkpoint.path, f"was trained with arm = {saved['arm']!r}; "
+                                  f"a resumed run cannot change it (asked for {config.arm!r})")
+
+
+def check_sizes(checkpoint, obs_dim: int, act_dim: int, what: str) -> None:
+    """Refuse a checkpoint trained on an env of other observation or action sizes."""
+    meta = checkpoint.metadata
+    if (meta.get("obs_dim"), meta.get("act_dim")) != (obs_dim, act_dim):
+        raise CheckpointError(
+            checkpoint.path,
+            f"was trained with observation size {meta.get('obs_dim')} and action size "
+            f"{meta.get('act_dim')}, but {what} has {obs_dim} and {act_dim}")
+
+
 def library_versions() -> dict:
     import gymnasium
     import mujoco

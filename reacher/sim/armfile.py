@@ -74,10 +74,6 @@ def resolve_arm_path(arm: str | Path) -> Path:
 
 def read_spec(path: Path) -> mujoco.MjSpec:
     """The file's MjSpec, once the file and all it names have passed the checks above."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # bytes Python kept as surrogates: MuJoCo takes UTF-8 names only
-        raise ArmFileError(path, "its name is not UTF-8, which MuJoCo cannot open; rename the file") from None
     root = read_mjcf(path, path)
     problem = xml_problem(root)
     if problem:
@@ -185,9 +181,9 @@ class _Walk:
             for key in ("assetdir", "meshdir", "texturedir"):
                 if compiler.get(key):
                     self.dirs.append(self.base / compiler.get(key))
-        stack = [(child, 1) for child in reversed(list(root))]
+        stack = [(child, 1, self.base) for child in reversed(list(root))]
         while stack:  # not recursive: nesting is bounded, includes are not
-            element, copies = stack.pop()
+            element, copies, folder = stack.pop()
             copies *= self._count(element, "count", product=True) if element.tag in ("flexcomp", "composite") else 1
             self.elements += copies
             if self.elements > MAX_MODEL_ELEMENTS:
@@ -197,8 +193,8 @@ class _Walk:
             inner = copies * (self._count(element, "count") if element.tag == "replicate" else 1)
             children = list(element)
             if element.tag in ("include", "model") and element.get("file"):
-                children = list(self._included(element.get("file")))
-            stack.extend((child, inner) for child in reversed(children))
+                folder, children = self._included(element.get("file"), folder)
+            stack.extend((child, inner, folder) for child in reversed(children))
 
     def _too_many(self, element: ElementTree.Element) -> str:
         return (f"would build more than {MAX_MODEL_ELEMENTS:,} elements once <replicate>, <flexcomp> and "
@@ -241,17 +237,22 @@ class _Walk:
             raise ArmFileError(self.arm, f"<{element.tag} {attribute}=\"{element.get(attribute)}\">: "
                                          f"{path} {err.problem}") from None
 
-    def _included(self, name: str) -> list[ElementTree.Element]:
-        """The children of an included file's root (MuJoCo resolves includes from the main
-        file's folder), or none when it is missing, for MuJoCo to report."""
+    def _included(self, name: str, folder: Path) -> tuple[Path, list[ElementTree.Element]]:
+        """The folder and the root's children of an included file, or none when it is
+        missing, for MuJoCo to report. MuJoCo looks beside the including file and beside
+        the arm: each that exists is read (and its folder searched for what it names)."""
         self.included += 1
         if self.included > MAX_INCLUDES:
             raise ArmFileError(self.arm, f"includes more than {MAX_INCLUDES} files (an <include> "
                                          "cycle?), more than reacher loads")
-        path = Path(name) if os.path.isabs(name) else self.base / name
-        if not os.path.lexists(path):
-            return []
-        return list(read_mjcf(path, self.arm))
+        places = [Path(name)] if os.path.isabs(name) else list(dict.fromkeys([folder / name, self.base / name]))
+        found = [(path, read_mjcf(path, self.arm)) for path in places if os.path.lexists(path)]
+        if not found:
+            return folder, []
+        path, root = found[0]
+        if path.parent not in self.dirs:
+            self.dirs.append(path.parent)
+        return path.parent, list(root)
 
     def _check_sizes(self, element: ElementTree.Element) -> None:
         tag = element.tag

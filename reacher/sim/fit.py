@@ -54,6 +54,18 @@ def episode_fit(arm: Arm) -> tuple[float, str]:
 
 
 _EPISODES: dict[str, tuple[float, str]] = {}
+_MOVES: dict[str, object] = {}
+
+
+def ee_move_times(arm: Arm) -> np.ndarray | None:
+    """For an arm that reaches through ``ee`` by default: the seconds its controller takes
+    for each of the sampled moves the episode rule timed (inf: not made within MAX_FIT_S;
+    reacher.sim.probes.ee_reach_times); None for other arms. Cached per model."""
+    key = _fingerprint(arm)
+    if key not in _MOVES:
+        _MOVES[key] = (ee_reach_times(arm, EE_SPEED_M_S, CONTROL_PERIOD_S, max_s=MAX_FIT_S)
+                       if control_for(arm)[0] == "ee" else None)
+    return _MOVES[key]
 
 
 def _episode_fit(arm: Arm) -> tuple[float, str]:
@@ -65,7 +77,7 @@ def _episode_fit(arm: Arm) -> tuple[float, str]:
                            "which move only as fast as they settle")
         return EPISODE_S, (f"{EPISODE_S:g} s: the policy learns joint torques, which the motors "
                            "can push as hard as they allow")
-    times = ee_reach_times(arm, EE_SPEED_M_S, CONTROL_PERIOD_S, max_s=MAX_FIT_S)
+    times = ee_move_times(arm)
     made = times[np.isfinite(times)]
     if len(times) < MIN_MOVES:
         return floor, (f"{floor:g} s ({'servo' if servo_driven else 'torque'} arms): too many "

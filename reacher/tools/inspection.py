@@ -31,6 +31,7 @@ from reacher.sim.probes import (
     worst_gravity,
 )
 from reacher.sim.timing import CONTROL_PERIOD_S, ControlTiming, control_timing
+from reacher.tools.inspect_episode import episode_problems
 
 _WEAK_SHARE = 0.9  # gravity needing more than this share of an actuator's force: a warning
 
@@ -266,45 +267,7 @@ def _gravity_warnings(arm: Arm, actuators: list[dict]) -> list[ArmWarning]:
 
 
 def _episode_warnings(arm: Arm, timing: ControlTiming, times: np.ndarray | None) -> list[ArmWarning]:
-    """An episode too short for the servos to make a typical move, with the real cause:
-    moves that settle but late want a longer episode; moves that never settle want the
-    cause fixed (a longer episode would not help), told apart by timing the same moves
-    without gravity (those that settle then are gravity sag), then without force limits
-    (too weak), else contacts, friction or joint limits."""
-    if times is None:
-        return []
-    in_time = float((times <= timing.episode_s).mean())
-    if in_time >= 0.9:
-        return []
-    problem = (f"an episode lasts {timing.episode_s:g} s, but commanding the servos straight to a "
-               f"target's pose brings the end effector within 2 cm in time for only "
-               f"{100 * in_time:.0f} % of {SERVO_MOVES} sampled moves; ")
-    settle = p90(times)
-    if math.isfinite(settle):
-        return [ArmWarning(problem + f"90 % take {settle:.2g} s",
-                           f"train with --episode-s {math.ceil(settle):g} or more")]
-    never = ~np.isfinite(times)
-    weightless = servo_move_times(arm, gravity=False) if np.any(arm.model.opt.gravity) else times
-    sag = float(np.isfinite(weightless[never]).mean())
-    problem += f"{100 * never.mean():.0f} % do not settle within {SERVO_MAX_S:g} s"
-    if sag >= 0.5:
-        return [ArmWarning(
-            problem + f" (gravity: {100 * sag:.0f} % of those settle with gravity off, so the "
-            "servos sag short of the pose; a longer episode does not help)",
-            "raise the servos' kp (and forcerange, if they are at it), or let MuJoCo carry "
-            "the links' weight with gravcomp=\"1\" on their bodies")]
-    unlimited = servo_move_times(arm, force_limits=False)
-    if float(np.isfinite(unlimited[never]).mean()) >= 0.5:
-        return [ArmWarning(
-            problem + " (force limits: most of those settle without the servos' forcerange "
-            "or the joints' actuatorfrcrange, so the servos are too weak to make the move "
-            "in time, not just slow to settle)",
-            "raise the servos' forcerange (or the joints' actuatorfrcrange), or lower their "
-            "damping or armature")]
-    return [ArmWarning(
-        problem + " (neither gravity nor force limits: they do not settle without either; "
-        "contacts, friction loss or joint limits stop them)",
-        "check the arm's contacts (links that meet) and its joints' frictionloss")]
+    return [ArmWarning(problem, fix) for problem, fix in episode_problems(arm, timing, times)]
 
 
 # --- text ------------------------------------------------------------------------------------
