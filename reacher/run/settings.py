@@ -48,11 +48,11 @@ MIN_BUDGET_SCALE = 0.5
 # Two hidden layers; wider once there are more joints to coordinate.
 NARROW, WIDE = 128, 256
 WIDE_FROM_ACTUATORS = 3
-# Torch threads when `threads` is 0. One: at these network sizes a second thread gains
-# little on an idle 2-core machine and costs several times that as soon as any other
-# process wants a core, even one at nice 19 (the threads wait on each other at every
-# matmul); os.cpu_count() also counts cores a CPU quota or affinity mask keeps from the
-# process (docs/benchmarks.md, "Cost per learning step").
+# Torch threads when `threads` is 0. One: on an idle 2-core machine a second thread makes
+# a 7-DOF run up to 1.5x faster, but as soon as any other process wants a core, even one
+# at nice 19, the two threads wait on each other at every matmul and the run slows to a
+# tenth; one thread runs at the same speed either way, and a run's numbers do not depend
+# on the machine's core count (docs/benchmarks.md, "Cost per learning step").
 AUTO_THREADS = 1
 
 
