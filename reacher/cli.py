@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from reacher import commands
@@ -27,10 +28,17 @@ def run() -> None:
     teardown. Every file a command writes is complete and fsync'd by then, and tearing
     down torch alone takes about 2 s here (4-5 s with MuJoCo and matplotlib loaded),
     which would make a Ctrl-C or SIGTERM take that long to end the process."""
+    warnings.formatwarning = _format_warning
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A library's warning (MuJoCo's, re-emitted as an arm compiles, may quote the file) as
+    one line like reacher's own, its control characters escaped."""
+    return f"warning: {one_line(message, limit=None)}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,10 @@ class PhysicsError(ValueError):
     """The simulation blows up in every episode: the arm file (or env) is at fault."""
 
 
+class DivergedError(ValueError):
+    """Training's networks blew up (their action is NaN or inf); the message names the settings."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 

@@ -16,13 +16,15 @@ thread, differing only in:
             Q-filter of Nair et al. 2018); the teacher's action is a function of the
             observation, so it is there for every replayed (and relabelled) state
   bc        qfilter without the filter: the cloning term on every state
+  bcnorm    bc with the Q term scaled as TD3+BC does (Fujimoto and Gu 2021):
+            −(2.5 / mean|Q|)·mean Q + mean |μ(s) − a_T|², so the balance does not move with Q's scale
 
 Variants are subclasses of reacher.run.training.Training made here; nothing in the package
 changes. Each run prints its final evaluation (100 episodes of the kept policy).
 
     python scripts/bench_teacher.py [--arms panda three_link] [--seeds 0 1] [--steps 6000]
-                                    [--variants default teacher target both qfilter bc]
-                                    [--control ee]
+                                    [--variants default teacher target both qfilter bc bcnorm]
+                                    [--control ee] [--out DIR]
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class QFilterAgent(Agent):
 
     teacher = None  # raw observations (B, obs_dim) → the teacher's actions (B, act_dim)
     q_filter = True  # clone only where the critic prefers the teacher's action
+    q_scale = None  # TD3+BC's alpha: the Q term is scaled by alpha / mean|Q|
 
     def update(self, obs, action, reward, next_obs, terminated, discount=None):
         self.updates += 1
@@ -70,7 +73,8 @@ class QFilterAgent(Agent):
         with torch.no_grad():
             a_teacher = self.teacher(obs)
             better = (self.critic(s, a_teacher, members=1)[0] > q).float() if self.q_filter else torch.ones_like(q)
-        loss = -q.mean() + BC_WEIGHT * (better * (a - a_teacher).square().sum(-1)).mean()
+        scale = 1.0 if self.q_scale is None else self.q_scale / q.abs().mean().detach().clamp_min(1e-6)
+        loss = -scale * q.mean() + BC_WEIGHT * (better * (a - a_teacher).square().sum(-1)).mean()
         self.actor_opt.descend(loss)
         online, targets = self.flat.data
         targets.lerp_(online, self.hyper.tau)
@@ -85,6 +89,7 @@ class Variant(Training):
     target = False
     qfilter = False  # the cloning term (QFilterAgent)
     q_filter = True  # ... kept only where the critic prefers the teacher
+    q_scale = None  # ... beside a Q term scaled as TD3+BC's
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,6 +100,7 @@ class Variant(Training):
             step = self.env.unwrapped.controller.max_step
             agent.teacher = lambda obs: (-obs[:, layout.delta] / step).clamp(-1.0, 1.0)
             agent.q_filter = self.q_filter
+            agent.q_scale = self.q_scale
             self.agent = agent
         # The gate evaluates (and keeps) this variant's agent, and with `target` its target actor.
         kept = self.gate.kept_policy
@@ -151,16 +157,18 @@ class TargetGate(gate.Gate):
             self._final = False
 
 
-def run(arm: str, seed: int, steps: int, variant: str, control: str | None) -> tuple:
+def run(arm: str, seed: int, steps: int, variant: str, control: str | None, out: Path | None = None) -> tuple:
     path, effector = ARMS[arm]
-    cls = type(variant, (Variant,), {"teacher": variant in ("teacher", "both", "qfilter", "bc"),
+    cls = type(variant, (Variant,), {"teacher": variant in ("teacher", "both", "qfilter", "bc", "bcnorm"),
                                      "target": variant in ("target", "both"),
-                                     "qfilter": variant in ("qfilter", "bc"), "q_filter": variant == "qfilter"})
+                                     "qfilter": variant in ("qfilter", "bc", "bcnorm"), "q_filter": variant == "qfilter",
+                                     "q_scale": 2.5 if variant == "bcnorm" else None})
     extra = {"control": control} if control else {}
     config = Config(arm=path, end_effector=effector, seed=seed, steps=steps, threads=1, **extra)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_teacher_") as run_dir:
-        outcome = cls(config, Path(run_dir) / "run", progress=False).run()
+        where = out / f"{arm}-s{seed}-{variant}" if out else Path(run_dir) / "run"
+        outcome = cls(config, where, progress=False).run()
     e = outcome.evaluation
     return e.success_rate, e.mean_final_distance, time.perf_counter() - start
 
@@ -171,15 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--variants", nargs="+", default=["default", "teacher", "target", "both"],
-                        choices=["default", "teacher", "target", "both", "qfilter", "bc"])
+                        choices=["default", "teacher", "target", "both", "qfilter", "bc", "bcnorm"])
     parser.add_argument("--control", default="ee", help="control for every arm (the teacher needs ee)")
+    parser.add_argument("--out", type=Path, help="keep each run's directory under this folder")
     args = parser.parse_args(argv)
     print(f"--steps {args.steps}, control {args.control}, 1 thread; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"  {'arm':<11} {'seed':>4} {'variant':<8} {'success':>8} {'distance cm':>11} {'wall s':>7}", flush=True)
     for arm in args.arms:
         for seed in args.seeds:
             for variant in args.variants:
-                success, distance, wall = run(arm, seed, args.steps, variant, args.control)
+                success, distance, wall = run(arm, seed, args.steps, variant, args.control, args.out)
                 print(f"  {arm:<11} {seed:>4} {variant:<8} {100 * success:7.0f}% {100 * distance:11.2f} {wall:7.0f}",
                       flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} after")

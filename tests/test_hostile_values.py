@@ -18,6 +18,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sweep_helpers import end_session, needs_ray, session_members, write_spec
@@ -405,3 +406,23 @@ def test_trainings_own_lines_escape_what_they_name():
     log = io.StringIO()
     Progress(enabled=False, log=log).line(f"warning: arm{ESCAPES}.xml: the simulation blew up")
     assert log.getvalue() == f"warning: arm{printable(ESCAPES)}.xml: the simulation blew up\n"
+
+
+def test_networks_that_diverge_name_the_settings_to_lower(tmp_path, monkeypatch):
+    from reacher import api
+    from reacher.ddpg.agent import Agent
+
+    monkeypatch.setattr(Agent, "act", lambda self, obs: np.full(1, np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"training diverged at step 20: .*lower actor_lr \(0.001\) and "
+                                         r"critic_lr \(0.001\)"):
+        api.learn(cfg.Config(env="Pendulum-v1", hidden_sizes=(8, 8), threads=1, steps=100, warmup_steps=20),
+                  tmp_path / "run", progress=False)
+
+
+def test_the_commands_warnings_are_one_escaped_line():
+    code = ("import warnings; from reacher import cli\n"
+            "cli.main = lambda: warnings.warn('from the arm file: x\\x1b[2J\\ny') or 0\n"
+            "cli.run()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0 and done.stderr == "warning: from the arm file: x\\x1b[2J y\n", done.stderr

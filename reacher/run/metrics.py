@@ -6,18 +6,22 @@ columns and reads and plots it."""
 from __future__ import annotations
 
 import csv
+import io
 import threading
 from pathlib import Path
 
-from reacher.files import atomic_write
+from reacher.files import atomic_write, read_regular
+from reacher.limits import MAX_RUN_FILE_BYTES
 
 COLUMNS = ("step", "wall_time", "train_episodes", "success_rate", "mean_final_distance", "mean_return",
            "critic_loss", "actor_loss", "mean_q", "steps_per_s", "eval_time")
 
 
 def read_metrics(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """The rows of a metrics.csv, numbers parsed; `UnreadableFile` (a ValueError) when it
+    is not a regular file of bounded size (a FIFO would block the reader)."""
+    text = read_regular(path, MAX_RUN_FILE_BYTES).decode("utf-8")
+    return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 def preload_plotting() -> threading.Thread:

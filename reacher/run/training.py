@@ -29,7 +29,7 @@ from reacher.ddpg import batches
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.noise import make_noise, scheduled_scale
 from reacher.ddpg.replay import ReplayBuffer
-from reacher.errors import PhysicsError
+from reacher.errors import DivergedError, PhysicsError
 from reacher.run import checkpoint as ckpt
 from reacher.run import gate, settings, snapshot
 from reacher.run.arms import arm_digest
@@ -178,6 +178,12 @@ class Training:
             self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
                                                self.state.env_steps, c.noise_decay_steps)
             action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
+            if not np.isfinite(action).all():  # np.clip keeps NaN; the env would name no setting
+                raise DivergedError(
+                    f"training diverged at step {self.state.env_steps:,}: the actor's action is NaN or inf, "
+                    f"its weights having blown up; lower actor_lr ({c.actor_lr:g}) and critic_lr "
+                    f"({c.critic_lr:g}), or the reward weights (ctrl_cost_weight {c.ctrl_cost_weight:g}, "
+                    f"precision_weight {c.precision_weight:g})")
         next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         self.state.env_steps += 1
         if "physics_error" in info:

@@ -13,9 +13,9 @@ and so has no place in ``observation`` (a relabelled goal would contradict it).
 `flatten` turns a goal observation back into the flat layout, which is what reacher's
 own agent reads in either mode.
 
-The reward also charges the action's effort, which no goal shows, so in goal mode
-``step``'s info carries ``effort`` (‖a‖² of the clipped action) and `compute_reward`
-reads it from the info it is given.
+In goal mode the reward charges no effort (the action shows in no goal), so
+`compute_reward` depends on the goals alone and reads nothing from its info; ``step``'s
+info still carries ``effort`` (‖a‖² of the clipped action).
 """
 
 from __future__ import annotations

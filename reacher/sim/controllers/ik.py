@@ -1,9 +1,10 @@
 """The `ee` law for position servos: damped-least-squares differential IK (mjctrl's ``diffik``).
 
-    dq = Jᵀ(JJᵀ + λI)⁻¹·Δx + (I − J⁺J)·(k₀·(q₀ − q) − push(q))·T,
+    dq = Jᵀ(JJᵀ + λI)⁻¹·Δx + s·(I − J⁺J)·(k₀·(q₀ − q) − push(q))·T,
 
 joint targets q + dq within the joint ranges, q₀ the rest posture, push a joint-limit
-avoidance that is zero mid-range and grows steeply near a limit. The targets go to the
+avoidance that is zero mid-range and grows steeply near a limit, s = |Δx|∞ / the
+largest step (a zero action holds the arm as it is). The targets go to the
 servos led by gravity and the servos' damping (`Actuation.servo_controls`).
 """
 

@@ -1,10 +1,11 @@
 """The `ee` law for motors: operational-space control (robosuite's OSC).
 
-    τ = Jᵀ·Λ·((Δx/T − ẋ)/T) + gravity + Nᵀ·M·(k₀(q₀ − q) − d₀q̇),
+    τ = Jᵀ·Λ·((Δx/T − ẋ)/T) + gravity + Nᵀ·M·(s·k₀(q₀ − q) − d₀q̇),
     Λ = (J M⁻¹ Jᵀ)⁻¹,  N = I − J̄J,  J̄ = M⁻¹JᵀΛ:
 
 the end-effector velocity that covers Δx in one period T, reached within one, and a
-nullspace pull towards the rest posture q₀ that does not disturb the end effector.
+nullspace pull towards the rest posture q₀ that does not disturb the end effector,
+its spring scaled by s = |Δx|∞ / the largest step (a zero action holds the arm as it is).
 Since Nᵀ·p = p − Jᵀ·Λ·J M⁻¹·p, the torque is Jᵀ·Λ·(v − J M⁻¹ p) + p + gravity: one
 solve with the mass matrix for Jᵀ (MuJoCo's own factorisation when the motors drive
 every dof) and one 3×3 system, no n×n inverse or projector.
