@@ -41,9 +41,9 @@ import torch
 from reacher.config import Config
 from reacher.ddpg.agent import Agent
 from reacher.ddpg.networks import NumpyPolicy
-from reacher.run import settings
+from reacher.run import gate, settings
 from reacher.run.evaluation import evaluate
-from reacher.run.training import Training
+from reacher.run.training import Training, physics_error
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site"),
@@ -102,6 +102,11 @@ class Variant(Training):
             agent.q_filter = self.q_filter
             agent.q_scale = self.q_scale
             self.agent = agent
+        # The gate evaluates (and keeps) this variant's agent, and with `target` its target actor.
+        kept = self.gate.kept_policy
+        self.gate = (TargetGate if self.target else gate.Gate)(self.config, self.agent, self.eval_env,
+                                                               self.gate.stopped)
+        self.gate.kept_policy = kept
 
     def _teacher_action(self, obs: np.ndarray) -> np.ndarray:
         layout = self.env.get_wrapper_attr("goal_layout")
@@ -118,29 +123,36 @@ class Variant(Training):
         next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         self.state.env_steps += 1
         if "physics_error" in info:
-            self._physics_error(info["physics_error"])
+            self._physics_errors_in_a_row += 1
+            physics_error(self.config, self.state, self._physics_errors_in_a_row, info["physics_error"],
+                          self.progress)
             return next_obs, True
         self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
         episode_obs.append(next_obs)
         return next_obs, terminated or truncated
 
-    # The target actor as the evaluated and kept policy: periodic evaluations act with it,
-    # the kept copy is its weights (as "actor"), and the final evaluation runs that copy.
-    def _measure(self, episodes, seed):
-        if not self.target or getattr(self, "_final", False):
-            return super()._measure(episodes, seed)
+
+
+class TargetGate(gate.Gate):
+    """The target actor as the evaluated and kept policy: periodic evaluations act with it,
+    the kept copy is its weights (as "actor"), and the final evaluation runs that copy."""
+
+    _final = False
+
+    def measure(self, episodes, seed):
+        if self._final:
+            return super().measure(episodes, seed)
         policy = NumpyPolicy(self.agent.actor_target, self.agent.norm)
-        return evaluate(policy, self.eval_env, episodes, seed, stop=lambda: self._stop is not None)
+        return evaluate(policy, self.env, episodes, seed, stop=self.stopped)
 
-    def _keep(self, result):
-        super()._keep(result)
-        if self.target:
-            self._kept_policy["actor"] = {k: v.clone() for k, v in self.agent.actor_target.state_dict().items()}
+    def keep(self, state, measured):
+        super().keep(state, measured)
+        self.kept_policy["actor"] = {k: v.clone() for k, v in self.agent.actor_target.state_dict().items()}
 
-    def _final_evaluation(self):
+    def final(self):
         self._final = True
         try:
-            return super()._final_evaluation()
+            return super().final()
         finally:
             self._final = False
 

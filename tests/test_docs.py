@@ -232,3 +232,18 @@ def test_every_page_is_reachable_from_the_index():
     index = _text(ROOT / "docs" / "README.md")
     unlisted = [p.name for p in PAGES[1:] if p.name != "README.md" and f"]({p.name})" not in index]
     assert not unlisted, f"docs/README.md does not link {unlisted}"
+
+
+def _commands() -> list[str]:
+    import argparse
+
+    from reacher.cli import build_parser
+
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices)
+
+
+def test_readme_lists_every_command():
+    """The README's command table has a row for each `reacher` subcommand, linking its page."""
+    rows = re.findall(r"^\| `reacher (\w+)[^`]*` \|.*\]\((docs/[\w.#-]+)\) \|$", _text(ROOT / "README.md"), re.M)
+    assert _commands() and sorted(name for name, _ in rows) == _commands()

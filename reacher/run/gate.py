@@ -129,10 +129,14 @@ class Gate:
         state.success_streak = len(confirmations) if state.confirmed else 0
         measured = pooled([result, *confirmations])  # the policy on all its episodes
         if state.confirmed or state.best is None or rank(measured) > rank(Evaluation(**state.best["evaluation"])):
-            agent = self.agent.state_dict()
-            self.kept_policy = {"actor": agent["actor"], "norm": agent["norm"]}
-            state.best = {"step": state.env_steps, "evaluation": measured.as_dict()}
+            self.keep(state, measured)
         return result, confirmations
+
+    def keep(self, state, measured: Evaluation) -> None:
+        """Keep a copy of the policy just evaluated as the one the run writes."""
+        agent = self.agent.state_dict()
+        self.kept_policy = {"actor": agent["actor"], "norm": agent["norm"]}
+        state.best = {"step": state.env_steps, "evaluation": measured.as_dict()}
 
     def final(self) -> Evaluation | None:
         """The kept policy on the final evaluation's episodes (EVAL_SEED, which nothing was

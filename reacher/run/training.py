@@ -179,11 +179,7 @@ class Training:
                                                self.state.env_steps, c.noise_decay_steps)
             action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
             if not np.isfinite(action).all():  # np.clip keeps NaN; the env would name no setting
-                raise DivergedError(
-                    f"training diverged at step {self.state.env_steps:,}: the actor's action is NaN or inf, "
-                    f"its weights having blown up; lower actor_lr ({c.actor_lr:g}) and critic_lr "
-                    f"({c.critic_lr:g}), or the reward weights (ctrl_cost_weight {c.ctrl_cost_weight:g}, "
-                    f"precision_weight {c.precision_weight:g})")
+                raise diverged(c, self.state.env_steps)
         next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         self.state.env_steps += 1
         if "physics_error" in info:
@@ -312,6 +308,15 @@ def metrics_row(state: TrainingState, result: Evaluation, eval_time: float) -> d
     for key, values in state.losses.items():
         row[key] = float(np.mean(values))
     return row
+
+
+def diverged(c: Config, step: int) -> DivergedError:
+    """The error of a run whose actor's weights blew up, naming the settings to lower."""
+    return DivergedError(
+        f"training diverged at step {step:,}: the actor's action is NaN or inf, "
+        f"its weights having blown up; lower actor_lr ({c.actor_lr:g}) and critic_lr "
+        f"({c.critic_lr:g}), or the reward weights (ctrl_cost_weight {c.ctrl_cost_weight:g}, "
+        f"precision_weight {c.precision_weight:g})")
 
 
 def physics_error(config: Config, state: TrainingState, in_a_row: int, message: str, progress: Progress) -> None:
