@@ -83,6 +83,18 @@ def worst_gravity(arm: Arm) -> np.ndarray:
     return worst
 
 
+def without(arm: Arm, gravity: bool = True, force_limits: bool = True) -> Arm:
+    """A copy of the arm with gravity or the force limits (actuators' and joints') taken
+    out of its model: timing the same moves without each tells what stops them."""
+    model = copy.copy(arm.model)
+    if not gravity:
+        model.opt.gravity[:] = 0
+    if not force_limits:
+        model.actuator_forcelimited[:] = 0
+        model.jnt_actfrclimited[:] = 0
+    return dataclasses.replace(arm, model=model)
+
+
 def servo_move_times(arm: Arm, gravity: bool = True, force_limits: bool = True) -> np.ndarray | None:
     """For an arm driven by one position servo per joint: how long a move between two
     random collision-free poses takes (the env's starts and targets, `CollisionCheck`),
@@ -92,12 +104,7 @@ def servo_move_times(arm: Arm, gravity: bool = True, force_limits: bool = True) 
     without gravity or without the actuators' and joints' force limits, which tells
     what stops a move that never settles. None for other arms, whose torques have no such
     obvious best command."""
-    model = copy.copy(arm.model)
-    if not gravity:
-        model.opt.gravity[:] = 0
-    if not force_limits:
-        model.actuator_forcelimited[:] = 0
-        model.jnt_actfrclimited[:] = 0
+    model = without(arm, gravity, force_limits).model
     servos = position_servos(model)
     joint_of = {model.joint(int(model.actuator_trnid[a, 0])).name: int(a) for a in servos}
     if len(servos) != model.nu or len(joint_of) != model.nu or set(joint_of) != set(arm.joint_names):

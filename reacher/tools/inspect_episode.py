@@ -4,8 +4,6 @@ are never made, and gravity sag or force limits from a local controller's limits
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 
 import numpy as np
@@ -18,6 +16,7 @@ from reacher.sim.probes import (
     ee_reach_times,
     p90,
     servo_move_times,
+    without,
 )
 from reacher.sim.timing import ControlTiming
 
@@ -48,7 +47,7 @@ def _ee_episode_warnings(arm: Arm, timing: ControlTiming, times: np.ndarray) -> 
              "let MuJoCo carry the links' weight with gravcomp=\"1\" on their bodies"),
             ("force limits", {"force_limits": False}, "raise the actuators' forcerange (or the "
              "joints' actuatorfrcrange), or lower the joints' damping")):
-        again = ee_reach_times(_without(arm, **changes), fit.EE_SPEED_M_S, timing.control_period_s,
+        again = ee_reach_times(without(arm, **changes), fit.EE_SPEED_M_S, timing.control_period_s,
                                max_s=fit.MAX_FIT_S)
         share = float(np.isfinite(again[never]).mean()) if len(again) == len(times) else 0.0
         if share >= 0.5:
@@ -59,17 +58,6 @@ def _ee_episode_warnings(arm: Arm, timing: ControlTiming, times: np.ndarray) -> 
         "limit, a singularity or the arm's own links, from those starts)",
         "none needed to train: a policy learns at most the moves the controller makes; wider "
         "joint ranges, or <exclude> for link pairs that meet, let it make more")]
-
-
-def _without(arm: Arm, gravity: bool = True, force_limits: bool = True) -> Arm:
-    """A copy of the arm with gravity or the force limits taken out of its model."""
-    model = copy.copy(arm.model)
-    if not gravity:
-        model.opt.gravity[:] = 0
-    if not force_limits:
-        model.actuator_forcelimited[:] = 0
-        model.jnt_actfrclimited[:] = 0
-    return dataclasses.replace(arm, model=model)
 
 
 def episode_problems(arm: Arm, timing: ControlTiming, times: np.ndarray | None) -> list[tuple[str, str]]:
