@@ -18,6 +18,8 @@ from reacher.run import settings as adapt
 from reacher.run.envs import make_env
 from reacher.sim import fit
 from reacher.sim.arm import load_arm
+from reacher.sim.controllers.base import extreme_eigenvalues
+from reacher.sim.controllers.ik import SINGULAR_RATIO, ServoIK
 from reacher.task.env import ReachEnv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "arms"
@@ -365,3 +367,42 @@ def test_zero_ee_actions_hold_the_end_effector_for_5_s(name):
         for _ in range(env.max_episode_steps):
             env.step(np.zeros(3))
         assert np.linalg.norm(env.physics.end_effector_pos() - start) < 0.02, seed
+
+
+# --- ee near a kinematic singularity (adaptive damped least squares) ----------------------------
+
+def test_the_eigenvalue_bounds_of_a_3x3_match_numpy():
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        J = rng.normal(size=(3, 7)) * rng.uniform(0.01, 3.0)
+        if i % 3 == 0:
+            J[2] = 0.0  # a planar arm: one eigenvalue zero
+        A = J @ J.T
+        smallest, largest = extreme_eigenvalues(A.tolist())
+        want = np.linalg.eigvalsh(A)
+        assert abs(smallest - want[0]) <= 1e-7 * want[2] and abs(largest - want[2]) <= 1e-7 * want[2]
+    assert extreme_eigenvalues(np.eye(3).tolist()) == (1.0, 1.0)
+
+
+def test_near_a_singularity_the_ik_step_asks_no_more_joint_motion_than_at_the_bands_edge():
+    # UR5e straightening its elbow: σ_min of J falls to 0. With a fixed λ the joint motion
+    # per metre asked along the weakest direction peaks at 1/(2√λ) where σ = √λ (5x the
+    # bound below, measured), motion force-limited servos cannot give; the adaptive
+    # damping keeps it near 1/ε, what the arm gets where the band starts (σ = ε =
+    # SINGULAR_RATIO × σ_max; the nullspace pull adds a few per cent).
+    env = ReachEnv(*_example("ur5e"), control="ee")
+    env.reset(seed=0)
+    control, physics = env.controller, env.physics
+    drive = control.drive
+    law = ServoIK(drive, control.rest, control.period, control.max_step)
+    worst = 0.0
+    for elbow in np.linspace(0.0, 0.3, 31):
+        q = control.rest.copy()
+        q[2] = elbow
+        physics.data.qpos[drive.qpos] = q
+        physics.forward()
+        J = drive.jacobian().copy()
+        U, S, _ = np.linalg.svd(J)
+        dq = law.targets(J, (control.max_step * U[:, 2]).tolist(), q) - q
+        worst = max(worst, np.linalg.norm(dq) / control.max_step * SINGULAR_RATIO * S[0])
+    assert worst <= 1.5, f"the joint step reached {worst:.2f}x the band's-edge gain"

@@ -29,7 +29,8 @@ from reacher.sim.timing import CONTROL_PERIOD_S, EPISODE_S
 # 95 %, 90 % and 80 % after 2 s) or EPISODE_S for torque arms, at most MAX_FIT_S.
 # UR5e's big joints turn at most 0.75 rad/s (200 N·m·s/rad of joint damping against a
 # 150 N·m force limit): scripted ee reaches 32 % of targets in 2 s, 50-52 % in 4 s and
-# about 60 % in the 5.5 s this rule gives it, no more in 8 s (docs/benchmarks.md,
+# about 60 % in the 5.5 s this rule gave it (65 % in 6 s since the IK damps near a
+# singularity), no more in 8 s (docs/benchmarks.md,
 # "Controllers"); the rest are the local controller's misses, not time.
 SERVO_EPISODE_S = 2.0
 MOVE_SHARE = 0.9

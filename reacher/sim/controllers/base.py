@@ -165,6 +165,28 @@ def solve3(a: list, damping: float, v) -> list[float]:
             (c02 * x + c12 * y + c22 * z) / det]
 
 
+def extreme_eigenvalues(a: list) -> tuple[float, float]:
+    """The smallest and largest eigenvalue of a symmetric 3×3 `a` (nested lists), in
+    closed form (Smith's trigonometric solution of the characteristic cubic), plain
+    floats for the same reason as `solve3`."""
+    (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
+    off = a01 * a01 + a02 * a02 + a12 * a12
+    mean = (a00 + a11 + a22) / 3
+    b00, b11, b22 = a00 - mean, a11 - mean, a22 - mean
+    p2 = (b00 * b00 + b11 * b11 + b22 * b22 + 2 * off) / 6
+    if p2 <= 1e-30 * (mean * mean + 1e-300):  # a multiple of the identity
+        return mean, mean
+    p = math.sqrt(p2)
+    # det(B)/(2p³) with B = A − mean·I, clamped against rounding.
+    det = (b00 * (b11 * b22 - a12 * a12) - a01 * (a01 * b22 - a12 * a02)
+           + a02 * (a01 * a12 - b11 * a02))
+    r = max(-1.0, min(1.0, det / (2 * p2 * p)))
+    phi = math.acos(r) / 3
+    largest = mean + 2 * p * math.cos(phi)
+    smallest = mean + 2 * p * math.cos(phi + 2 * math.pi / 3)
+    return smallest, largest
+
+
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """`index` as a slice if it is a contiguous run, else as it is."""
     if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):

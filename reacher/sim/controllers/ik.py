@@ -4,7 +4,8 @@
 
 joint targets q + dq within the joint ranges, q₀ the rest posture, push a joint-limit
 avoidance that is zero mid-range and grows steeply near a limit, s = |Δx|∞ / the
-largest step (a zero action holds the arm as it is). The targets go to the
+largest step (a zero action holds the arm as it is), and λ growing as J nears a
+singularity (`step_damping`). The targets go to the
 servos led by gravity and the servos' damping (`Actuation.servo_controls`).
 """
 
@@ -14,9 +15,17 @@ import math
 
 import numpy as np
 
-from reacher.sim.controllers.base import Actuation, solve3
+from reacher.sim.controllers.base import Actuation, extreme_eigenvalues, solve3
 
 IK_DAMPING = 1e-4  # λ of the damped least squares (m²), as mjctrl's diffik
+# Near a kinematic singularity the damping grows (adaptive damped least squares):
+# where the smallest singular value σ of J falls below SINGULAR_RATIO × the largest,
+# λ gains SINGULAR_DAMPING × ε² × (1 − σ²/ε²), ε = SINGULAR_RATIO × σ_max. Relative to
+# J's own scale, so that no arm's size sets it. A fixed λ there asks the joints for
+# speeds the force-limited servos cannot give along the near-singular direction and
+# the arm stalls in it (UR5e: 55 → 65 % of 120 scripted reaches on three seed sets, no
+# other arm worse in total; docs/benchmarks.md, "Controllers").
+SINGULAR_RATIO, SINGULAR_DAMPING = 0.1, 0.3
 # 1/s: how fast the nullspace pulls towards the rest posture. Measured on scripted reaches
 # (docs/benchmarks.md): 0, 0.25 and 1 give Panda 88/88/94 %, Gen3 100/96/74 %, xArm7
 # 84/80/80 %; a gentle pull keeps a redundant arm off its limits over long runs.
@@ -87,7 +96,8 @@ class ServoIK:
         # servo arms, docs/benchmarks.md, "Controllers").
         pull = self.nullspace_pull(q, min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step))
         JJt = (J @ J.T).tolist()
-        y = solve3(JJt, IK_DAMPING, dx)
+        damping = step_damping(JJt)
+        y = solve3(JJt, damping, dx)
         z = solve3(JJt, _NULLSPACE_EPS, (J @ pull).tolist())
         # J⁺dx + (I − J⁺J)·pull = Jᵀ(y − z) + pull, without forming an n×n matrix.
         target = J.T @ np.array([y[0] - z[0], y[1] - z[1], y[2] - z[2]])
@@ -102,8 +112,18 @@ class ServoIK:
         # limit push of a blocked iiwa14 joint, projected with its column dropped, threw
         # the end effector 13 cm off in one period).
         free = J * ~blocked
-        y = solve3((free @ free.T).tolist(), IK_DAMPING, dx)
+        y = solve3((free @ free.T).tolist(), damping, dx)
         target = free.T @ np.array(y) - J.T @ np.array(z)
         target += pull
         target += q
         return np.clip(target, drive.q_low, drive.q_high, out=target)
+
+
+def step_damping(JJt: list) -> float:
+    """λ for the step's damped least squares: IK_DAMPING, plus more as J nears a
+    singularity (see SINGULAR_RATIO)."""
+    smallest, largest = extreme_eigenvalues(JJt)  # σ_min², σ_max²
+    eps2 = SINGULAR_RATIO * SINGULAR_RATIO * largest
+    if smallest >= eps2:
+        return IK_DAMPING
+    return IK_DAMPING + SINGULAR_DAMPING * eps2 * (1.0 - max(smallest, 0.0) / eps2)
