@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sb3-norm-reward", action="store_true",
                         help="also normalise the peers' rewards, as RL Zoo's normalize: True does")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads for every method (0: all cores, reacher's default); 1 on a busy machine")
+                        help="torch threads for every method (0: each one's default: one for reacher, all cores for the peers); 1 on a busy machine")
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--final-episodes", type=int, default=100,
