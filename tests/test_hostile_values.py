@@ -426,3 +426,19 @@ def test_the_commands_warnings_are_one_escaped_line():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert done.returncode == 0 and done.stderr == "warning: from the arm file: x\\x1b[2J y\n", done.stderr
+
+
+def test_the_learning_curves_title_is_escaped(tmp_path, monkeypatch):
+    """The curve's title is the arm file's name: drawn with its control characters escaped,
+    as every printed name is (raw, matplotlib warned of missing glyphs for them)."""
+    import matplotlib.axes
+
+    from reacher.run import metrics
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text(",".join(metrics.COLUMNS) + "\n" + ",".join(["1000"] + ["0.5"] * (len(metrics.COLUMNS) - 1)) + "\n")
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda self, t, *a, **k: titles.append(t) or real(self, t, *a, **k))
+    assert metrics.plot_curve(csv, tmp_path / "curve.png", title="arm\x1b[2J\x07") is not None
+    assert titles == [printable("arm\x1b[2J\x07")] and "\x1b" not in titles[0]

@@ -10,6 +10,7 @@ import io
 import threading
 from pathlib import Path
 
+from reacher.errors import printable
 from reacher.files import atomic_write, read_regular
 from reacher.limits import MAX_RUN_FILE_BYTES
 
@@ -69,8 +70,8 @@ def plot_curve(metrics_csv: Path, out_png: Path, title: str = "") -> Path | None
         ax.set_ylabel("mean return")
     ax.set_xlabel("environment steps")
     ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
+    if title:  # an arm's file name, escaped as every printed name is
+        ax.set_title(printable(title))
     fig.tight_layout()
     with atomic_write(out_png) as f:
         fig.savefig(f, format="png")
