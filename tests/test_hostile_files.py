@@ -109,6 +109,67 @@ def test_a_nested_include_is_found_beside_the_file_that_includes_it(tmp_path):
     refused(arm(tmp_path, '<include file="sub/part.xml"/>'), "inner.xml is not a regular file but a FIFO")
 
 
+
+# A child that loads the arm given, having swapped its files just after reacher's checks:
+# the mesh and the include for FIFOs (which hung MuJoCo's reader), the nested include for
+# other contents. It prints the model's geom names.
+_SWAP_AFTER_CHECKS = """
+import os, sys
+from pathlib import Path
+from reacher.sim import armfile
+from reacher.sim.arm import load_arm
+folder = Path(sys.argv[1])
+checked = armfile._Walk.run
+def run(self, root):
+    checked(self, root)
+    for name in ("meshes/tetra.stl", "sub/part.xml"):
+        os.unlink(folder / name)
+        os.mkfifo(folder / name)
+    (folder / "sub" / "inner.xml").write_text('<mujoco><geom name="swapped" size="0.02"/></mujoco>')
+armfile._Walk.run = run
+model = load_arm(folder / "arm.xml").model
+print(" ".join(model.geom(i).name for i in range(model.ngeom)))
+"""
+
+
+def _tetrahedron_stl() -> bytes:
+    import struct
+
+    corners = [(0, 0, 0), (0.01, 0, 0), (0, 0.01, 0), (0, 0, 0.01)]
+    faces = [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)]
+    data = b"\0" * 80 + struct.pack("<I", len(faces))
+    for face in faces:
+        data += struct.pack("<3f", 0, 0, 0) + b"".join(struct.pack("<3f", *corners[i]) for i in face) + b"\0\0"
+    return data
+
+
+def test_mujoco_loads_the_bytes_reacher_checked_not_the_files_swapped_since(tmp_path):
+    """Between reacher's checks and MuJoCo's read, a file swapped for a FIFO hung the load
+    (MuJoCo opened every file again by its path) and one changed was loaded unchecked."""
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "tetra.stl").write_bytes(_tetrahedron_stl())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "part.xml").write_text('<mujoco><include file="inner.xml"/></mujoco>')
+    (tmp_path / "sub" / "inner.xml").write_text('<mujoco><geom name="inner" size="0.02"/></mujoco>')
+    arm(tmp_path, '<compiler meshdir="meshes"/><asset><mesh name="tetra" file="tetra.stl"/></asset>',
+        '<geom name="mesh" type="mesh" mesh="tetra" contype="0" conaffinity="0"/><include file="sub/part.xml"/>')
+    child = subprocess.run([sys.executable, "-c", _SWAP_AFTER_CHECKS, str(tmp_path)], env=ENV,
+                           capture_output=True, text=True, timeout=20)
+    assert child.returncode == 0, child.stderr[-2000:]
+    names = child.stdout.split()
+    assert "mesh" in names and "inner" in names and "swapped" not in names, names
+
+
+def test_two_included_files_of_one_name_in_two_folders_both_load(tmp_path):
+    """MuJoCo's in-memory files are keyed by name without the folder: two files of one
+    name are each still read from their own folder."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.xml").write_text(f'<mujoco><geom name="g{folder}" size="0.02"/></mujoco>')
+    model = load_arm(arm(tmp_path, world='<include file="a/x.xml"/><include file="b/x.xml"/>')).model
+    names = {model.geom(i).name for i in range(model.ngeom)}
+    assert {"ga", "gb"} <= names, names
+
 # --- 10. small files, huge models --------------------------------------------------------------
 
 def _replicated(levels: int, count: int = 10) -> str:

@@ -11,7 +11,9 @@ every file any element names (includes, meshes, textures, height fields, skins, 
 wherever ``<compiler>``'s meshdir, texturedir or assetdir put them) must be a regular
 file of bounded size, and the model's element count once replicated, its height fields'
 samples, its textures' pixels and its arena are bounded (`reacher.limits`). Only then
-does MuJoCo parse it. Each refusal is one `ArmFileError` naming the file.
+does MuJoCo parse it, from the bytes reacher read (`MjSpec.from_string` with the included
+files and assets in memory), so a file swapped after the checks is never opened. Each
+refusal is one `ArmFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from xml.parsers import expat
 import mujoco
 
 from reacher.errors import ArmFileError, UnreadableFile, one_line, printable
-from reacher.files import check_regular, read_head, read_regular
+from reacher.files import read_head, read_regular
 from reacher.limits import (
     MAX_ARENA_BYTES,
     MAX_ARM_BYTES,
@@ -74,12 +76,19 @@ def resolve_arm_path(arm: str | Path) -> Path:
 
 def read_spec(path: Path) -> mujoco.MjSpec:
     """The file's MjSpec, once the file and all it names have passed the checks above."""
-    root = read_mjcf(path, path)
+    data, root = _read_mjcf(path, path)
     problem = xml_problem(root)
     if problem:
         raise ArmFileError(path, problem)
-    _Walk(path).run(root)
+    walk = _Walk(path)
+    walk.run(root)
     try:
+        if walk.exact:
+            # MuJoCo gets the very bytes checked above, never the paths: a file swapped for
+            # a FIFO or /dev/zero since the check is not opened again.
+            spec = mujoco.MjSpec.from_string(data.decode("utf-8"), include=walk.includes, assets=walk.assets)
+            spec.modelfiledir = str(path.parent)
+            return spec
         return mujoco.MjSpec.from_file(str(path))
     except ValueError as err:
         raise ArmFileError(path, f"is not valid MJCF ({one_line(err)})") from None
@@ -99,6 +108,10 @@ def compile_spec(spec: mujoco.MjSpec, path: Path) -> mujoco.MjModel:
 def read_mjcf(file: Path, arm: Path) -> ElementTree.Element:
     """The root <mujoco> element of `file` (the arm or one it includes), refused with an
     error naming `arm` when it is not a bounded regular file of well-formed MJCF."""
+    return _read_mjcf(file, arm)[1]
+
+
+def _read_mjcf(file: Path, arm: Path) -> tuple[bytes, ElementTree.Element]:
     where = "" if file == arm else f"included file {file} "
     try:
         data = read_regular(file, MAX_ARM_BYTES)
@@ -115,7 +128,7 @@ def read_mjcf(file: Path, arm: Path) -> ElementTree.Element:
     root = _parse(data, arm, where)
     if root.tag != "mujoco":
         raise ArmFileError(arm, f"{where}has root element <{root.tag}>, expected <mujoco>")
-    return root
+    return data, root
 
 
 class _Refused(Exception):
@@ -175,6 +188,13 @@ class _Walk:
         self.asset_bytes = 0
         self.included = 0
         self.checked: set[Path] = set()
+        # The bytes read of each file named, by file name as MuJoCo's virtual file system
+        # keys them (it drops the folders). `exact` stays true while they are all MuJoCo
+        # needs: every name found, none twice with different contents, no <model>.
+        # Otherwise MuJoCo reads the files itself (and reports what is missing, as before).
+        self.includes: dict[str, bytes] = {}
+        self.assets: dict[str, bytes] = {}
+        self.exact = True
 
     def run(self, root: ElementTree.Element) -> None:
         for compiler in root.iter("compiler"):  # where MuJoCo looks for the files named
@@ -192,6 +212,7 @@ class _Walk:
             self._check_sizes(element)
             inner = copies * (self._count(element, "count") if element.tag == "replicate" else 1)
             children = list(element)
+            self.exact &= element.tag != "model"
             if element.tag in ("include", "model") and element.get("file"):
                 folder, children = self._included(element.get("file"), folder)
             stack.extend((child, inner, folder) for child in reversed(children))
@@ -221,18 +242,28 @@ class _Walk:
         for attribute, value in element.attrib.items():
             if not attribute.startswith("file") or element.tag in ("include", "model"):
                 continue
-            for candidate in self._candidates(value):
+            candidates = self._candidates(value)
+            self.exact &= bool(candidates)
+            for candidate in candidates:
                 if candidate in self.checked:
                     continue
                 self.checked.add(candidate)
-                self.asset_bytes += self._regular(candidate, element, attribute, MAX_ASSET_BYTES)
+                data = self._regular(candidate, element, attribute, MAX_ASSET_BYTES)
+                self._keep(self.assets, value, data)
+                self.asset_bytes += len(data)
                 if self.asset_bytes > MAX_ASSETS_BYTES:
                     raise ArmFileError(self.arm, f"names files of more than {MAX_ASSETS_BYTES // 2**20} MiB "
                                                  "together, more than reacher loads")
 
-    def _regular(self, path: Path, element, attribute: str, limit: int) -> int:
+    def _keep(self, files: dict[str, bytes], name: str, data: bytes) -> None:
+        key = os.path.basename(name)
+        if key in self.includes or key in self.assets:
+            self.exact &= (self.includes.get(key, self.assets.get(key)) == data)
+        files[key] = data
+
+    def _regular(self, path: Path, element, attribute: str, limit: int) -> bytes:
         try:
-            return check_regular(path, limit)
+            return read_regular(path, limit)
         except UnreadableFile as err:
             raise ArmFileError(self.arm, f"<{element.tag} {attribute}=\"{element.get(attribute)}\">: "
                                          f"{path} {err.problem}") from None
@@ -246,10 +277,13 @@ class _Walk:
             raise ArmFileError(self.arm, f"includes more than {MAX_INCLUDES} files (an <include> "
                                          "cycle?), more than reacher loads")
         places = [Path(name)] if os.path.isabs(name) else list(dict.fromkeys([folder / name, self.base / name]))
-        found = [(path, read_mjcf(path, self.arm)) for path in places if os.path.lexists(path)]
+        found = [(path, *_read_mjcf(path, self.arm)) for path in places if os.path.lexists(path)]
         if not found:
+            self.exact = False
             return folder, []
-        path, root = found[0]
+        for _, data, _ in found:
+            self._keep(self.includes, name, data)
+        path, _, root = found[0]
         if path.parent not in self.dirs:
             self.dirs.append(path.parent)
         return path.parent, list(root)
