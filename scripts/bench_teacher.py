@@ -43,7 +43,7 @@ from reacher.ddpg.agent import Agent
 from reacher.ddpg.networks import NumpyPolicy
 from reacher.run import gate, settings
 from reacher.run.evaluation import evaluate
-from reacher.run.training import Training, physics_error
+from reacher.run.training import Training
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site"),
@@ -113,24 +113,13 @@ class Variant(Training):
         step = self.env.unwrapped.controller.max_step
         return np.clip(-np.ravel(obs)[layout.delta] / step, -1.0, 1.0)
 
-    def _collect(self, obs, episode_obs):
+    def _action(self, obs):
         if not (self.teacher and self.state.env_steps < self.config.warmup_steps):
-            return super()._collect(obs, episode_obs)
-        # Training._collect's warm-up branch, with the teacher's action (and the exploration
-        # noise, so the replay holds more than the teacher's one line to each target).
-        action = np.clip(self._teacher_action(obs) + self.config.noise_scale * self.rng.standard_normal(self.act_dim),
-                         -1.0, 1.0)
-        next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
-        self.state.env_steps += 1
-        if "physics_error" in info:
-            self._physics_errors_in_a_row += 1
-            physics_error(self.config, self.state, self._physics_errors_in_a_row, info["physics_error"],
-                          self.progress)
-            return next_obs, True
-        self.buffer.add(obs.ravel(), action, reward, next_obs.ravel(), terminated)
-        episode_obs.append(next_obs)
-        return next_obs, terminated or truncated
-
+            return super()._action(obs)
+        # The warm-up acts with the teacher, plus the exploration noise, so the replay holds
+        # more than the teacher's one line to each target.
+        return np.clip(self._teacher_action(obs) + self.config.noise_scale * self.rng.standard_normal(self.act_dim),
+                       -1.0, 1.0)
 
 
 class TargetGate(gate.Gate):

@@ -266,7 +266,7 @@ def test_truncation_is_not_stored_as_termination(tmp_path):
     obs, _ = training.env.reset(seed=0)
     done_at = []
     for step in range(10):
-        obs, done = training._collect(obs, [obs])
+        obs, done = training._collect(obs, training._action(obs), [obs])
         if done:
             done_at.append(step)
             training._end_episode([obs])
@@ -305,7 +305,7 @@ def test_termination_is_stored_as_termination(tmp_path):
                             progress=False)
         obs, _ = training.env.reset(seed=0)
         for _ in range(6):
-            obs, done = training._collect(obs, [obs])
+            obs, done = training._collect(obs, training._action(obs), [obs])
             if done:
                 training._end_episode([obs])
                 obs, _ = training.env.reset()
@@ -398,7 +398,7 @@ def test_training_with_n_step_passes_n_step_targets_to_the_agent(tmp_path):
                         tmp_path / "run", progress=False)
     obs, _ = training.env.reset(seed=0)
     for _ in range(10):
-        obs, done = training._collect(obs, [obs])
+        obs, done = training._collect(obs, training._action(obs), [obs])
         if done:
             training._end_episode([obs])
             obs, _ = training.env.reset()

@@ -137,7 +137,7 @@ class Training:
                         # from the checkpoint; only a new run seeds it.
                         obs, _ = self.env.reset(seed=c.seed if state.episodes == 0 else None)
                         episode_obs = [obs]
-                    obs, done = self._collect(obs, episode_obs)
+                    obs, done = self._collect(obs, self._action(obs), episode_obs)
                     self._learn()
                     if done:
                         self._end_episode(episode_obs)
@@ -170,16 +170,18 @@ class Training:
                        self.signals.stopped_by if reason == "signal" else None, reason,
                        physics_errors=self.state.physics_errors)
 
-    def _collect(self, obs: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
+    def _action(self, obs: np.ndarray) -> np.ndarray:
         c = self.config
         if self.state.env_steps < c.warmup_steps:
-            action = self.rng.uniform(-1.0, 1.0, self.act_dim)
-        else:
-            self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
-                                               self.state.env_steps, c.noise_decay_steps)
-            action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
-            if not np.isfinite(action).all():  # np.clip keeps NaN; the env would name no setting
-                raise diverged(c, self.state.env_steps)
+            return self.rng.uniform(-1.0, 1.0, self.act_dim)
+        self.noise.scale = scheduled_scale(c.noise_scale, c.noise_final_scale,
+                                           self.state.env_steps, c.noise_decay_steps)
+        action = np.clip(self.agent.act(obs) + self.noise(self.rng), -1.0, 1.0)
+        if not np.isfinite(action).all():  # np.clip keeps NaN; the env would name no setting
+            raise diverged(c, self.state.env_steps)
+        return action
+
+    def _collect(self, obs: np.ndarray, action: np.ndarray, episode_obs: list) -> tuple[np.ndarray, bool]:
         next_obs, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         self.state.env_steps += 1
         if "physics_error" in info:
