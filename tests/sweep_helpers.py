@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,22 @@ def end_session(sid: int) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def start_sweep(spec: Path, out: Path, log) -> subprocess.Popen:
+    """`reacher sweep SPEC --out OUT` as a user starts it, in a session of its own (so
+    `end_session` finds what it started), its output in the open file `log`."""
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    return subprocess.Popen([sys.executable, "-m", "reacher", "sweep", str(spec), "--out", str(out)],
+                            env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, log, run_dir: Path, timeout_s: float = 240) -> None:
+    """Until the trial in `run_dir` has saved a checkpoint: the sweep is running for sure."""
+    from reacher.run import checkpoint as ckpt
+
+    deadline = time.monotonic() + timeout_s
+    while not (run_dir / ckpt.FILENAME).is_file():
+        assert proc.poll() is None, f"sweep ended early:\n{log.seek(0) or log.read()}"
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sweep_helpers import end_session, needs_ray, session_members, write_spec
+from sweep_helpers import end_session, needs_ray, session_members, start_sweep, wait_for_checkpoint, write_spec
 from test_hostile_inputs import cli_run, one_error_line, rewrite
 
 from reacher import cli
@@ -311,16 +311,10 @@ def test_sigterm_stops_the_sweeps_one_ray_and_leaves_none_of_its_processes(tmp_p
     spec = write_spec(tmp_path, 'hidden_sizes = "16,16"\nsteps = 5000\nseeds = [0]\n')
     out = tmp_path / "out"
     (trial,) = load_spec(spec).trials(out.resolve())
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     with open(tmp_path / "sweep.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "reacher", "sweep", str(spec), "--out", str(out)],
-                                env=env, stdout=log, stderr=log, start_new_session=True)
+        proc = start_sweep(spec, out, log)
         try:
-            deadline = time.monotonic() + 240
-            while not (trial.run_dir / ckpt.FILENAME).is_file():
-                assert proc.poll() is None, f"sweep ended early:\n{log.seek(0) or log.read()}"
-                assert time.monotonic() < deadline, "the sweep made no progress"
-                time.sleep(0.1)
+            wait_for_checkpoint(proc, log, trial.run_dir)
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)
             deadline = time.monotonic() + 10

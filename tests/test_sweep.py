@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sweep_helpers import end_session, needs_ray, write_spec
+from sweep_helpers import end_session, needs_ray, start_sweep, wait_for_checkpoint, write_spec
 
 from reacher import cli
 from reacher.config import ConfigError
@@ -294,16 +294,10 @@ def test_a_running_sweep_owns_its_directory_and_sigterm_stops_it_at_once(tmp_pat
     spec = write_spec(tmp_path, 'hidden_sizes = "16,16"\nsteps = 5000\nseeds = [0]\n')
     out = tmp_path / "out"
     (trial,) = load_spec(spec).trials(out.resolve())
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     with open(tmp_path / "sweep.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "reacher", "sweep", str(spec), "--out", str(out)],
-                                env=env, stdout=log, stderr=log, start_new_session=True)
+        proc = start_sweep(spec, out, log)
         try:
-            deadline = time.monotonic() + 240
-            while not (trial.run_dir / ckpt.FILENAME).is_file():
-                assert proc.poll() is None, f"sweep ended early:\n{log.seek(0) or log.read()}"
-                assert time.monotonic() < deadline, "the sweep made no progress"
-                time.sleep(0.1)
+            wait_for_checkpoint(proc, log, trial.run_dir)
             for resume in (False, True):
                 with pytest.raises(SweepError, match="another sweep is running in it"):
                     run_sweep(spec, out, resume=resume)
