@@ -391,8 +391,12 @@ def test_a_run_file_that_is_not_a_file_is_one_line_naming_it(tmp_path, capsys, n
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A genuine, resumable Pendulum run of 30 steps."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    args = ["train", "--env", "Pendulum-v1", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
+    return _train_30_steps(tmp_path_factory.mktemp("trained") / "run", "--env", "Pendulum-v1")
+
+
+def _train_30_steps(run: Path, *what: str) -> Path:
+    """`reacher train` of 30 steps on `what` (an env or an arm) into `run`, as a user runs it."""
+    args = ["train", *what, "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
             "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
             "--run-dir", str(run), "--quiet"]
     subprocess.run([sys.executable, "-m", "reacher", *args], env=ENV, check=True, timeout=300,
@@ -523,13 +527,7 @@ def arm_run(tmp_path_factory) -> Path:
     """A two_link run of 30 steps: enough to export."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    run = tmp_path_factory.mktemp("arm") / "run"
-    args = ["train", "--arm", "two_link", "--hidden-sizes", "8,8", "--warmup-steps", "10", "--steps", "30",
-            "--eval-every", "30", "--eval-episodes", "1", "--final-eval-episodes", "1", "--threads", "1",
-            "--run-dir", str(run), "--quiet"]
-    subprocess.run([sys.executable, "-m", "reacher", *args], env=ENV, check=True, timeout=300,
-                   capture_output=True)
-    return run
+    return _train_30_steps(tmp_path_factory.mktemp("arm") / "run", "--arm", "two_link")
 
 
 @pytest.mark.parametrize("leave_kb", [1, 8])
