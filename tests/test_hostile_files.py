@@ -574,3 +574,16 @@ def test_an_arm_path_that_is_not_utf8_is_one_line(tmp_path, capsys):
     path.write_text(ARM.format(head="", world=""))
     line = one_error_line(*cli_run(["inspect", path], capsys))
     assert "not UTF-8" in line
+
+
+def test_the_arm_digest_reads_the_arm_as_a_bounded_regular_file(tmp_path):
+    """The checkpoint's and the sidecar's arm SHA-256 is read after the arm loaded, from a
+    file that may have been replaced since: a FIFO there blocked the read for ever."""
+    fifo = tmp_path / "arm.xml"
+    os.mkfifo(fifo)
+    script = ("import sys\nfrom reacher.errors import UnreadableFile\nfrom reacher.run.arms import arm_digest\n"
+              "try:\n    arm_digest(sys.argv[1])\nexcept UnreadableFile as err:\n    print(err)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(fifo)], env=ENV, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "is not a regular file but a FIFO" in result.stdout

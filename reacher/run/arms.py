@@ -10,6 +10,8 @@ import hashlib
 from pathlib import Path
 
 from reacher.config import Config
+from reacher.files import read_regular
+from reacher.limits import MAX_ARM_BYTES
 from reacher.sim.arm import BUILTIN_ARMS
 
 
@@ -24,5 +26,6 @@ def absolute_arm(config: Config) -> Config:
 
 def arm_digest(path: str | Path) -> str:
     """The SHA-256 of an arm file: what ties a checkpoint, and an exported policy's sidecar,
-    to the arm it was trained on."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    to the arm it was trained on. Read as the arm file itself is (a regular file of bounded
+    size): the file on disk may have been replaced since it loaded."""
+    return hashlib.sha256(read_regular(path, MAX_ARM_BYTES)).hexdigest()

@@ -14,7 +14,7 @@ from reacher.config import Config, from_mapping, saved_base
 from reacher.config.schema import check_device_name
 from reacher.ddpg.agent import Agent
 from reacher.envids import import_user_modules
-from reacher.errors import CheckpointError, ConfigError, one_line, printable
+from reacher.errors import CheckpointError, ConfigError, UnreadableFile, one_line, printable
 from reacher.run import checkpoint as ckpt
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
@@ -62,7 +62,7 @@ class TrainedPolicy:
             return
         try:
             now = arm_digest(source)
-        except OSError:
+        except (OSError, UnreadableFile):  # gone or replaced since it loaded: nothing to compare
             return
         if now != trained:
             print(f"warning: arm file {printable(source)} has changed since the policy was trained on it "
