@@ -37,6 +37,7 @@ from reacher.limits import (
 
 MAX_LEARNING_RATE = 1.0
 MAX_REWARD_WEIGHT = 1e6
+MAX_TEACHER_WEIGHT = 1e6
 
 
 def setting(default, help: str):
@@ -103,6 +104,13 @@ class Config:
                              "1: one-step)")
     critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
                                             "run through autograd, slower)")
+    teacher_weight: float = setting(0.0, "ee control: weight of a behaviour-cloning term in the actor's loss, "
+                                         "the squared distance from its action to the scripted proportional "
+                                         "controller's, clip((target - end effector) / (ee_speed x "
+                                         "control_period_s), -1, 1), on every replayed state (0: off; above "
+                                         "0 needs control ee)")
+    teacher_decay_updates: int = setting(0, "... the weight falls linearly to 0 over this many agent updates "
+                                            "(0: it stays)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -154,7 +162,7 @@ class Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         non_negative = ("episode_s", "servo_speed", "max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
-                        "noise_final_scale", "threads")
+                        "noise_final_scale", "threads", "teacher_weight", "teacher_decay_updates")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
@@ -184,6 +192,9 @@ class Config:
             if getattr(self, name) > MAX_REWARD_WEIGHT:
                 raise ConfigError(f"{name} must be at most {MAX_REWARD_WEIGHT:g} (a reward weight), "
                                   f"got {getattr(self, name)!r}")
+        if self.teacher_weight > MAX_TEACHER_WEIGHT:
+            raise ConfigError(f"teacher_weight must be at most {MAX_TEACHER_WEIGHT:g} (the cloning term beside "
+                              f"a Q of a few units), got {self.teacher_weight!r}")
         if not 0 < self.ou_theta <= 1:
             raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")
         if not 0 <= self.hindsight_fraction <= 1:
