@@ -162,13 +162,14 @@ def randomization(config: Config) -> Ranges:
     return Ranges(**{name: getattr(config, name) for name in RANDOMISATION_FIELDS})
 
 
-def agent_kwargs(config: Config) -> dict:
+def agent_kwargs(config: Config, env=None) -> dict:
     """Agent's keyword arguments for a Config (hidden_sizes left out while unset: the
-    Agent's default)."""
+    Agent's default); given the training env, the cloning term's too (`teacher_kwargs`).
+    A loaded policy acts without it: the term only shapes the actor's updates."""
     kwargs = {name: getattr(config, name) for name in AGENT_FIELDS}
     if not kwargs["hidden_sizes"]:
         del kwargs["hidden_sizes"]
-    return kwargs
+    return {**kwargs, **teacher_kwargs(config, env)} if env is not None else kwargs
 
 
 def for_env(config: Config, env) -> Config:
