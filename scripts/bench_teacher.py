@@ -8,7 +8,7 @@ a_T(s) = clip(−(end effector − target) / (ee_speed · control period), −1,
 and capped by `--max-steps` (so that load does not change the result), one torch thread,
 differing only in:
 
-  default     no cloning term
+  default     no cloning term (teacher_weight 0: learning from scratch)
   bc          teacher_weight = --weight
   decay       bc, and teacher_decay_updates = --decay: the weight falls linearly to 0
   qfilter     bc for the first --decay updates, then kept only where the critic rates the
@@ -115,7 +115,7 @@ class Variant(Training):
 
 def changes(variant: str, weight: float, decay: int) -> dict:
     if variant == "default":
-        return {}
+        return {"teacher_weight": 0.0}
     if variant in ("decay", "qfilter"):
         return {"teacher_weight": weight, "teacher_decay_updates": decay}
     return {"teacher_weight": weight}

@@ -368,8 +368,6 @@ CASES = {
                               says="none.toml"),
     "flag-bad-type": Case(["train", "--run-dir", "r", "--gamma", "high", *T], says="gamma"),
     "flag-bad-value": Case(["train", "--run-dir", "r", "--gamma", "1.5", *T], says="gamma"),
-    "flag-teacher-without-ee": Case(["train", "--run-dir", "r", "--teacher-weight", "1", *T],
-                                    says="teacher_weight needs control ee"),
     "toml-teacher-weight-negative": Case(["train", "--run-dir", "r", "--config", "c.toml", *T],
                                          _file("c.toml", "teacher_weight = -0.5\n"), says="teacher_weight"),
     "flag-unknown": Case(["train", "--run-dir", "r", "--learning-rate", "1", *T],

@@ -73,13 +73,22 @@ def test_teacher_reads_end_effector_minus_target_through_the_wrappers(tmp_path):
         training.open_run_dir.close()
 
 
-def test_teacher_weight_is_refused_where_there_is_no_teacher():
-    import pytest
+def test_teacher_weight_is_zero_where_there_is_no_teacher(tmp_path):
+    """On by default under ``ee``; a joint-driven arm or a Gymnasium task has no teacher and
+    records (and runs) 0, whatever was asked; a run saved before the field ran without it."""
+    from reacher.config import saved_base
 
-    from reacher.errors import ConfigError
+    from reacher.run import settings
 
-    with pytest.raises(ConfigError, match="teacher_weight needs control ee.*joint"):
-        Training(Config(arm="two_link", teacher_weight=1.0, steps=20, **SMALL), "/nonexistent/never", progress=False)
-    with pytest.raises(ConfigError, match="teacher_weight needs control ee.*none"):
-        Training(Config(env="Pendulum-v1", teacher_weight=1.0, steps=20, **SMALL), "/nonexistent/never",
-                 progress=False)
+    assert Config().teacher_weight == 1.0 and saved_base().teacher_weight == 0.0
+    for config in (Config(arm="two_link", **SMALL), Config(arm="two_link", teacher_weight=3.0, **SMALL),
+                   Config(env="Pendulum-v1", teacher_weight=3.0, **SMALL)):
+        training = Training(config.replace(steps=20), tmp_path / str(len(list(tmp_path.iterdir()))), progress=False)
+        try:
+            assert training.config.teacher_weight == 0.0 and training.agent.hyper.teacher_weight == 0.0
+        finally:
+            training.env.close()
+            training.eval_env.close()
+            training.open_run_dir.close()
+    ee = settings.resolve(Config(arm="two_link", control="ee"), 3, control="ee")
+    assert ee.teacher_weight == 1.0

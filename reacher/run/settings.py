@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 from reacher.config import RANDOMISATION_FIELDS, Config
-from reacher.errors import ConfigError
 from reacher.sim.arm import Arm
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.task.env import ReachEnv
@@ -91,23 +90,16 @@ def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
     if not config.noise_decay_steps:
         changes["noise_decay_steps"] = config.steps or int(
             round(NOISE_DECAY_STEPS_PER_ACTION_DIM * n_actuators * scale, -3))
-    resolved = config.replace(**changes) if changes else config
-    check_teacher(resolved, control)
-    return resolved
-
-
-def check_teacher(config: Config, control: str | None) -> None:
-    """Refuse a cloning term where there is no teacher: the proportional policy is the ``ee``
-    controller's (the end effector's offset from the target over the most it moves per
-    action), and a joint or torque action has no such policy. 0, the default, is off."""
-    if config.teacher_weight > 0 and control != "ee":
-        control = control or "none (not a reacher arm)"
-        raise ConfigError(f"teacher_weight needs control ee (the teacher is the end-effector controller's "
-                          f"proportional policy); this run's control is {control}")
+    # The cloning term's teacher is the ``ee`` controller's proportional policy (the end
+    # effector's offset from the target over the most it moves per action); a joint or
+    # torque action, or a task that is not an arm, has none, and runs without the term.
+    if config.teacher_weight and control != "ee":
+        changes["teacher_weight"] = 0.0
+    return config.replace(**changes) if changes else config
 
 
 def teacher_kwargs(config: Config, env) -> dict:
-    """Agent's keyword arguments for the cloning term (`check_teacher`): its weight and
+    """Agent's keyword arguments for the cloning term (`resolve`: under ``ee`` only): its weight and
     decay, the observation's columns holding end effector − target (the flat layout's
     ``delta``, read from the outermost wrapper: an action history shifts it) and the most
     the controller moves the end effector per action, which turns that offset into the
