@@ -50,7 +50,7 @@ ARMS = {"panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site"),
         "gen3": (str(ROOT / "examples/arms/gen3.xml"), "pinch_site"),
         "xarm7": (str(ROOT / "examples/arms/xarm7.xml"), "attachment_site"),
         "four_link": (str(ROOT / "examples/arms/four_link.xml"), "tip"),
-        "servo_arm": (str(ROOT / "examples/arms/servo_arm.xml"), "tip"),
+        "servo_arm": (str(ROOT / "examples/arms/servo_arm.xml"), "tool"),
         "three_link": ("three_link", "fingertip")}
 VARIANTS = ("default", "bc", "decay", "qfilter", "normalised")
 
@@ -121,12 +121,15 @@ def changes(variant: str, weight: float, decay: int) -> dict:
     return {"teacher_weight": weight}
 
 
-def first_95(metrics: Path) -> int | None:
-    """The step of the first periodic evaluation at 95 % or more (the last row is the final
-    evaluation's, at the same step as the stop: left out)."""
+def first_95(metrics: Path, stop: str) -> int | None:
+    """The step of the first periodic evaluation at 95 % or more. The last row is the final
+    evaluation's, at the stop's step, left out; it takes the place of a periodic row at the
+    same step, so a run that stopped on success with no earlier row at 95 % was nominated
+    at its last step."""
     with open(metrics, newline="") as f:
-        rows = list(csv.DictReader(f))[:-1]
-    return next((int(r["step"]) for r in rows if r["success_rate"] and float(r["success_rate"]) >= 0.95), None)
+        rows = list(csv.DictReader(f))
+    first = next((int(r["step"]) for r in rows[:-1] if r["success_rate"] and float(r["success_rate"]) >= 0.95), None)
+    return first if first or stop != "success" else int(rows[-1]["step"])
 
 
 def run(arm: str, seed: int, max_steps: int, variant: str, weight: float, decay: int,
@@ -139,7 +142,7 @@ def run(arm: str, seed: int, max_steps: int, variant: str, weight: float, decay:
     with tempfile.TemporaryDirectory(prefix="bench_teacher_") as tmp:
         where = out / f"{arm}-s{seed}-{variant}" if out else Path(tmp) / "run"
         outcome = cls(config, where, progress=False).run()
-        first = first_95(where / "metrics.csv")
+        first = first_95(where / "metrics.csv", outcome.stop_reason)
     e = outcome.evaluation
     return {"success": e.success_rate, "distance": e.mean_final_distance, "first95": first,
             "steps": outcome.env_steps, "stop": outcome.stop_reason, "wall": time.perf_counter() - start}

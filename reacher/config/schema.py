@@ -103,7 +103,7 @@ class Config:
                              "1: one-step)")
     critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
                                             "run through autograd, slower)")
-    teacher_weight: float = setting(1.0, "ee control: weight of w x |action - teacher's|^2 in the actor's loss, on every replayed state; the teacher is the proportional policy clip((target - end effector) / (ee_speed x control_period_s), -1, 1) (0: off; other controls have no teacher: 0)")
+    teacher_weight: float = setting(1.0, "ee control: weight in the actor's loss of the squared distance from its action to the teacher's on every replayed state; the teacher is the proportional policy clip((target - end effector) / (ee_speed x control_period_s), -1, 1) (0: off; other controls have none: 0)")
     teacher_decay_updates: int = setting(0, "... teacher_weight falls linearly to 0 over this many agent updates (0: it stays)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
