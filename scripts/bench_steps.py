@@ -18,7 +18,8 @@ no updates (`--updates-per-step 0`): the time a step spends outside the update.
 
 Runs at `threads 0` of a revision with `reacher.run.threads` (auto: one or two threads,
 chosen from the run's own timed updates) log each probe and switch; these are printed
-after the table, per run: the count it settled on, its switches (update: from -> to) and
+after the table, per run of this checkout at `threads 0` (and of the other revision where
+it logged any): its steps/s, the count it ended on, its switches (update: from -> to) and
 its probes.
 
     python scripts/bench_steps.py [--rev main] [--arms two_link three_link panda] [--threads 1 0]
@@ -164,11 +165,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(line)
                 for name in trees:
                     for r, run in enumerate(results[arm, threads, busy, name]):
-                        if run[2]:
+                        if run[2] or (name == "this" and threads == 0):
                             choices.append(f"  {arm:<11} {'busy' if busy else '-':>5} {name:>6} round {r}: "
                                            f"{run[0]:.1f} steps/s, {describe_choice(run[2])}")
     if choices:
-        print("\nauto threads (reacher.run.threads' log):")
+        print("\nauto threads, per run (reacher.run.threads' log):")
         print("\n".join(choices))
 
 
