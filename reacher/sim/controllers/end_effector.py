@@ -49,6 +49,7 @@ class EndEffectorControl(Controller):
         # the local step alone (tests and benchmarks compare the two).
         self.replanner = Replanner(drive, self.rest, self.period, self.max_step) if replan else None
         law.replan = self.replanner
+        self.law = law
         self._controls = law.controls
 
     def action_names(self) -> tuple[str, ...]:

@@ -59,7 +59,13 @@ class Replanner:
         self.margin = LIMIT_MARGIN * (drive.q_high - drive.q_low)  # inf for unlimited joints
         self.low, self.high = drive.q_low, drive.q_high
         self.move_step = MOVE_RATE * max_step / self.kinematics.reach
-        self.moves = 0  # moves planned since construction (for tests and benchmarks)
+        self.moves = self.plans = 0  # since construction (for tests and benchmarks)
+        # The clock and the end effector's position, read every period: a view of the
+        # position (a slice where its sensor's values are contiguous, as they are).
+        self._data = self.physics.data
+        adr = np.asarray(self.physics.arm.end_effector_adr)
+        contiguous = len(adr) == 3 and bool(np.all(np.diff(adr) == 1))
+        self._ee = (self._data.sensordata[int(adr[0]):int(adr[0]) + 3] if contiguous else None)
         self.clear()
 
     def clear(self) -> None:
@@ -75,11 +81,11 @@ class Replanner:
     def step(self, dx: list[float], q: np.ndarray) -> np.ndarray | None:
         """Called every period with the commanded displacement and the joint positions:
         the joint goal of the move under way (or just planned), else None."""
-        t = self.physics.data.time
+        t = self._data.time
         if t <= self.time:  # the clock went back: a reset, a new episode
             self.clear()
         self.time = t
-        ee = self.physics.end_effector_pos().tolist()
+        ee = (self._ee if self._ee is not None else self.physics.end_effector_pos()).tolist()
         if self.goal is not None:
             self.move_left -= 1
             if self.move_left > 0 and float(np.abs(self.goal - q).max()) >= MOVE_DONE:
@@ -103,6 +109,7 @@ class Replanner:
         if self.stalled < STALL_STEPS or t < self.quiet_until:
             return None
         self.stalled = 0
+        self.plans += 1
         goal = self.kinematics.plan(self.physics.data.qpos, q, np.array(ee), np.array(dx))
         if goal is None:
             self.quiet_until = t + QUIET_S
