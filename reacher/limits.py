@@ -58,6 +58,9 @@ MAX_MESH_VERTICES = 2**17  # a builtin mesh's: MuJoCo took 1.5 GB and 40 s for a
 # 100000-pixel shadowsize asks the GL for 40 GB.
 MAX_RENDER_SIDE = 16_384
 MAX_ARENA_BYTES = 2**30  # <size memory="...">: MjData's arena, allocated with it
+# A GIF's distinct frames are kept in memory until the file is written (one palette for
+# all of them): 480 x 480 RGB is 0.7 MB a frame, about 35 MB for a 2-s episode at 25 fps.
+MAX_GIF_FRAME_BYTES = 2**31
 
 
 def config_size_problem(values) -> str | None:

@@ -230,6 +230,14 @@ def test_odd_or_empty_size_is_refused(tmp_path, no_rendering, size):
     assert files_in(tmp_path) == []
 
 
+def test_a_gif_too_large_for_memory_is_refused_before_rendering(tmp_path, no_rendering):
+    # A GIF keeps every frame until it is written: a million 1-s episodes at 480x480
+    # would be some 17 TB. Refused with the episodes and size named, nothing written.
+    with pytest.raises(ValueError, match=r"GIF keeps its frames in memory: 1,000,000 episodes at 480x480"):
+        render_video(zeros, arm_env(), tmp_path / "clip.gif", episodes=1_000_000)
+    assert files_in(tmp_path) == []
+
+
 def test_other_envs_are_refused(tmp_path, no_rendering):
     with pytest.raises(ValueError, match="render needs a reacher arm env"):
         render_video(zeros, gym.make("Pendulum-v1"), tmp_path / "clip.mp4")

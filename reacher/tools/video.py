@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from reacher.files import remove_temporaries, replacing
+from reacher.limits import MAX_GIF_FRAME_BYTES
 from reacher.run.evaluation import EVAL_SEED
 from reacher.sim.rendering import make_renderer
 from reacher.task.env import ReachEnv
@@ -104,6 +105,7 @@ def render_video(policy: Policy, env: gym.Env, out_path: str | Path, episodes: i
     path = _check_out_path(out_path)
     fps = _frame_rate(path, reach.dt, fps)
     hold = int(hold_s * fps + 0.5)
+    _check_gif_memory(path, episodes, reach, fps, width, height)
 
     frames, distances, successes = 0, [], []
     _remove_stale_temporaries(path)
@@ -191,6 +193,19 @@ def _remove_stale_temporaries(path: Path) -> None:
         if entry.name.startswith(legacy[0]) and entry.name.endswith(legacy[1]) \
                 and entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink(missing_ok=True)
+
+
+def _check_gif_memory(path: Path, episodes: int, reach: ReachEnv, fps: float, width: int, height: int) -> None:
+    """ValueError before anything is rendered if a GIF's frames would not fit in memory
+    (they are all kept until it is written); an MP4 streams its frames and has no such bound."""
+    if path.suffix.lower() != ".gif":
+        return
+    per_episode = math.floor(reach.max_episode_steps * reach.dt * fps + 1e-6) + 1
+    needed = episodes * per_episode * width * height * 3
+    if needed > MAX_GIF_FRAME_BYTES:
+        raise ValueError(f"a GIF keeps its frames in memory: {episodes:,} episodes at {width}x{height} "
+                         f"would take {needed / 2**30:,.1f} GiB (at most {MAX_GIF_FRAME_BYTES / 2**30:g}); "
+                         "render fewer episodes, a smaller size, or an .mp4")
 
 
 def _frame_rate(path: Path, dt: float, fps: float | None) -> float:
