@@ -1,68 +1,63 @@
-"""Learning from the controller it drives, measured: warm-up and evaluated policy variants.
+"""Learning from the controller it drives, measured: the cloning term (`teacher_weight`) and
+what might keep it from collapsing.
 
 For an arm driven through `ee`, the scripted proportional policy
-action = clip((target − end effector) / (ee_speed · control period), −1, 1) (see
-scripts/bench_controllers.py) is a teacher. Each variant is a `reacher train` run with the
-defaults, steps-limited (`--steps`, so that load does not change the result), one torch
-thread, differing only in:
+a_T(s) = clip(−(end effector − target) / (ee_speed · control period), −1, 1) is a teacher;
+`teacher_weight` w adds w · mean |μ(s) − a_T(s)|² to the actor's loss on every replayed state
+(reacher.ddpg.update). Each variant is a full default `reacher train` run, success-gated
+and capped by `--max-steps` (so that load does not change the result), one torch thread,
+differing only in:
 
-  default   uniformly random warm-up actions; the online actor is evaluated and kept
-  teacher   the warm-up's actions are the teacher's, plus the exploration noise
-            (noise_scale), instead of uniform random ones
-  target    the Polyak-averaged (target) actor is the evaluated and kept policy
-  both      teacher and target
-  qfilter   teacher, and a behaviour-cloning term on the actor, (μ(s) − teacher(s))², kept
-            only where the critic rates the teacher's action above the actor's (the
-            Q-filter of Nair et al. 2018); the teacher's action is a function of the
-            observation, so it is there for every replayed (and relabelled) state
-  bc        qfilter without the filter: the cloning term on every state
-  bcnorm    bc with the Q term scaled as TD3+BC does (Fujimoto and Gu 2021):
-            −(2.5 / mean|Q|)·mean Q + mean |μ(s) − a_T|², so the balance does not move with Q's scale
+  default     no cloning term
+  bc          teacher_weight = --weight
+  decay       bc, and teacher_decay_updates = --decay: the weight falls linearly to 0
+  qfilter     bc for the first --decay updates, then kept only where the critic rates the
+              teacher's action above the actor's, Q1(s, a_T) > Q1(s, μ(s)) (the Q-filter of
+              Nair et al. 2018, taking over once the critic has learnt)
+  normalised  the term's gradient with respect to the action rescaled, per batch, to --weight
+              times the norm of −mean Q's, so the balance does not move with Q's scale
 
-Variants are subclasses of reacher.run.training.Training made here; nothing in the package
-changes. Each run prints its final evaluation (100 episodes of the kept policy).
+`qfilter` and `normalised` are measured here only (an Agent subclass, its actor step through
+autograd); `bc` and `decay` are the package's own fields. The version of this script before
+the field existed (git history) measured the teacher's rollouts as warm-up and the target
+actor as the kept policy (docs/benchmarks.md, "Learning from the controller").
 
-    python scripts/bench_teacher.py [--arms panda three_link] [--seeds 0 1] [--steps 6000]
-                                    [--variants default teacher target both qfilter bc bcnorm]
-                                    [--control ee] [--out DIR]
+    python scripts/bench_teacher.py [--arms panda gen3] [--seeds 0 1] [--max-steps 20000]
+                                    [--variants default bc decay qfilter normalised]
+                                    [--weight 1] [--decay 10000] [--out DIR]
+
+Per run: steps at the first periodic evaluation ≥ 95 %, steps at the stop and why, and the
+final 100-episode evaluation of the kept policy (success, mean final distance).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from reacher.config import Config
 from reacher.ddpg.agent import Agent
-from reacher.ddpg.networks import NumpyPolicy
-from reacher.run import gate, settings
-from reacher.run.evaluation import evaluate
 from reacher.run.training import Training
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"panda": (str(ROOT / "examples/arms/panda.xml"), "attachment_site"),
-        "three_link": ("three_link", "fingertip"),
-        "four_link": (str(ROOT / "examples/arms/four_link.xml"), "tip"),
         "gen3": (str(ROOT / "examples/arms/gen3.xml"), "pinch_site"),
-        "xarm7": (str(ROOT / "examples/arms/xarm7.xml"), "attachment_site")}
+        "xarm7": (str(ROOT / "examples/arms/xarm7.xml"), "attachment_site"),
+        "four_link": (str(ROOT / "examples/arms/four_link.xml"), "tip"),
+        "servo_arm": (str(ROOT / "examples/arms/servo_arm.xml"), "tip"),
+        "three_link": ("three_link", "fingertip")}
+VARIANTS = ("default", "bc", "decay", "qfilter", "normalised")
 
 
-BC_WEIGHT = 1.0  # of the mean squared action error, beside −mean Q (Q is a few units here)
-
-
-class QFilterAgent(Agent):
-    """The default critic step, then an actor step through autograd on
-    −Q1(s, μ(s)) + BC_WEIGHT · mean(1[Q1(s, a_T) > Q1(s, μ(s))] · |μ(s) − a_T|²)."""
-
-    teacher = None  # raw observations (B, obs_dim) → the teacher's actions (B, act_dim)
-    q_filter = True  # clone only where the critic prefers the teacher's action
-    q_scale = None  # TD3+BC's alpha: the Q term is scaled by alpha / mean|Q|
+class _AutogradActorStep(Agent):
+    """The hand-derived critic step, then the actor step through autograd on
+    −Q1(s, μ(s)) + λ · mean(mask · |μ(s) − a_T|²), λ and the mask from `_balance`."""
 
     def update(self, obs, action, reward, next_obs, terminated, discount=None):
         self.updates += 1
@@ -70,116 +65,107 @@ class QFilterAgent(Agent):
         s = self.norm(obs)
         a = self.actor(s)
         q = self.critic(s, a, members=1)[0]
-        with torch.no_grad():
-            a_teacher = self.teacher(obs)
-            better = (self.critic(s, a_teacher, members=1)[0] > q).float() if self.q_filter else torch.ones_like(q)
-        scale = 1.0 if self.q_scale is None else self.q_scale / q.abs().mean().detach().clamp_min(1e-6)
-        loss = -scale * q.mean() + BC_WEIGHT * (better * (a - a_teacher).square().sum(-1)).mean()
+        a_teacher = self.teacher_action(obs)
+        miss = (a - a_teacher).square().sum(-1)
+        weight, mask = self._balance(s, a, q, a_teacher, miss)
+        loss = -q.mean() + weight * (mask * miss).mean()
         self.actor_opt.descend(loss)
         online, targets = self.flat.data
         targets.lerp_(online, self.hyper.tau)
-        return {**metrics, "actor_loss": loss.detach(), "teacher_better": better.mean()}
+        return {**metrics, "actor_loss": loss.detach()}
+
+
+class QFilterAgent(_AutogradActorStep):
+    """Cloning on every state for `hyper.teacher_decay_updates` updates, then only where the
+    critic prefers the teacher's action."""
+
+    def teacher_weight(self) -> float:
+        return self.hyper.teacher_weight
+
+    def _balance(self, s, a, q, a_teacher, miss):
+        if self.updates <= self.hyper.teacher_decay_updates:
+            return self.teacher_weight(), torch.ones_like(miss)
+        with torch.no_grad():
+            better = (self.critic(s, a_teacher, members=1)[0] > q).float().squeeze(-1)
+        return self.teacher_weight(), better
+
+
+class NormalisedAgent(_AutogradActorStep):
+    """The cloning gradient (w.r.t. the action) scaled to teacher_weight × |∂(−mean Q)/∂a|."""
+
+    def _balance(self, s, a, q, a_teacher, miss):
+        grad_q, = torch.autograd.grad(-q.mean(), a, retain_graph=True)
+        with torch.no_grad():
+            grad_bc = 2.0 * (a - a_teacher) / a.shape[0]
+            weight = self.teacher_weight() * grad_q.norm() / grad_bc.norm().clamp_min(1e-12)
+        return weight, torch.ones_like(miss)
+
+
+AGENTS = {"qfilter": QFilterAgent, "normalised": NormalisedAgent}
 
 
 class Variant(Training):
-    """Training with the teacher's warm-up, the target actor as the evaluated policy and/or
-    the Q-filtered behaviour-cloning term."""
-
-    teacher = False
-    target = False
-    qfilter = False  # the cloning term (QFilterAgent)
-    q_filter = True  # ... kept only where the critic prefers the teacher
-    q_scale = None  # ... beside a Q term scaled as TD3+BC's
+    agent_class: type | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.qfilter:  # the same initial weights as the default agent's
-            agent = QFilterAgent(self.obs_dim, self.act_dim, **settings.agent_kwargs(self.config))
-            agent.load_state_dict(self.agent.state_dict())
-            layout = self.env.get_wrapper_attr("goal_layout")
-            step = self.env.unwrapped.controller.max_step
-            agent.teacher = lambda obs: (-obs[:, layout.delta] / step).clamp(-1.0, 1.0)
-            agent.q_filter = self.q_filter
-            agent.q_scale = self.q_scale
-            self.agent = agent
-        # The gate evaluates (and keeps) this variant's agent, and with `target` its target actor.
-        kept = self.gate.kept_policy
-        self.gate = (TargetGate if self.target else gate.Gate)(self.config, self.agent, self.eval_env,
-                                                               self.gate.stopped)
-        self.gate.kept_policy = kept
-
-    def _teacher_action(self, obs: np.ndarray) -> np.ndarray:
-        layout = self.env.get_wrapper_attr("goal_layout")
-        step = self.env.unwrapped.controller.max_step
-        return np.clip(-np.ravel(obs)[layout.delta] / step, -1.0, 1.0)
-
-    def _action(self, obs):
-        if not (self.teacher and self.state.env_steps < self.config.warmup_steps):
-            return super()._action(obs)
-        # The warm-up acts with the teacher, plus the exploration noise, so the replay holds
-        # more than the teacher's one line to each target.
-        return np.clip(self._teacher_action(obs) + self.config.noise_scale * self.rng.standard_normal(self.act_dim),
-                       -1.0, 1.0)
+        if self.agent_class is not None:  # same weights, same state; only the update differs
+            self.agent.__class__ = self.agent_class
 
 
-class TargetGate(gate.Gate):
-    """The target actor as the evaluated and kept policy: periodic evaluations act with it,
-    the kept copy is its weights (as "actor"), and the final evaluation runs that copy."""
-
-    _final = False
-
-    def measure(self, episodes, seed):
-        if self._final:
-            return super().measure(episodes, seed)
-        policy = NumpyPolicy(self.agent.actor_target, self.agent.norm)
-        return evaluate(policy, self.env, episodes, seed, stop=self.stopped)
-
-    def keep(self, state, measured):
-        super().keep(state, measured)
-        self.kept_policy["actor"] = {k: v.clone() for k, v in self.agent.actor_target.state_dict().items()}
-
-    def final(self):
-        self._final = True
-        try:
-            return super().final()
-        finally:
-            self._final = False
+def changes(variant: str, weight: float, decay: int) -> dict:
+    if variant == "default":
+        return {}
+    if variant in ("decay", "qfilter"):
+        return {"teacher_weight": weight, "teacher_decay_updates": decay}
+    return {"teacher_weight": weight}
 
 
-def run(arm: str, seed: int, steps: int, variant: str, control: str | None, out: Path | None = None) -> tuple:
+def first_95(metrics: Path) -> int | None:
+    """The step of the first periodic evaluation at 95 % or more (the last row is the final
+    evaluation's, at the same step as the stop: left out)."""
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))[:-1]
+    return next((int(r["step"]) for r in rows if r["success_rate"] and float(r["success_rate"]) >= 0.95), None)
+
+
+def run(arm: str, seed: int, max_steps: int, variant: str, weight: float, decay: int,
+        out: Path | None = None) -> dict:
     path, effector = ARMS[arm]
-    cls = type(variant, (Variant,), {"teacher": variant in ("teacher", "both", "qfilter", "bc", "bcnorm"),
-                                     "target": variant in ("target", "both"),
-                                     "qfilter": variant in ("qfilter", "bc", "bcnorm"), "q_filter": variant == "qfilter",
-                                     "q_scale": 2.5 if variant == "bcnorm" else None})
-    extra = {"control": control} if control else {}
-    config = Config(arm=path, end_effector=effector, seed=seed, steps=steps, threads=1, **extra)
+    config = Config(arm=path, end_effector=effector, seed=seed, max_steps=max_steps, threads=1,
+                    control="ee", **changes(variant, weight, decay))
+    cls = type(variant, (Variant,), {"agent_class": AGENTS.get(variant)})
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench_teacher_") as run_dir:
-        where = out / f"{arm}-s{seed}-{variant}" if out else Path(run_dir) / "run"
+    with tempfile.TemporaryDirectory(prefix="bench_teacher_") as tmp:
+        where = out / f"{arm}-s{seed}-{variant}" if out else Path(tmp) / "run"
         outcome = cls(config, where, progress=False).run()
+        first = first_95(where / "metrics.csv")
     e = outcome.evaluation
-    return e.success_rate, e.mean_final_distance, time.perf_counter() - start
+    return {"success": e.success_rate, "distance": e.mean_final_distance, "first95": first,
+            "steps": outcome.env_steps, "stop": outcome.stop_reason, "wall": time.perf_counter() - start}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", nargs="+", default=["panda", "three_link"], choices=list(ARMS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--variants", nargs="+", default=["default", "teacher", "target", "both"],
-                        choices=["default", "teacher", "target", "both", "qfilter", "bc", "bcnorm"])
-    parser.add_argument("--control", default="ee", help="control for every arm (the teacher needs ee)")
+    parser.add_argument("--arms", nargs="+", default=["panda"], choices=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-steps", type=int, default=20_000)
+    parser.add_argument("--variants", nargs="+", default=["default", "bc"], choices=VARIANTS)
+    parser.add_argument("--weight", type=float, default=1.0, help="teacher_weight of every variant but default")
+    parser.add_argument("--decay", type=int, default=10_000, help="teacher_decay_updates (decay, qfilter)")
     parser.add_argument("--out", type=Path, help="keep each run's directory under this folder")
     args = parser.parse_args(argv)
-    print(f"--steps {args.steps}, control {args.control}, 1 thread; load average {os.getloadavg()[0]:.1f}", flush=True)
-    print(f"  {'arm':<11} {'seed':>4} {'variant':<8} {'success':>8} {'distance cm':>11} {'wall s':>7}", flush=True)
+    print(f"--max-steps {args.max_steps}, control ee, 1 thread, weight {args.weight:g}, decay {args.decay}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print("| arm | seed | variant | first ≥ 95 % eval (step) | steps at stop | stopped | success | "
+          "distance cm | wall s |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for arm in args.arms:
         for seed in args.seeds:
             for variant in args.variants:
-                success, distance, wall = run(arm, seed, args.steps, variant, args.control, args.out)
-                print(f"  {arm:<11} {seed:>4} {variant:<8} {100 * success:7.0f}% {100 * distance:11.2f} {wall:7.0f}",
-                      flush=True)
+                r = run(arm, seed, args.max_steps, variant, args.weight, args.decay, args.out)
+                first = f"{r['first95']:,}" if r["first95"] else "never"
+                print(f"| {arm} | {seed} | {variant} | {first} | {r['steps']:,} | {r['stop']} | "
+                      f"{100 * r['success']:.0f} % | {100 * r['distance']:.2f} | {r['wall']:.0f} |", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} after")
 
 

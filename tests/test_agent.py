@@ -409,6 +409,11 @@ _OPTIONS = {
     "ddpg": {},
     "td3": {"twin_critics": True, "policy_delay": 2, "target_noise": 0.2, "target_noise_clip": 0.3},
     "three hidden layers, no normaliser": {"hidden_sizes": (16, 8, 12), "normalize_obs": False},
+    # the cloning term (the teacher reads columns 2-3 of the raw observation; some clip)
+    "teacher": {"teacher_weight": 1.5, "teacher_columns": (2, 4), "teacher_scale": 0.5},
+    "teacher decaying, td3": {"teacher_weight": 2.0, "teacher_decay_updates": 5, "teacher_columns": (3, 5),
+                              "teacher_scale": 3.0, "twin_critics": True, "policy_delay": 2,
+                              "target_noise": 0.2},
 }
 
 
@@ -543,3 +548,50 @@ def test_discount_per_transition_replaces_gamma_in_the_target(twin):
     reference.update_autograd(*batch, discount=discount)
     torch.testing.assert_close(hand.flat.data, reference.flat.data, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(hand.flat.data, gamma_everywhere.flat.data)
+
+
+# --- the cloning term ---------------------------------------------------------------------------
+
+_TEACHER = {"teacher_columns": (2, 4), "teacher_scale": 0.5}
+
+
+def test_teacher_action_is_the_clipped_proportional_policy():
+    agent = _agent(teacher_weight=1.0, **_TEACHER)
+    obs = torch.tensor([[0.0, 9.0, 0.1, -0.2, 9.0, 9.0], [0.0, 0.0, 3.0, -3.0, 0.0, 0.0]])
+    torch.testing.assert_close(agent.teacher_action(obs), torch.tensor([[-0.2, 0.4], [-1.0, 1.0]]))
+
+
+def test_teacher_weight_decays_linearly_to_zero_and_stays_there():
+    agent = _agent(teacher_weight=2.0, teacher_decay_updates=4, **_TEACHER)
+    weights = []
+    for n in range(6):
+        agent.update(*_batch(seed=n))
+        weights.append(agent.teacher_weight())
+    assert weights == [1.5, 1.0, 0.5, 0.0, 0.0, 0.0]
+    assert _agent(teacher_weight=2.0, **_TEACHER).teacher_weight() == 2.0
+
+
+@pytest.mark.parametrize("path", ["update", "update_autograd"])
+def test_cloning_term_pulls_the_actor_onto_the_teacher(path):
+    """With the term dominant, 150 updates bring the actor's actions on the batch's
+    states within a fraction of their start's distance to the teacher's; without it they
+    do not move toward them."""
+    def distance(agent, obs):
+        with torch.no_grad():
+            return (agent.actor(agent.norm(obs)) - agent.teacher_action(obs)).square().sum(-1).mean().item()
+
+    batch = _batch(seed=3)
+    far = {}
+    for weight in (0.0, 50.0):
+        agent = _agent(teacher_weight=weight, **_TEACHER)
+        start = distance(agent, batch[0]) if weight else None
+        for _ in range(150):
+            getattr(agent, path)(*batch)
+        far[weight] = distance(agent, batch[0])
+    assert far[50.0] < 0.2 * start
+    assert far[0.0] > 5 * far[50.0]
+
+
+def test_teacher_weight_without_columns_is_refused():
+    with pytest.raises(ValueError, match="teacher_columns"):
+        Agent(OBS, ACT, hidden_sizes=(8, 8), teacher_weight=1.0)

@@ -45,6 +45,8 @@ def test_numbers_refuse_negatives_and_name_the_field(name):
     ("noise", "pink"), ("device", "tpu"),
     ("hidden_sizes", (32, 0)),
     ("actor_lr", math.nan), ("batch_size", -1),
+    ("teacher_weight", math.inf), ("teacher_weight", 1e7), ("teacher_weight", "strong"),
+    ("teacher_decay_updates", 1.5),
 ])
 def test_bad_values_name_the_field(name, value):
     with pytest.raises(ConfigError, match=rf"\b{name}\b"):

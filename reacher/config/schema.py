@@ -103,6 +103,8 @@ class Config:
                              "1: one-step)")
     critic_layernorm: bool = setting(False, "layer-normalise the critic's hidden layers (updates then "
                                             "run through autograd, slower)")
+    teacher_weight: float = setting(0.0, "ee control: weight of w x |action - teacher's|^2 in the actor's loss, on every replayed state; the teacher is the proportional policy clip((target - end effector) / (ee_speed x control_period_s), -1, 1) (0: off)")
+    teacher_decay_updates: int = setting(0, "... teacher_weight falls linearly to 0 over this many agent updates (0: it stays)")
     normalize_obs: bool = setting(True, "normalise observations with running mean and std")
     noise: str = setting("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)")
     noise_scale: float = setting(0.2, "exploration noise std, in units of the action range's half-width")
@@ -154,7 +156,7 @@ class Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         non_negative = ("episode_s", "servo_speed", "max_episode_steps", "frame_skip", "max_steps", "noise_decay_steps", "seed", "steps", "warmup_steps", "updates_per_step", "ctrl_cost_weight",
                         "precision_weight", "target_noise", "target_noise_clip", "noise_scale",
-                        "noise_final_scale", "threads")
+                        "noise_final_scale", "threads", "teacher_weight", "teacher_decay_updates")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
@@ -179,10 +181,10 @@ class Config:
             if getattr(self, name) > MAX_LEARNING_RATE:
                 raise ConfigError(f"{name} must be at most {MAX_LEARNING_RATE:g} (Adam's step size), "
                                   f"got {getattr(self, name)!r}")
-        # Rewards of 1e308 overflow to inf in a sum, and the critic's targets to NaN.
-        for name in ("ctrl_cost_weight", "precision_weight"):
+        # Reward (or loss) weights of 1e308 overflow to inf in a sum, and the targets to NaN.
+        for name in ("ctrl_cost_weight", "precision_weight", "teacher_weight"):
             if getattr(self, name) > MAX_REWARD_WEIGHT:
-                raise ConfigError(f"{name} must be at most {MAX_REWARD_WEIGHT:g} (a reward weight), "
+                raise ConfigError(f"{name} must be at most {MAX_REWARD_WEIGHT:g} (a reward or loss weight), "
                                   f"got {getattr(self, name)!r}")
         if not 0 < self.ou_theta <= 1:
             raise ConfigError(f"ou_theta must be within (0, 1], got {self.ou_theta!r}")

@@ -40,6 +40,10 @@ class Hyperparameters:
     target_noise: float
     target_noise_clip: float
     critic_layernorm: bool
+    teacher_weight: float = 0.0
+    teacher_decay_updates: int = 0
+    teacher_columns: tuple[int, int] | None = None
+    teacher_scale: float = 1.0
 
     def replace(self, **changes) -> "Hyperparameters":
         return dataclasses.replace(self, **changes)
@@ -57,10 +61,17 @@ class Agent:
                  actor_lr: float = 1e-3, critic_lr: float = 1e-3, gamma: float = 0.95, tau: float = 0.01,
                  twin_critics: bool = False, policy_delay: int = 1, target_noise: float = 0.0,
                  target_noise_clip: float = 0.5, critic_layernorm: bool = False,
-                 normalize_obs: bool = True, device: str = "cpu"):
+                 normalize_obs: bool = True, device: str = "cpu", teacher_weight: float = 0.0,
+                 teacher_decay_updates: int = 0, teacher_columns: tuple[int, int] | None = None,
+                 teacher_scale: float = 1.0):
         self.obs_dim, self.act_dim = obs_dim, act_dim
+        if teacher_weight and teacher_columns is None:
+            raise ValueError("teacher_weight needs teacher_columns (where end effector - target is)")
         self.hyper = Hyperparameters(gamma, tau, policy_delay, twin_critics, target_noise,
-                                     target_noise_clip, critic_layernorm)
+                                     target_noise_clip, critic_layernorm, float(teacher_weight),
+                                     int(teacher_decay_updates),
+                                     None if teacher_columns is None else tuple(teacher_columns),
+                                     float(teacher_scale))
         self.device = torch.device(device)
         hidden = tuple(hidden_sizes)
         self.norm = (RunningNorm(obs_dim) if normalize_obs else nn.Identity()).to(self.device)
@@ -111,6 +122,20 @@ class Agent:
         if isinstance(self.norm, RunningNorm):
             self.norm.update(torch.as_tensor(np.atleast_2d(obs), device=self.device))
 
+    def teacher_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The teacher's actions for raw (unnormalised) observations (B, obs_dim): the
+        proportional policy clip(−(end effector − target) / teacher_scale, −1, 1)."""
+        start, stop = self.hyper.teacher_columns
+        return (obs[:, start:stop] / -self.hyper.teacher_scale).clamp(-1.0, 1.0)
+
+    def teacher_weight(self) -> float:
+        """The cloning term's weight at this update (`updates` counts it already): constant,
+        or falling linearly to 0 over teacher_decay_updates."""
+        c = self.hyper
+        if not c.teacher_weight or not c.teacher_decay_updates:
+            return c.teacher_weight
+        return c.teacher_weight * max(0.0, 1.0 - self.updates / c.teacher_decay_updates)
+
     def update(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
         """One gradient step on a batch of tensors; returns losses and mean Q (as tensors).
         `discount`, per transition, replaces γ in the target (n-step returns: γᵐ)."""
@@ -123,7 +148,7 @@ class Agent:
     def update_autograd(self, obs, action, reward, next_obs, terminated, discount=None) -> dict[str, torch.Tensor]:
         """`update` through autograd: the reference for the hand-derived gradients."""
         c = self.hyper
-        obs, next_obs = self.norm(obs), self.norm(next_obs)
+        raw_obs, (obs, next_obs) = obs, (self.norm(obs), self.norm(next_obs))
 
         # Critic: regress Q(s, a) to r + γ(1 − terminated)·Q′(s′, μ′(s′)) (γᵐ after m rewards).
         with torch.no_grad():
@@ -141,10 +166,14 @@ class Agent:
         self.updates += 1
         metrics = {"critic_loss": critic_loss.detach(), "mean_q": q.detach().mean()}
 
-        # Actor: ascend Q1(s, μ(s)). `descend` backpropagates to the actor's weights only,
-        # so autograd computes no gradients for the critic's, only through it to the action.
+        # Actor: ascend Q1(s, μ(s)), less w·mean |μ(s) − a_T(s)|² with the teacher's action
+        # a_T. `descend` backpropagates to the actor's weights only, so autograd computes no
+        # gradients for the critic's, only through it to the action.
         if self.updates % c.policy_delay == 0:
-            actor_loss = -self.critic(obs, self.actor(obs), members=1).mean()
+            action = self.actor(obs)
+            actor_loss = -self.critic(obs, action, members=1).mean()
+            if weight := self.teacher_weight():
+                actor_loss = actor_loss + weight * (action - self.teacher_action(raw_obs)).square().sum(-1).mean()
             self.actor_opt.descend(actor_loss)
             online, targets = self.flat.data
             targets.lerp_(online, c.tau)

@@ -12,7 +12,9 @@ linear layer z = x·W + b followed by h = relu(z), with dz = ∂loss/∂z:
     critic   Σ_members mean_batch (Q − y)²   so   ∂/∂Q  = 2(Q − y)/B
     actor    −mean_batch Q1(s, μ(s))         so   ∂/∂Q1 = −1/B, taken back through Q1 to
              the action only (the critic's weights get no gradient here), then through
-             tanh (∂a/∂z = 1 − a²) and the actor's layers.
+             tanh (∂a/∂z = 1 − a²) and the actor's layers; with a teacher, the actor's loss
+             adds w·mean_batch |a − a_T|², so ∂/∂a gains 2w(a − a_T)/B before the tanh
+             (a_T from the raw observation, `Agent.teacher_action`).
 
 Gradients are written straight into the flat gradient buffer, each network then takes one
 fused Adam step (reacher.ddpg.adam.FlatAdam), and every target moves with one lerp over the
@@ -175,10 +177,14 @@ class HandUpdate:
         q1_buffers = self.q1.buffers(batch)
         torch.cat([s, a], 1, out=q1_buffers.x)
         q1 = self.q1.forward(q1_buffers)
-        da = self.q1.input_grad(torch.full_like(q1, -1.0 / batch), q1_buffers, self.action_columns)
-        self.actor.backward(_tanh_backward(da[0], a), actor)
+        da = self.q1.input_grad(torch.full_like(q1, -1.0 / batch), q1_buffers, self.action_columns)[0]
+        weight = self.agent.teacher_weight()
+        if weight:
+            miss = a - self.agent.teacher_action(obs)
+            da.add_(miss, alpha=2.0 * weight / batch)
+        self.actor.backward(_tanh_backward(da, a), actor)
         self.agent.actor_opt.step()
         online, targets = self.agent.flat.data
         targets.lerp_(online, self.tau)
-        metrics["actor_loss"] = -q1.mean()
+        metrics["actor_loss"] = -q1.mean() + weight * miss.square().sum() / batch if weight else -q1.mean()
         return metrics

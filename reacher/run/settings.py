@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from reacher.config import RANDOMISATION_FIELDS, Config
+from reacher.errors import ConfigError
 from reacher.sim.arm import Arm
 from reacher.sim.fit import control_for, episode_seconds
 from reacher.task.env import ReachEnv
@@ -91,7 +92,32 @@ def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
     if not config.noise_decay_steps:
         changes["noise_decay_steps"] = config.steps or int(
             round(NOISE_DECAY_STEPS_PER_ACTION_DIM * n_actuators * scale, -3))
-    return config.replace(**changes) if changes else config
+    resolved = config.replace(**changes) if changes else config
+    check_teacher(resolved, control)
+    return resolved
+
+
+def check_teacher(config: Config, control: str | None) -> None:
+    """Refuse a cloning term where there is no teacher: the proportional policy is the ``ee``
+    controller's (the end effector's offset from the target over the most it moves per
+    action), and a joint or torque action has no such policy. 0, the default, is off."""
+    if config.teacher_weight > 0 and control != "ee":
+        control = control or "none (not a reacher arm)"
+        raise ConfigError(f"teacher_weight needs control ee (the teacher is the end-effector controller's "
+                          f"proportional policy); this run's control is {control}")
+
+
+def teacher_kwargs(config: Config, env) -> dict:
+    """Agent's keyword arguments for the cloning term (`check_teacher`): its weight and
+    decay, the observation's columns holding end effector − target (the flat layout's
+    ``delta``, read from the outermost wrapper: an action history shifts it) and the most
+    the controller moves the end effector per action, which turns that offset into the
+    teacher's action. Empty while the term is off."""
+    if not config.teacher_weight:
+        return {}
+    delta = env.get_wrapper_attr("goal_layout").delta
+    return {"teacher_weight": config.teacher_weight, "teacher_decay_updates": config.teacher_decay_updates,
+            "teacher_columns": (delta.start, delta.stop), "teacher_scale": float(env.unwrapped.controller.max_step)}
 
 
 def action_dims(control: str, arm: Arm) -> int:
@@ -137,13 +163,14 @@ def randomization(config: Config) -> Ranges:
     return Ranges(**{name: getattr(config, name) for name in RANDOMISATION_FIELDS})
 
 
-def agent_kwargs(config: Config) -> dict:
+def agent_kwargs(config: Config, env=None) -> dict:
     """Agent's keyword arguments for a Config (hidden_sizes left out while unset: the
-    Agent's default)."""
+    Agent's default); given the training env, the cloning term's too (`teacher_kwargs`).
+    A loaded policy acts without it: the term only shapes the actor's updates."""
     kwargs = {name: getattr(config, name) for name in AGENT_FIELDS}
     if not kwargs["hidden_sizes"]:
         del kwargs["hidden_sizes"]
-    return kwargs
+    return {**kwargs, **teacher_kwargs(config, env)} if env is not None else kwargs
 
 
 def for_env(config: Config, env) -> Config:

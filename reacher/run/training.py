@@ -91,7 +91,7 @@ class Training:
         self.act_dim = int(np.prod(self.env.action_space.shape))
         # A success-gated run stops early or at the cap; a fixed one runs exactly `steps`.
         self.budget = config.steps or config.max_steps
-        self.agent = Agent(self.obs_dim, self.act_dim, **settings.agent_kwargs(config))
+        self.agent = Agent(self.obs_dim, self.act_dim, **settings.agent_kwargs(config, env))
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(config.buffer_size, max(self.budget, 1)))
         self.noise = make_noise(config.noise, self.act_dim, config.noise_scale, config.ou_theta)
         # Hindsight: reacher's arms relabel through their own reward; any other goal env
