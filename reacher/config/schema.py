@@ -132,7 +132,7 @@ class Config:
     final_eval_episodes: int = setting(100, "episodes of the evaluation at the end of training")
     checkpoint_every: int = setting(5_000, "environment steps between checkpoints")
     device: str = setting("cpu", "torch device: cpu or cuda")
-    threads: int = setting(0, "torch threads (0: one, the fastest at these network sizes on a shared machine)")
+    threads: int = setting(0, "torch threads (0: auto: one, or two while timed updates find the second core free)")
 
     def __post_init__(self):
         # Python callers get what the CLI and config files get: each value converted to its

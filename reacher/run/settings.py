@@ -48,16 +48,17 @@ MIN_BUDGET_SCALE = 0.5
 # Two hidden layers; wider once there are more joints to coordinate.
 NARROW, WIDE = 128, 256
 WIDE_FROM_ACTUATORS = 3
-# Torch threads when `threads` is 0. One: on an idle 2-core machine a second thread makes
-# a 7-DOF run up to 1.5x faster, but as soon as any other process wants a core, even one
-# at nice 19, the two threads wait on each other at every matmul and the run slows to a
-# tenth; one thread runs at the same speed either way, and a run's numbers do not depend
-# on the machine's core count (docs/benchmarks.md, "Cost per learning step").
+# Torch threads when `threads` is 0: the count an auto run starts on, and keeps unless
+# `reacher.run.threads` measures two to be faster. One: on an idle 2-core machine a second
+# thread makes a 7-DOF run up to 1.5x faster, but as soon as any other process wants a
+# core, even one at nice 19, the two threads wait on each other at every matmul and the
+# run slows to a tenth (docs/benchmarks.md, "Cost per learning step").
 AUTO_THREADS = 1
 
 
 def torch_threads(threads: int) -> int:
-    """The torch threads a run uses: `threads`, or AUTO_THREADS for 0 (auto)."""
+    """The torch threads a run starts on: `threads`, or AUTO_THREADS for 0 (auto, which
+    `reacher.run.threads` may then raise to two while the second core is free)."""
     return threads or AUTO_THREADS
 
 

@@ -31,7 +31,7 @@ from reacher.ddpg.noise import make_noise, scheduled_scale
 from reacher.ddpg.replay import ReplayBuffer
 from reacher.errors import DivergedError, PhysicsError
 from reacher.run import checkpoint as ckpt
-from reacher.run import gate, settings, snapshot
+from reacher.run import gate, settings, snapshot, threads
 from reacher.run.arms import arm_digest
 from reacher.run.envs import make_env
 from reacher.run.evaluation import Evaluation
@@ -80,7 +80,7 @@ class Training:
                  progress: bool = True, log=sys.stderr):
         self.run_dir = Path(run_dir)
         self.progress = Progress(progress, log)
-        torch.set_num_threads(settings.torch_threads(config.threads))
+        self.threads = threads.choose(config.threads, config.device)  # auto: timed updates pick 1 or 2
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         config, arm, env, eval_env = settings_and_envs(config)
@@ -207,7 +207,7 @@ class Training:
             self.state.update_debt -= 1.0
             batch = batches.sample(self.buffer, c.batch_size, self.rng, goal_layout=self.goal_layout,
                                    hindsight_fraction=c.hindsight_fraction, n=c.n_step, gamma=c.gamma)
-            metrics = self.agent.update(*batches.as_tensors(batch, self.agent.device))
+            metrics = self.threads.timed(self.agent.update, *batches.as_tensors(batch, self.agent.device))
             if self.agent.updates % 50 == 0:  # reading a loss syncs; sample them
                 for key, value in metrics.items():
                     self.state.losses.setdefault(key, []).append(float(value))

@@ -12,7 +12,9 @@ period; one law per module:
   ee           (end_effector.py) three values: move the end effector by at most
                ``ee_speed × control period`` along x, y and z (world frame, m), whatever
                the number of joints: differential IK for position servos (ik.py),
-               operational-space control for motors (osc.py).
+               operational-space control for motors (osc.py); where that local step
+               stalls at a joint limit, a joint-space move to another posture at the
+               same end-effector position (replan.py).
 
 ``joint_delta`` and ``ee`` compensate gravity, so a zero action holds the arm still:
 a position servo (force kp·(ctrl − q) − kv·q̇, no integral term) sags under load

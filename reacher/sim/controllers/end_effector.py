@@ -18,6 +18,7 @@ from reacher.sim.arm import Arm
 from reacher.sim.controllers.base import Actuation, Controller
 from reacher.sim.controllers.ik import ServoIK
 from reacher.sim.controllers.osc import OperationalSpace
+from reacher.sim.controllers.replan import Replanner
 from reacher.sim.physics import Physics
 
 EE_SPEED_M_S = 1.25  # panda-gym and Fetch: at most 5 cm per 0.04-s action
@@ -29,7 +30,7 @@ class EndEffectorControl(Controller):
     name = "ee"
     observes_end_effector_velocity = True
 
-    def __init__(self, physics: Physics, speed: float):
+    def __init__(self, physics: Physics, speed: float, replan: bool = True):
         super().__init__(physics, 3)
         self.drive = drive = Actuation(physics, self.name)
         model, arm = physics.model, physics.arm
@@ -44,6 +45,11 @@ class EndEffectorControl(Controller):
         self.rest = rest_posture(model, arm, drive.qpos)
         law = ServoIK(drive, self.rest, self.period, self.max_step) if self.servo else \
             OperationalSpace(drive, self.rest, self.period, self.max_step)
+        # The global step out of stalls at joint limits (replan.py); `replan=False` keeps
+        # the local step alone (tests and benchmarks compare the two).
+        self.replanner = Replanner(drive, self.rest, self.period, self.max_step) if replan else None
+        law.replan = self.replanner
+        self.law = law
         self._controls = law.controls
 
     def action_names(self) -> tuple[str, ...]:

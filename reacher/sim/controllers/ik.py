@@ -58,10 +58,15 @@ class ServoIK:
                                 np.where(limited, LIMIT_RATE * period * (high - low) / 2, 0.0).tolist(),
                                 (~limited).tolist()))
         self._limit_step = LIMIT_SPEED * period
+        self.replan = None
 
     def controls(self, dx: list[float]) -> np.ndarray:
         drive = self.drive
         q = drive.positions()
+        if self.replan is not None:
+            goal = self.replan.step(dx, q)
+            if goal is not None:
+                return drive.servo_controls(self.replan.toward(goal, q), q, drive.bias_forces())
         return drive.servo_controls(self.targets(drive.jacobian(), dx, q), q, drive.bias_forces())
 
     def nullspace_pull(self, q: np.ndarray, share: float = 1.0) -> np.ndarray:

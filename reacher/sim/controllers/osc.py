@@ -36,12 +36,18 @@ class OperationalSpace:
         self._whole = isinstance(drive.dof_index, slice) and drive.dof_index == slice(None)
         self._m_inv_jt = np.zeros((3, nv))  # rows: M⁻¹·(each row of J)
         self._p = np.zeros(nv)
+        self.replan = None
 
     def controls(self, dx: list[float]) -> np.ndarray:
         drive, T = self.drive, self.period
-        J = drive.jacobian()
         q = drive.positions()
         qd = drive.velocities()
+        if self.replan is not None:
+            goal = self.replan.step(dx, q)
+            if goal is not None:  # a joint-space move out of a stall (replan.py), as joint_delta's
+                acc = ((self.replan.toward(goal, q) - q) / T - qd) / T
+                return drive.controls(q, qd, drive.mass_matrix() @ acc + drive.bias_forces())
+        J = drive.jacobian()
         # The posture spring only while the task moves (see ServoIK.targets); its damper always.
         share = min(1.0, max(abs(dx[0]), abs(dx[1]), abs(dx[2])) / self.max_step)
         pull = (share * OSC_POSTURE_KP) * (self.rest - q) - OSC_POSTURE_KD * qd
