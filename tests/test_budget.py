@@ -100,7 +100,8 @@ def test_settings_are_resolved_before_the_envs_and_agent_are_built(tmp_path, mon
         *envs, agent = built
         assert len(envs) == 2 and all(c.control == "ee" and c.episode_s == fit.EPISODE_S for c in envs)
         assert all(c == training.config for c in envs)
-        assert agent == adapt.agent_kwargs(training.config) and agent["hidden_sizes"] == (16, 16)
+        assert agent == adapt.agent_kwargs(training.config, training.env) and agent["hidden_sizes"] == (16, 16)
+        assert agent["teacher_weight"] == 1.0  # under ee, with the columns and scale read from the env
         arm = training.env.unwrapped.arm
         for control in ("ee", "joint"):
             env = real_env(training.config.replace(control=control), arm=arm)
