@@ -64,10 +64,13 @@ EPISODES = 12
 # (2026-12-01: 12/12 on Panda, Gen3 and tiny_arm, 11 on four_link, 10 on iiwa14_torque,
 # 9 on the rest), less one episode of margin. The misses are a local controller's: a
 # 3-joint arm whose target needs the other elbow, self-contact (xArm7's elbow folded onto
-# its wrist), a floor in the way (servo_arm); docs/benchmarks.md, Controllers.
-MIN_SHARE = {"panda": 0.9, "gen3": 0.9, "tiny_arm": 0.9, "four_link": 0.9, "iiwa14_torque": 0.75,
-             "xarm7": 0.65, "iiwa14": 0.65, "spatial_arm": 0.65, "long_arm": 0.65,
-             "servo_arm": 0.65, "ur5e": 0.55}
+# its wrist), a floor in the way (servo_arm); docs/benchmarks.md, Controllers. Raised
+# 2026-12-08 with the global step out of joint-limit stalls (replan.py), again what it
+# reaches less one episode: servo_arm 9 → 12, spatial_arm 9 → 10, iiwa14 and iiwa14_torque
+# 10 → 11 of 12 ("Leaving local minima").
+MIN_SHARE = {"panda": 0.9, "gen3": 0.9, "tiny_arm": 0.9, "four_link": 0.9, "iiwa14_torque": 0.8,
+             "xarm7": 0.65, "iiwa14": 0.8, "spatial_arm": 0.75, "long_arm": 0.65,
+             "servo_arm": 0.9, "ur5e": 0.55}
 
 
 def _scripted_ee(arm: str, end_effector: str, episodes: int = EPISODES,
