@@ -76,7 +76,7 @@ def resolve(config: Config, n_actuators: int, episode_s: float | None = None,
     dimensions ``n_actuators`` (an ``ee`` controller has 3 whatever the arm's joints),
     ``reach_m`` (the arm's workspace radius, see `budget_scale`), ``episode_s`` (the
     length the environment chose, see `episode_seconds`) and ``control`` (the controller
-    it chose, see `control_for`)."""
+    it chose, see `control_for`); `teacher_weight` becomes 0 unless that control is ``ee``."""
     changes = {}
     if config.control == "auto" and control:
         changes["control"] = control
