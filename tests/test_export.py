@@ -17,7 +17,6 @@ import pytest
 from conftest import BODY_HAND_XML, SLIDER_XML, write_arm
 from test_cli import ENV, assert_one_error_line, in_process, listing
 
-from reacher import cli
 from reacher.config import Config
 from reacher.run.training import train
 from reacher.task.env import ReachEnv

@@ -182,7 +182,7 @@ def test_garbage_bytes(tmp_path_factory, data):
 
 def _nested(depth: int, joints_every: int) -> str:
     """`depth` bodies, each inside the last, a hinge on every `joints_every`-th."""
-    opening = [f'<body pos="0.01 0 0">'
+    opening = ['<body pos="0.01 0 0">'
                + (f'<joint name="j{i}" axis="0 0 1"/>' if i % joints_every == 0 else "")
                + '<geom size="0.005"/>' for i in range(depth)]
     body = "".join(opening) + '<site name="fingertip" pos="0.01 0 0"/>' + "</body>" * depth

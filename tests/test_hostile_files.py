@@ -10,12 +10,10 @@ arms that would build gigabytes are loaded in one child process, which must stay
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
