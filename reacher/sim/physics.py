@@ -34,9 +34,7 @@ class Physics:
         self.control_period_s = self.frame_skip * self.model.opt.timestep
         self._split_steps = self.model.opt.integrator != mujoco.mjtIntegrator.mjINT_RK4
         # The end effector is a site or a body; Jacobians are asked of that object.
-        self._ee_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, arm.end_effector)
-        self._ee_body = (mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, arm.end_effector)
-                         if self._ee_site < 0 else -1)
+        self._ee_site, self._ee_body = end_effector_ids(self.model, arm.end_effector)
         # Views of the state that controllers read every period: the bindings build a new
         # view on every attribute access, which costs as much as the arithmetic on a small arm.
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
@@ -88,11 +86,7 @@ class Physics:
     def end_effector_jacobian(self, dofs=slice(None)) -> np.ndarray:
         """d(end-effector xyz)/d(qvel) at the current state, (3, nv), or its columns
         `dofs` (positions must be fresh, as they are after `advance` or mj_forward)."""
-        m, d = self.model, self.data
-        if self._ee_site >= 0:
-            mujoco.mj_jacSite(m, d, self._jacp, None, self._ee_site)
-        else:
-            mujoco.mj_jacBody(m, d, self._jacp, None, self._ee_body)
+        write_end_effector_jacobian(self.model, self.data, self._ee_site, self._ee_body, self._jacp)
         return self._jacp[:, dofs]
 
     def bias_forces(self, dofs=slice(None)) -> np.ndarray:
@@ -135,3 +129,19 @@ class Physics:
     def set_controls(self, ctrl) -> None:
         """Write every actuator's control (MuJoCo clamps a limited one to its ctrlrange)."""
         self._ctrl[:] = ctrl
+
+
+def end_effector_ids(model: mujoco.MjModel, name: str) -> tuple[int, int]:
+    """The end effector's (site id, body id): a site's id and -1, or -1 and a body's."""
+    site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, name)
+    return site, (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name) if site < 0 else -1)
+
+
+def write_end_effector_jacobian(model: mujoco.MjModel, data: mujoco.MjData, site: int, body: int,
+                                jacp: np.ndarray) -> None:
+    """The end effector's positional Jacobian (3, nv) into `jacp`, from `data`'s positions:
+    of the site `site`, or where that is -1 of the body `body` (`end_effector_ids`)."""
+    if site >= 0:
+        mujoco.mj_jacSite(model, data, jacp, None, site)
+    else:
+        mujoco.mj_jacBody(model, data, jacp, None, body)

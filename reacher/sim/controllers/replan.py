@@ -27,6 +27,7 @@ import mujoco
 import numpy as np
 
 from reacher.sim.controllers.base import Actuation, solve3
+from reacher.sim.physics import end_effector_ids, write_end_effector_jacobian
 
 # The stall: the end effector moved less than STALL_PROGRESS of a commanded step of at
 # least STALL_COMMAND × the largest, for STALL_STEPS periods running, while a joint sits
@@ -142,9 +143,7 @@ class Kinematics:
         self.model, self.data = model, mujoco.MjData(model)
         self.qpos, self.dof = drive.qpos, drive.dof
         self.low, self.high = drive.q_low, drive.q_high
-        self.site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, arm.end_effector)
-        self.body = (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, arm.end_effector)
-                     if self.site < 0 else -1)
+        self.site, self.body = end_effector_ids(model, arm.end_effector)
         self.jacp = np.zeros((3, model.nv))
         self.reach = float(arm.reach_m)
         self.max_step = max_step
@@ -216,12 +215,8 @@ class Kinematics:
         d.qpos[self.qpos] = q
         mujoco.mj_kinematics(m, d)
         mujoco.mj_comPos(m, d)
-        if self.site >= 0:
-            mujoco.mj_jacSite(m, d, self.jacp, None, self.site)
-            x = d.site_xpos[self.site]
-        else:
-            mujoco.mj_jacBody(m, d, self.jacp, None, self.body)
-            x = d.xpos[self.body]
+        write_end_effector_jacobian(m, d, self.site, self.body, self.jacp)
+        x = d.site_xpos[self.site] if self.site >= 0 else d.xpos[self.body]
         J = self.jacp[:, self.dof]
         ex, ey, ez = (goal - x).tolist()
         new = q + J.T @ np.array(solve3((J @ J.T).tolist(), self.damping, (ex, ey, ez)))
